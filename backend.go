@@ -1,0 +1,83 @@
+// Package agent is the Vault-facing half of the agent-session secrets
+// engine: the logical.Backend that Vault mounts, its paths, field schemas,
+// help text and storage. The decisions themselves (scope containment, token
+// minting, trust rules) live in plain packages with no Vault import, so that
+// resource servers reuse exactly the same code.
+package agent
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// backendHelp is shown by `vault path-help agent/`.
+const backendHelp = `
+The agent secrets engine gives autonomous AI agents continuous trust.
+
+An agent's task is a session with a declared intent (scopes, audiences,
+budgets, purpose) that must lie inside a role. Every step of the task gets
+its own short-lived signed credential whose scope only narrows. Every
+request is checked against the intent as it is made; a session that exceeds
+its intent is revoked, and all its credentials die with it at once.
+
+Start with "config" (issuer, signing algorithm, limits), then "roles/".
+`
+
+// Factory returns a configured instance of the backend. Vault calls it once
+// per mount; under plugin multiplexing one process serves every mount, so
+// all state lives on the backend value, never in package variables.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend()
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// backend is one mount of the engine.
+type backend struct {
+	*framework.Backend
+
+	// configLock guards config, a cache of the stored engine configuration
+	// (nil until first loaded, and again after Invalidate).
+	configLock sync.RWMutex
+	config     *agentConfig
+}
+
+func newBackend() *backend {
+	b := &backend{}
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			// Signing keys are the engine's only secret material.
+			SealWrapStorage: []string{
+				keysStoragePrefix,
+			},
+		},
+		Paths: framework.PathAppend(
+			[]*framework.Path{
+				pathConfig(b),
+			},
+		),
+		Secrets:        []*framework.Secret{},
+		Invalidate:     b.invalidate,
+		RunningVersion: Version,
+	}
+	return b
+}
+
+// invalidate drops caches when another node (a performance standby or
+// replica) changed the storage behind them.
+func (b *backend) invalidate(_ context.Context, key string) {
+	switch key {
+	case configStoragePath:
+		b.configLock.Lock()
+		b.config = nil
+		b.configLock.Unlock()
+	}
+}

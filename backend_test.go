@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/require"
+)
+
+// testBackend returns a backend mounted at agent/ on in-memory storage.
+func testBackend(t *testing.T) (*backend, logical.Storage) {
+	t.Helper()
+	conf := logical.TestBackendConfig()
+	conf.StorageView = &logical.InmemStorage{}
+	conf.Logger = hclog.NewNullLogger()
+	conf.System = &logical.StaticSystemView{
+		DefaultLeaseTTLVal: 24 * time.Hour,
+		MaxLeaseTTLVal:     32 * 24 * time.Hour,
+	}
+	raw, err := Factory(context.Background(), conf)
+	require.NoError(t, err)
+	return raw.(*backend), conf.StorageView
+}
+
+// request sends one request to the backend the way Vault's router would.
+func request(t *testing.T, b *backend, s logical.Storage, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
+	t.Helper()
+	req := &logical.Request{
+		Operation:  op,
+		Path:       path,
+		Data:       data,
+		Storage:    s,
+		MountPoint: "agent/",
+	}
+	return b.HandleRequest(context.Background(), req)
+}
+
+// mustRequest sends a request and fails the test on an error or an error
+// response.
+func mustRequest(t *testing.T, b *backend, s logical.Storage, op logical.Operation, path string, data map[string]interface{}) *logical.Response {
+	t.Helper()
+	resp, err := request(t, b, s, op, path, data)
+	require.NoError(t, err, "%s %s", op, path)
+	if resp != nil {
+		require.False(t, resp.IsError(), "%s %s: %v", op, path, resp.Error())
+	}
+	return resp
+}
+
+func TestFactoryReportsRunningVersion(t *testing.T) {
+	b, _ := testBackend(t)
+	require.Equal(t, Version, b.PluginVersion().Version)
+	require.Equal(t, logical.TypeLogical, b.Type())
+}

@@ -1,0 +1,290 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	configStoragePath = "config"
+	keysStoragePrefix = "keys/"
+
+	// Signing algorithms a step credential may be signed with.
+	algEdDSA = "EdDSA"
+	algES256 = "ES256"
+
+	defaultMaxSessionTTL = 24 * time.Hour
+	defaultMaxStepTTL    = time.Hour
+	defaultMaxEvents     = 1000
+
+	// maxEventsCeiling bounds max_events so a typo cannot fill storage.
+	maxEventsCeiling = 100000
+)
+
+// agentConfig is the engine-wide configuration, stored at "config".
+// The zero value of a field means "the default".
+type agentConfig struct {
+	// Issuer is the "iss" claim of every step credential. Empty means
+	// "vault:<mount path>", derived per request.
+	Issuer string `json:"issuer,omitempty"`
+	// SigningAlgorithm is EdDSA (Ed25519) or ES256 (P-256).
+	SigningAlgorithm string `json:"signing_algorithm"`
+	// MaxSessionTTL is the ceiling for every role's session_max_ttl.
+	MaxSessionTTL time.Duration `json:"max_session_ttl"`
+	// MaxStepTTL is the ceiling for every role's step_max_ttl.
+	MaxStepTTL time.Duration `json:"max_step_ttl"`
+	// MaxEvents is how many timeline events one session keeps; older
+	// ones are dropped and counted.
+	MaxEvents int `json:"max_events"`
+}
+
+func defaultConfig() *agentConfig {
+	return &agentConfig{
+		SigningAlgorithm: algEdDSA,
+		MaxSessionTTL:    defaultMaxSessionTTL,
+		MaxStepTTL:       defaultMaxStepTTL,
+		MaxEvents:        defaultMaxEvents,
+	}
+}
+
+// issuerFor returns the issuer for tokens minted through the mount at
+// mountPoint.
+func (c *agentConfig) issuerFor(mountPoint string) string {
+	if c.Issuer != "" {
+		return c.Issuer
+	}
+	return "vault:" + strings.TrimSuffix(mountPoint, "/")
+}
+
+func pathConfig(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "config$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "agent",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"issuer": {
+				Type: framework.TypeString,
+				Description: `The "iss" claim of every step credential; resource servers ` +
+					`check it. Defaults to "vault:<mount path>", e.g. "vault:agent".`,
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Issuer"},
+			},
+			"signing_algorithm": {
+				Type: framework.TypeString,
+				Description: `The JWS algorithm of step credentials: "EdDSA" (Ed25519, the ` +
+					`default) or "ES256" (ECDSA P-256). A change takes effect with the next ` +
+					`signing key (keys/rotate).`,
+				Default:       algEdDSA,
+				AllowedValues: []interface{}{algEdDSA, algES256},
+			},
+			"max_session_ttl": {
+				Type: framework.TypeDurationSecond,
+				Description: `The longest a session may live, renewals included; no role's ` +
+					`session_max_ttl may exceed it. Defaults to 24h.`,
+				Default: int(defaultMaxSessionTTL.Seconds()),
+			},
+			"max_step_ttl": {
+				Type: framework.TypeDurationSecond,
+				Description: `The longest a step credential may live; no role's step_max_ttl ` +
+					`may exceed it. Defaults to 1h.`,
+				Default: int(defaultMaxStepTTL.Seconds()),
+			},
+			"max_events": {
+				Type: framework.TypeInt,
+				Description: fmt.Sprintf(`How many timeline events one session keeps (1 to %d); `+
+					`beyond it the oldest are dropped and counted. Defaults to %d.`,
+					maxEventsCeiling, defaultMaxEvents),
+				Default: defaultMaxEvents,
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathConfigRead,
+				Summary:  "Read the engine configuration.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb: "read", OperationSuffix: "configuration",
+				},
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback: b.pathConfigWrite,
+				Summary:  "Configure the engine. Omitted fields keep their current values.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb: "configure",
+				},
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback: b.pathConfigDelete,
+				Summary:  "Reset the engine configuration to its defaults.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb: "delete", OperationSuffix: "configuration",
+				},
+			},
+		},
+		ExistenceCheck:  b.pathConfigExists,
+		HelpSynopsis:    pathConfigHelpSyn,
+		HelpDescription: pathConfigHelpDesc,
+	}
+}
+
+func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
+	entry, err := req.Storage.Get(ctx, configStoragePath)
+	if err != nil {
+		return false, err
+	}
+	return entry != nil, nil
+}
+
+func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		"issuer":            cfg.issuerFor(req.MountPoint),
+		"signing_algorithm": cfg.SigningAlgorithm,
+		"max_session_ttl":   int64(cfg.MaxSessionTTL.Seconds()),
+		"max_step_ttl":      int64(cfg.MaxStepTTL.Seconds()),
+		"max_events":        cfg.MaxEvents,
+	}}, nil
+}
+
+func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	// Hold the lock across read-modify-write so two concurrent writes
+	// cannot lose each other's fields.
+	b.configLock.Lock()
+	defer b.configLock.Unlock()
+
+	current, err := b.readConfigLocked(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	cfg := *current
+
+	if v, ok := d.GetOk("issuer"); ok {
+		issuer := strings.TrimSpace(v.(string))
+		if len(issuer) > 512 {
+			return logical.ErrorResponse("issuer: must be at most 512 bytes"), nil
+		}
+		if strings.ContainsFunc(issuer, isControl) {
+			return logical.ErrorResponse("issuer: must not contain control characters"), nil
+		}
+		cfg.Issuer = issuer
+	}
+	if v, ok := d.GetOk("signing_algorithm"); ok {
+		alg := v.(string)
+		if alg != algEdDSA && alg != algES256 {
+			return logical.ErrorResponse("signing_algorithm: %q is not supported; use %q or %q", alg, algEdDSA, algES256), nil
+		}
+		cfg.SigningAlgorithm = alg
+	}
+	if v, ok := d.GetOk("max_session_ttl"); ok {
+		ttl := time.Duration(v.(int)) * time.Second
+		if ttl <= 0 {
+			return logical.ErrorResponse("max_session_ttl: must be a positive duration"), nil
+		}
+		cfg.MaxSessionTTL = ttl
+	}
+	if v, ok := d.GetOk("max_step_ttl"); ok {
+		ttl := time.Duration(v.(int)) * time.Second
+		if ttl <= 0 {
+			return logical.ErrorResponse("max_step_ttl: must be a positive duration"), nil
+		}
+		cfg.MaxStepTTL = ttl
+	}
+	if v, ok := d.GetOk("max_events"); ok {
+		n := v.(int)
+		if n < 1 || n > maxEventsCeiling {
+			return logical.ErrorResponse("max_events: must be between 1 and %d, got %d", maxEventsCeiling, n), nil
+		}
+		cfg.MaxEvents = n
+	}
+	if cfg.MaxStepTTL > cfg.MaxSessionTTL {
+		return logical.ErrorResponse("max_step_ttl: %s exceeds max_session_ttl %s; a step credential cannot outlive its session",
+			cfg.MaxStepTTL, cfg.MaxSessionTTL), nil
+	}
+
+	entry, err := logical.StorageEntryJSON(configStoragePath, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		return nil, err
+	}
+	b.config = &cfg
+	return nil, nil
+}
+
+func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.configLock.Lock()
+	defer b.configLock.Unlock()
+
+	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
+		return nil, err
+	}
+	b.config = nil
+	return nil, nil
+}
+
+// loadConfig returns the engine configuration, from the cache when it is
+// warm. The result is shared: callers must not modify it.
+func (b *backend) loadConfig(ctx context.Context, s logical.Storage) (*agentConfig, error) {
+	b.configLock.RLock()
+	cfg := b.config
+	b.configLock.RUnlock()
+	if cfg != nil {
+		return cfg, nil
+	}
+
+	b.configLock.Lock()
+	defer b.configLock.Unlock()
+	return b.readConfigLocked(ctx, s)
+}
+
+// readConfigLocked loads the configuration into the cache; b.configLock
+// must be held for writing.
+func (b *backend) readConfigLocked(ctx context.Context, s logical.Storage) (*agentConfig, error) {
+	if b.config != nil {
+		return b.config, nil
+	}
+	cfg := defaultConfig()
+	entry, err := s.Get(ctx, configStoragePath)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if entry != nil {
+		if err := entry.DecodeJSON(cfg); err != nil {
+			return nil, fmt.Errorf("decoding config: %w", err)
+		}
+	}
+	b.config = cfg
+	return cfg, nil
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f
+}
+
+const pathConfigHelpSyn = `Configure the agent secrets engine: issuer, signing algorithm and engine-wide limits.`
+
+const pathConfigHelpDesc = `
+This path holds the settings shared by every role and session of this mount.
+Nothing needs configuring before first use: every field has a default, and
+"vault read" shows the values in force.
+
+  issuer             The "iss" claim of step credentials. Resource servers
+                     check it against the value they expect. Defaults to
+                     "vault:<mount path>".
+  signing_algorithm  "EdDSA" (Ed25519, the default) or "ES256". A change
+                     applies to the next signing key: run keys/rotate.
+  max_session_ttl    Ceiling for any role's session_max_ttl (default 24h).
+  max_step_ttl       Ceiling for any role's step_max_ttl (default 1h).
+  max_events         Timeline events kept per session (default 1000).
+
+A write changes only the fields it names. A delete resets every field to its
+default. Durations accept Vault's forms ("90s", "15m", "1h") or seconds.
+`

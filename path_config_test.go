@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	b, s := testBackend(t)
+	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	assert.Equal(t, map[string]interface{}{
+		"issuer":            "vault:agent",
+		"signing_algorithm": "EdDSA",
+		"max_session_ttl":   int64(86400),
+		"max_step_ttl":      int64(3600),
+		"max_events":        1000,
+	}, resp.Data)
+}
+
+func TestConfigWriteIsPartial(t *testing.T) {
+	b, s := testBackend(t)
+	mustRequest(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
+		"issuer": "https://vault.example.com/v1/agent", "signing_algorithm": "ES256",
+	})
+	mustRequest(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
+		"max_step_ttl": "15m",
+	})
+	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	assert.Equal(t, "https://vault.example.com/v1/agent", resp.Data["issuer"])
+	assert.Equal(t, "ES256", resp.Data["signing_algorithm"])
+	assert.Equal(t, int64(900), resp.Data["max_step_ttl"])
+	assert.Equal(t, int64(86400), resp.Data["max_session_ttl"])
+}
+
+func TestConfigRejectsBadValuesNamingTheField(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		data  map[string]interface{}
+		field string
+	}{
+		{"unknown algorithm", map[string]interface{}{"signing_algorithm": "RS256"}, "signing_algorithm"},
+		{"none algorithm", map[string]interface{}{"signing_algorithm": "none"}, "signing_algorithm"},
+		{"lower-case algorithm", map[string]interface{}{"signing_algorithm": "eddsa"}, "signing_algorithm"},
+		{"negative step ttl", map[string]interface{}{"max_step_ttl": -1}, "max_step_ttl"},
+		{"zero session ttl", map[string]interface{}{"max_session_ttl": 0}, "max_session_ttl"},
+		{"step outlives session", map[string]interface{}{"max_session_ttl": "10m", "max_step_ttl": "1h"}, "max_step_ttl"},
+		{"max_events zero", map[string]interface{}{"max_events": 0}, "max_events"},
+		{"max_events huge", map[string]interface{}{"max_events": 1 << 30}, "max_events"},
+		{"issuer with newline", map[string]interface{}{"issuer": "a\nb"}, "issuer"},
+		{"issuer too long", map[string]interface{}{"issuer": string(make([]byte, 600))}, "issuer"},
+		{"ttl not a duration", map[string]interface{}{"max_step_ttl": "soon"}, "max_step_ttl"},
+		{"events not a number", map[string]interface{}{"max_events": "many"}, "max_events"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, s := testBackend(t)
+			resp, err := request(t, b, s, logical.UpdateOperation, "config", tc.data)
+			if err == nil {
+				require.NotNil(t, resp)
+				require.True(t, resp.IsError(), "accepted: %v", resp.Data)
+				err = resp.Error()
+			}
+			assert.Contains(t, err.Error(), tc.field)
+			entry, gerr := s.Get(context.Background(), configStoragePath)
+			require.NoError(t, gerr)
+			assert.Nil(t, entry, "a refused write stored something")
+		})
+	}
+}
+
+func TestConfigDeleteResets(t *testing.T) {
+	b, s := testBackend(t)
+	mustRequest(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{"signing_algorithm": "ES256"})
+	mustRequest(t, b, s, logical.DeleteOperation, "config", nil)
+	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	assert.Equal(t, "EdDSA", resp.Data["signing_algorithm"])
+}
+
+// TestConfigInvalidate checks that a change written by another node (here:
+// straight into storage) is seen once Vault invalidates the key.
+func TestConfigInvalidate(t *testing.T) {
+	b, s := testBackend(t)
+	mustRequest(t, b, s, logical.ReadOperation, "config", nil) // warm the cache
+	entry, err := logical.StorageEntryJSON(configStoragePath, &agentConfig{
+		SigningAlgorithm: algES256, MaxSessionTTL: defaultMaxSessionTTL, MaxStepTTL: defaultMaxStepTTL, MaxEvents: 7,
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.Put(context.Background(), entry))
+
+	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	assert.Equal(t, "EdDSA", resp.Data["signing_algorithm"], "cache should still hold the old value")
+
+	b.invalidate(context.Background(), configStoragePath)
+	resp = mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	assert.Equal(t, "ES256", resp.Data["signing_algorithm"])
+	assert.Equal(t, 7, resp.Data["max_events"])
+}
+
+// TestConfigConcurrentWritesKeepEveryField checks that partial writes do
+// not lose each other's fields.
+func TestConfigConcurrentWritesKeepEveryField(t *testing.T) {
+	b, s := testBackend(t)
+	var wg sync.WaitGroup
+	for _, data := range []map[string]interface{}{
+		{"issuer": "iss-a"}, {"signing_algorithm": "ES256"}, {"max_events": 5}, {"max_step_ttl": 30},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := request(t, b, s, logical.UpdateOperation, "config", data)
+			assert.NoError(t, err)
+			assert.False(t, resp != nil && resp.IsError(), "%v", resp)
+		}()
+	}
+	wg.Wait()
+	b.invalidate(context.Background(), configStoragePath)
+	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	assert.Equal(t, "iss-a", resp.Data["issuer"])
+	assert.Equal(t, "ES256", resp.Data["signing_algorithm"])
+	assert.Equal(t, 5, resp.Data["max_events"])
+	assert.Equal(t, int64(30), resp.Data["max_step_ttl"])
+}
