@@ -9,9 +9,13 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
 // backendHelp is shown by `vault path-help agent/`.
@@ -46,14 +50,41 @@ type backend struct {
 	// (nil until first loaded, and again after Invalidate).
 	configLock sync.RWMutex
 	config     *agentConfig
+
+	// keyringLock guards keyring, the cached signing keys.
+	keyringLock sync.RWMutex
+	keyring     *keyring
+
+	// sessionLocks serialise the read-modify-write of one session, so
+	// budgets hold exactly under concurrent requests; roleLocks do the same
+	// for a role and its max_sessions count.
+	sessionLocks []*locksutil.LockEntry
+	roleLocks    []*locksutil.LockEntry
+	// revocationsLock serialises updates of the revocation list.
+	revocationsLock sync.Mutex
+
+	// rates holds each active session's max_rate token bucket.
+	rates trust.RateLimiters
+
+	// now is the clock; tests replace it.
+	now func() time.Time
 }
 
 func newBackend() *backend {
-	b := &backend{}
+	b := &backend{
+		sessionLocks: locksutil.CreateLocks(),
+		roleLocks:    locksutil.CreateLocks(),
+		now:          time.Now,
+	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
+			// Resource servers fetch keys and revocations without a token.
+			Unauthenticated: []string{
+				"jwks",
+				"revocations",
+			},
 			// Signing keys are the engine's only secret material.
 			SealWrapStorage: []string{
 				keysStoragePrefix,
@@ -62,9 +93,16 @@ func newBackend() *backend {
 		Paths: framework.PathAppend(
 			[]*framework.Path{
 				pathConfig(b),
+				pathKeysRotate(b),
+				pathCreds(b),
 			},
+			pathRoles(b),
+			pathSession(b),
+			pathVerify(b),
 		),
-		Secrets:        []*framework.Secret{},
+		Secrets: []*framework.Secret{
+			secretSession(b),
+		},
 		Invalidate:     b.invalidate,
 		RunningVersion: Version,
 	}
@@ -79,5 +117,17 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.configLock.Lock()
 		b.config = nil
 		b.configLock.Unlock()
+	case keyringPath:
+		b.keyringLock.Lock()
+		b.keyring = nil
+		b.keyringLock.Unlock()
 	}
+}
+
+func (b *backend) sessionLock(id string) *locksutil.LockEntry {
+	return locksutil.LockForKey(b.sessionLocks, id)
+}
+
+func (b *backend) roleLock(name string) *locksutil.LockEntry {
+	return locksutil.LockForKey(b.roleLocks, name)
 }

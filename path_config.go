@@ -125,18 +125,9 @@ func pathConfig(b *backend) *framework.Path {
 				},
 			},
 		},
-		ExistenceCheck:  b.pathConfigExists,
 		HelpSynopsis:    pathConfigHelpSyn,
 		HelpDescription: pathConfigHelpDesc,
 	}
-}
-
-func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
-	entry, err := req.Storage.Get(ctx, configStoragePath)
-	if err != nil {
-		return false, err
-	}
-	return entry != nil, nil
 }
 
 func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -154,6 +145,28 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	resp, algChanged, err := b.writeConfig(ctx, req, d)
+	if err != nil || resp != nil || !algChanged {
+		return resp, err
+	}
+	// A new algorithm needs a new key; the old one stays in jwks until its
+	// credentials expire. (Without a keyring yet, the first key will use
+	// the new algorithm anyway.)
+	if entry, err := req.Storage.Get(ctx, keyringPath); err != nil || entry == nil {
+		return nil, err
+	}
+	r, err := b.rotateKey(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	resp = &logical.Response{}
+	resp.AddWarning(fmt.Sprintf("signing_algorithm changed: new signing key %s (%s); older keys stay in jwks until their credentials expire", r.current.ID, r.current.Algorithm))
+	return resp, nil
+}
+
+// writeConfig applies a config write and reports whether the signing
+// algorithm changed.
+func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, bool, error) {
 	// Hold the lock across read-modify-write so two concurrent writes
 	// cannot lose each other's fields.
 	b.configLock.Lock()
@@ -161,62 +174,62 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 
 	current, err := b.readConfigLocked(ctx, req.Storage)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cfg := *current
 
 	if v, ok := d.GetOk("issuer"); ok {
 		issuer := strings.TrimSpace(v.(string))
 		if len(issuer) > 512 {
-			return logical.ErrorResponse("issuer: must be at most 512 bytes"), nil
+			return logical.ErrorResponse("issuer: must be at most 512 bytes"), false, nil
 		}
 		if strings.ContainsFunc(issuer, isControl) {
-			return logical.ErrorResponse("issuer: must not contain control characters"), nil
+			return logical.ErrorResponse("issuer: must not contain control characters"), false, nil
 		}
 		cfg.Issuer = issuer
 	}
 	if v, ok := d.GetOk("signing_algorithm"); ok {
 		alg := v.(string)
 		if alg != algEdDSA && alg != algES256 {
-			return logical.ErrorResponse("signing_algorithm: %q is not supported; use %q or %q", alg, algEdDSA, algES256), nil
+			return logical.ErrorResponse("signing_algorithm: %q is not supported; use %q or %q", alg, algEdDSA, algES256), false, nil
 		}
 		cfg.SigningAlgorithm = alg
 	}
 	if v, ok := d.GetOk("max_session_ttl"); ok {
 		ttl := time.Duration(v.(int)) * time.Second
 		if ttl <= 0 {
-			return logical.ErrorResponse("max_session_ttl: must be a positive duration"), nil
+			return logical.ErrorResponse("max_session_ttl: must be a positive duration"), false, nil
 		}
 		cfg.MaxSessionTTL = ttl
 	}
 	if v, ok := d.GetOk("max_step_ttl"); ok {
 		ttl := time.Duration(v.(int)) * time.Second
 		if ttl <= 0 {
-			return logical.ErrorResponse("max_step_ttl: must be a positive duration"), nil
+			return logical.ErrorResponse("max_step_ttl: must be a positive duration"), false, nil
 		}
 		cfg.MaxStepTTL = ttl
 	}
 	if v, ok := d.GetOk("max_events"); ok {
 		n := v.(int)
 		if n < 1 || n > maxEventsCeiling {
-			return logical.ErrorResponse("max_events: must be between 1 and %d, got %d", maxEventsCeiling, n), nil
+			return logical.ErrorResponse("max_events: must be between 1 and %d, got %d", maxEventsCeiling, n), false, nil
 		}
 		cfg.MaxEvents = n
 	}
 	if cfg.MaxStepTTL > cfg.MaxSessionTTL {
 		return logical.ErrorResponse("max_step_ttl: %s exceeds max_session_ttl %s; a step credential cannot outlive its session",
-			cfg.MaxStepTTL, cfg.MaxSessionTTL), nil
+			cfg.MaxStepTTL, cfg.MaxSessionTTL), false, nil
 	}
 
 	entry, err := logical.StorageEntryJSON(configStoragePath, &cfg)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	b.config = &cfg
-	return nil, nil
+	return nil, cfg.SigningAlgorithm != current.SigningAlgorithm, nil
 }
 
 func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -280,7 +293,8 @@ Nothing needs configuring before first use: every field has a default, and
                      check it against the value they expect. Defaults to
                      "vault:<mount path>".
   signing_algorithm  "EdDSA" (Ed25519, the default) or "ES256". A change
-                     applies to the next signing key: run keys/rotate.
+                     creates a new signing key at once; older keys stay
+                     in jwks until their credentials expire.
   max_session_ttl    Ceiling for any role's session_max_ttl (default 24h).
   max_step_ttl       Ceiling for any role's step_max_ttl (default 1h).
   max_events         Timeline events kept per session (default 1000).

@@ -1,0 +1,183 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
+)
+
+// storedKeyring is the keyring as kept at keys/ring (seal-wrapped).
+type storedKeyring struct {
+	Current string      `json:"current"`
+	Keys    []storedKey `json:"keys"`
+}
+
+type storedKey struct {
+	// Private is the key pair as token.Key.MarshalPrivate encodes it.
+	Private []byte `json:"private"`
+	// RetiredAt is when a newer key replaced this one; zero for the
+	// current key.
+	RetiredAt time.Time `json:"retired_at,omitempty"`
+	// NotAfter is when the last credential this key could have signed
+	// expires; the key leaves jwks after it.
+	NotAfter time.Time `json:"not_after,omitempty"`
+}
+
+// keyring is the decoded keyring, cached on the backend.
+type keyring struct {
+	current *token.Key
+	keys    []ringKey // current first
+}
+
+type ringKey struct {
+	key      *token.Key
+	retired  time.Time
+	notAfter time.Time
+}
+
+// publicKeys returns every public key that may still verify a live
+// credential at now.
+func (r *keyring) publicKeys(now time.Time) []token.PublicKey {
+	out := make([]token.PublicKey, 0, len(r.keys))
+	for _, k := range r.keys {
+		if k.notAfter.IsZero() || now.Before(k.notAfter) {
+			out = append(out, k.key.Public())
+		}
+	}
+	return out
+}
+
+// lookup is a token.KeyLookup over the keys valid at now.
+func (r *keyring) lookup(now time.Time) token.KeyLookup {
+	return token.StaticKeys(r.publicKeys(now)...)
+}
+
+func decodeKeyring(st *storedKeyring) (*keyring, error) {
+	r := &keyring{}
+	for _, sk := range st.Keys {
+		k, err := token.UnmarshalPrivate(sk.Private)
+		if err != nil {
+			return nil, fmt.Errorf("decoding signing key: %w", err)
+		}
+		rk := ringKey{key: k, retired: sk.RetiredAt, notAfter: sk.NotAfter}
+		if k.ID == st.Current {
+			r.current = k
+			r.keys = append([]ringKey{rk}, r.keys...)
+		} else {
+			r.keys = append(r.keys, rk)
+		}
+	}
+	if r.current == nil {
+		return nil, fmt.Errorf("the keyring names current key %q but does not hold it", st.Current)
+	}
+	return r, nil
+}
+
+func encodeKeyring(r *keyring) (*storedKeyring, error) {
+	st := &storedKeyring{Current: r.current.ID}
+	for _, k := range r.keys {
+		priv, err := k.key.MarshalPrivate()
+		if err != nil {
+			return nil, err
+		}
+		st.Keys = append(st.Keys, storedKey{Private: priv, RetiredAt: k.retired, NotAfter: k.notAfter})
+	}
+	return st, nil
+}
+
+// loadKeyring returns the keyring, creating the first key (with the
+// configured algorithm) when there is none yet.
+func (b *backend) loadKeyring(ctx context.Context, s logical.Storage) (*keyring, error) {
+	b.keyringLock.RLock()
+	r := b.keyring
+	b.keyringLock.RUnlock()
+	if r != nil {
+		return r, nil
+	}
+
+	b.keyringLock.Lock()
+	defer b.keyringLock.Unlock()
+	if b.keyring != nil {
+		return b.keyring, nil
+	}
+	var st storedKeyring
+	ok, err := getJSON(ctx, s, keyringPath, &st)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		r, err = decodeKeyring(&st)
+		if err != nil {
+			return nil, err
+		}
+		b.keyring = r
+		return r, nil
+	}
+	cfg, err := b.loadConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return b.rotateLocked(ctx, s, nil, cfg)
+}
+
+// rotateKey makes a new current signing key with the configured algorithm.
+// The previous key stays in jwks until every credential it signed has
+// expired.
+func (b *backend) rotateKey(ctx context.Context, s logical.Storage) (*keyring, error) {
+	cfg, err := b.loadConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	b.keyringLock.Lock()
+	defer b.keyringLock.Unlock()
+
+	var old *keyring
+	var st storedKeyring
+	ok, err := getJSON(ctx, s, keyringPath, &st)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if old, err = decodeKeyring(&st); err != nil {
+			return nil, err
+		}
+	}
+	return b.rotateLocked(ctx, s, old, cfg)
+}
+
+// rotateLocked writes a keyring with a fresh current key in front of the
+// still-useful keys of old (nil for none). b.keyringLock must be held.
+func (b *backend) rotateLocked(ctx context.Context, s logical.Storage, old *keyring, cfg *agentConfig) (*keyring, error) {
+	k, err := token.GenerateKey(cfg.SigningAlgorithm)
+	if err != nil {
+		return nil, err
+	}
+	now := b.now()
+	r := &keyring{current: k, keys: []ringKey{{key: k}}}
+	if old != nil {
+		for _, rk := range old.keys {
+			if rk.retired.IsZero() {
+				// No credential outlives max_step_ttl.
+				rk.retired = now
+				rk.notAfter = now.Add(cfg.MaxStepTTL)
+			}
+			if now.Before(rk.notAfter) {
+				r.keys = append(r.keys, rk)
+			}
+		}
+	}
+	st, err := encodeKeyring(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := putJSON(ctx, s, keyringPath, st); err != nil {
+		return nil, err
+	}
+	b.keyring = r
+	b.Logger().Info("signing key created", "kid", k.ID, "algorithm", k.Algorithm, "keys_in_jwks", len(r.keys))
+	return r, nil
+}

@@ -1,0 +1,274 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	uuid "github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+func pathCreds(b *backend) *framework.Path {
+	op := func(summary string) *framework.PathOperation {
+		return &framework.PathOperation{Callback: b.pathCredsIssue, Summary: summary}
+	}
+	return &framework.Path{
+		Pattern: "creds/" + framework.GenericNameRegex("session_id") + "$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "agent", OperationVerb: "issue", OperationSuffix: "step-credential",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"session_id": {
+				Type:        framework.TypeString,
+				Description: "The session the step belongs to.",
+				Required:    true,
+			},
+			"scope": {
+				Type: framework.TypeCommaStringSlice,
+				Description: "Required. The scopes this step needs, each inside the session's intent " +
+					"(and inside the parent's scope when parent_token is given).",
+			},
+			"audience": {
+				Type:        framework.TypeString,
+				Description: "Required. The resource server the credential is for: one of the session's audiences.",
+			},
+			"ttl": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Lifetime of the credential; clamped (with a warning) to step_max_ttl and the session's remaining life. Defaults to the role's step_ttl.",
+			},
+			"parent_token": {
+				Type:        framework.TypeString,
+				Description: "A live credential of the same session to derive from; the new one's depth is the parent's + 1.",
+			},
+			"step": {
+				Type:        framework.TypeString,
+				Description: "What this step is for (at most 256 bytes); recorded and put in the token (rctx.step).",
+			},
+			"actor": {
+				Type:        framework.TypeString,
+				Description: "The sub-agent acting under the parent; appended to the token's act chain.",
+			},
+			"cnf_jkt": {
+				Type:        framework.TypeString,
+				Description: "An RFC 7638 JWK SHA-256 thumbprint (base64url) the credential is bound to (proof of possession).",
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation:   op("Issue a step credential (fields as query parameters)."),
+			logical.UpdateOperation: op("Issue a step credential."),
+		},
+		HelpSynopsis:    pathCredsHelpSyn,
+		HelpDescription: pathCredsHelpDesc,
+	}
+}
+
+func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("session_id").(string)
+	sr := trust.StepRequest{
+		Caller:   callerID(req),
+		Scopes:   d.Get("scope").([]string),
+		Audience: strings.TrimSpace(d.Get("audience").(string)),
+		Step:     d.Get("step").(string),
+		Actor:    strings.TrimSpace(d.Get("actor").(string)),
+	}
+	if v, ok := d.GetOk("ttl"); ok {
+		ttl := time.Duration(v.(int)) * time.Second
+		sr.TTL = &ttl
+	}
+	jkt := strings.TrimSpace(d.Get("cnf_jkt").(string))
+	if jkt != "" && !token.ValidThumbprint(jkt) {
+		return logical.ErrorResponse("cnf_jkt: must be an RFC 7638 SHA-256 thumbprint: 43 base64url characters"), nil
+	}
+	parentRaw := strings.TrimSpace(d.Get("parent_token").(string))
+	if len(parentRaw) > token.MaxTokenSize {
+		return logical.ErrorResponse("parent_token: must be at most %d bytes", token.MaxTokenSize), nil
+	}
+
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := b.loadKeyring(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+
+	// The parent is verified before the session lock: it needs no state.
+	var parentClaims *token.Claims
+	var parentProblem string
+	if parentRaw != "" {
+		parentClaims, err = b.verifyToken(ctx, req, parentRaw)
+		switch {
+		case err == nil:
+			sr.Parent = &trust.Parent{
+				ID: parentClaims.ID, Session: parentClaims.Txn, Scope: parentClaims.Scope,
+				Depth: parentClaims.Depth, Expiry: time.Unix(parentClaims.Expiry, 0),
+			}
+		case isVerifyError(err):
+			parentProblem = parentError(err)
+		default:
+			return nil, err
+		}
+	}
+
+	lock := b.sessionLock(id)
+	lock.Lock()
+	defer lock.Unlock()
+
+	sess, err := getSession(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if sess == nil {
+		return nil, errSessionNotFound(id)
+	}
+	now := b.now()
+	if sess.StateAt(now) == trust.StateActive {
+		sr.Rate = b.rates.For(sess.ID, sess.Intent.MaxRate)
+	}
+
+	var grant trust.Grant
+	if parentProblem != "" {
+		// A parent that does not verify is a violation once the caller and
+		// the request are known to be the session's own.
+		if cerr := sess.CheckCaller(sr.Caller, now); cerr != nil {
+			err = cerr
+		} else {
+			err = &trust.Violation{Kind: trust.BadParent, Time: now, Detail: parentProblem}
+		}
+	} else {
+		grant, err = sess.CheckStep(sr, now)
+	}
+	if err != nil {
+		return b.refuseStep(ctx, req, sess, err, now)
+	}
+
+	// The budget is spent durably before the credential exists.
+	if err := putSession(ctx, req.Storage, sess); err != nil {
+		return nil, err
+	}
+
+	credID, err := uuid.GenerateUUID()
+	if err != nil {
+		return nil, err
+	}
+	claims := &token.Claims{
+		Issuer:    cfg.issuerFor(req.MountPoint),
+		Subject:   sess.Subject(),
+		Audience:  grant.Audience,
+		IssuedAt:  now.Unix(),
+		NotBefore: now.Unix(),
+		Expiry:    now.Add(grant.TTL).Unix(),
+		ID:        credID,
+		Txn:       sess.ID,
+		Scope:     grant.Scopes.String(),
+		Tctx:      &token.TxnContext{Role: sess.Role, Purpose: sess.Intent.Purpose},
+		Depth:     grant.Depth,
+	}
+	if sr.Step != "" || requestSource(req) != "" {
+		claims.Rctx = &token.RequestContext{Step: sr.Step, ReqIP: remoteIP(requestSource(req))}
+	}
+	if parentClaims != nil {
+		claims.Parent = parentClaims.ID
+		claims.Act = parentClaims.Act
+	}
+	if sr.Actor != "" {
+		claims.Act = token.PushActor(claims.Act, sr.Actor)
+	}
+	if jkt != "" {
+		claims.Cnf = &token.Confirmation{JKT: jkt}
+	}
+	signed, err := token.Mint(ring.current, claims)
+	if err != nil {
+		return nil, err
+	}
+
+	resp := &logical.Response{Data: map[string]interface{}{
+		"token":         signed,
+		"credential_id": credID,
+		"session_id":    sess.ID,
+		"expires_at":    time.Unix(claims.Expiry, 0).UTC().Format(time.RFC3339),
+		"scope":         grant.Scopes.Strings(),
+		"audience":      grant.Audience,
+		"depth":         grant.Depth,
+		"steps_used":    sess.StepsUsed,
+		"steps_left":    sess.Intent.MaxSteps - sess.StepsUsed,
+	}}
+	if claims.Parent != "" {
+		resp.Data["parent_id"] = claims.Parent
+	}
+	for _, w := range grant.Warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+// refuseStep answers a refused step: a 400 for a malformed field, a 403
+// for a dead session, and for a violation a 403 (429 for the rate) after
+// recording it.
+func (b *backend) refuseStep(ctx context.Context, req *logical.Request, sess *trust.Session, err error, now time.Time) (*logical.Response, error) {
+	var v *trust.Violation
+	var se *trust.StateError
+	switch {
+	case errors.As(err, &v):
+		return nil, b.recordViolation(ctx, req, sess, v)
+	case errors.As(err, &se):
+		return nil, logical.CodedError(http.StatusForbidden, se.Error())
+	default:
+		return badRequest(err)
+	}
+}
+
+// parentError says why a parent token failed, without echoing it.
+func parentError(err error) string {
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return "parent_token has expired"
+	case errors.Is(err, token.ErrNotYetValid):
+		return "parent_token is not valid yet"
+	case errors.Is(err, token.ErrUnknownKey), errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrAlgorithm):
+		return "parent_token's signature does not verify against this engine's keys"
+	case errors.Is(err, token.ErrIssuer):
+		return "parent_token was issued by another engine"
+	default:
+		return "parent_token is not a valid step credential"
+	}
+}
+
+// remoteIP is the host part of a remote address.
+func remoteIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+const pathCredsHelpSyn = `Issue a step credential: a short-lived signed token for one step of a session.`
+
+const pathCredsHelpDesc = `
+Each step of an agent's task gets its own credential, whose scope only
+narrows: every requested scope must lie inside the session's intent, and,
+when derived from a parent_token, inside the parent's scope.
+
+  vault read agent/creds/<session_id> scope="read:secrets/web/tls" audience=secrets-api step="fetch cert"
+
+The answer holds "token" (a JWS compact JWT, typ "txntoken+jwt"),
+"credential_id" (its jti), "expires_at", "scope", "audience" and "depth".
+Credentials are not Vault leases: they live inside the session's lease and
+die with it, all at once.
+
+Every request counts against the session's max_steps and max_rate, and is
+checked against the intent as it is made. A request that exceeds the intent
+is refused and recorded as a violation (scope_outside_intent,
+audience_outside_intent, depth_exceeded, budget_exhausted, rate_exceeded,
+foreign_caller, bad_parent); under on_violation=revoke the session dies at
+the first one. Only the session's creator may take credentials.
+`

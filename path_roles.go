@@ -1,0 +1,304 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+func pathRoles(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "roles/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationSuffix: "roles",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathRolesList,
+					Summary:  "List the roles.",
+				},
+			},
+			HelpSynopsis:    pathRolesListHelpSyn,
+			HelpDescription: pathRolesListHelpDesc,
+		},
+		{
+			Pattern: "roles/" + framework.GenericNameRegex("name"),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationSuffix: "role",
+			},
+			Fields:         roleFields(),
+			ExistenceCheck: b.pathRoleExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathRoleRead,
+					Summary:  "Read a role.",
+				},
+				logical.CreateOperation: &framework.PathOperation{
+					Callback: b.pathRoleWrite,
+					Summary:  "Create a role. Omitted fields take their defaults.",
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathRoleWrite,
+					Summary:  "Update a role. Omitted fields keep their values; live sessions keep the intent they were granted.",
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback: b.pathRoleDelete,
+					Summary:  "Delete a role and revoke its live sessions.",
+				},
+			},
+			HelpSynopsis:    pathRoleHelpSyn,
+			HelpDescription: pathRoleHelpDesc,
+		},
+	}
+}
+
+func roleFields() map[string]*framework.FieldSchema {
+	d := trust.DefaultRole()
+	return map[string]*framework.FieldSchema{
+		"name": {
+			Type:        framework.TypeString,
+			Description: "Name of the role.",
+			Required:    true,
+		},
+		"scopes": {
+			Type: framework.TypeCommaStringSlice,
+			Description: `Required. The scope patterns sessions of this role may ever hold, ` +
+				`as ACTIONS:RESOURCE, e.g. "read,list:secrets/web/*" or "deploy:k8s/+/deployments/web". ` +
+				`"+" matches one path segment, a trailing "*" any suffix. At most 64.`,
+		},
+		"audiences": {
+			Type:        framework.TypeCommaStringSlice,
+			Description: `Required. The audiences (resource servers) step credentials of this role may be issued for.`,
+		},
+		"session_ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "Lease TTL of a session when it starts and at each renewal. Defaults to 15m.",
+			Default:     int(d.SessionTTL.Seconds()),
+		},
+		"session_max_ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "The most a session may live, renewals included. Defaults to 1h; at most config's max_session_ttl.",
+			Default:     int(d.SessionMaxTTL.Seconds()),
+		},
+		"step_ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "Lifetime of a step credential when the request names none. Defaults to 60s.",
+			Default:     int(d.StepTTL.Seconds()),
+		},
+		"step_max_ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "The longest a step credential may live; longer requests are clamped. Defaults to 5m.",
+			Default:     int(d.StepMaxTTL.Seconds()),
+		},
+		"max_steps": {
+			Type:        framework.TypeInt,
+			Description: "Step credentials one session may obtain. Defaults to 100.",
+			Default:     d.MaxSteps,
+		},
+		"max_depth": {
+			Type:        framework.TypeInt,
+			Description: "How deep credentials may be derived from credentials (1: no derivation). Defaults to 3.",
+			Default:     d.MaxDepth,
+		},
+		"max_rate": {
+			Type: framework.TypeInt,
+			Description: "Step credentials per minute per session, as a token bucket that starts full " +
+				"(bursts up to max_rate, refills at max_rate/60 per second). Defaults to 60.",
+			Default: d.MaxRate,
+		},
+		"max_sessions": {
+			Type:        framework.TypeInt,
+			Description: "Sessions of this role active at once; 0 for no limit. Defaults to 0.",
+			Default:     d.MaxSessions,
+		},
+		"on_violation": {
+			Type: framework.TypeString,
+			Description: `What a violation does: "revoke" kills the session at the first one; "deny" refuses ` +
+				`the request and kills the session once its violations exceed violation_limit. Defaults to "revoke".`,
+			Default:       d.OnViolation,
+			AllowedValues: []interface{}{trust.OnViolationRevoke, trust.OnViolationDeny},
+		},
+		"violation_limit": {
+			Type:        framework.TypeInt,
+			Description: `Violations a session tolerates under on_violation="deny". Defaults to 3.`,
+			Default:     d.ViolationLimit,
+		},
+		"require_purpose": {
+			Type:        framework.TypeBool,
+			Description: "Whether a session must state its purpose. Defaults to true.",
+			Default:     d.RequirePurpose,
+		},
+	}
+}
+
+func (b *backend) pathRoleExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	r, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	return r != nil, err
+}
+
+func (b *backend) pathRolesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := req.Storage.List(ctx, rolesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	r, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	if err != nil || r == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: roleData(r)}, nil
+}
+
+func roleData(r *trust.Role) map[string]interface{} {
+	return map[string]interface{}{
+		"scopes":          r.Scopes,
+		"audiences":       r.Audiences,
+		"session_ttl":     int64(r.SessionTTL.Seconds()),
+		"session_max_ttl": int64(r.SessionMaxTTL.Seconds()),
+		"step_ttl":        int64(r.StepTTL.Seconds()),
+		"step_max_ttl":    int64(r.StepMaxTTL.Seconds()),
+		"max_steps":       r.MaxSteps,
+		"max_depth":       r.MaxDepth,
+		"max_rate":        r.MaxRate,
+		"max_sessions":    r.MaxSessions,
+		"on_violation":    r.OnViolation,
+		"violation_limit": r.ViolationLimit,
+		"require_purpose": r.RequirePurpose,
+	}
+}
+
+func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := b.roleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	existing, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	role := trust.DefaultRole()
+	if existing != nil {
+		role = *existing
+	}
+
+	if v, ok := d.GetOk("scopes"); ok {
+		role.Scopes = v.([]string)
+	}
+	if v, ok := d.GetOk("audiences"); ok {
+		role.Audiences = v.([]string)
+	}
+	durations := map[string]*time.Duration{
+		"session_ttl": &role.SessionTTL, "session_max_ttl": &role.SessionMaxTTL,
+		"step_ttl": &role.StepTTL, "step_max_ttl": &role.StepMaxTTL,
+	}
+	for field, dst := range durations {
+		if v, ok := d.GetOk(field); ok {
+			*dst = time.Duration(v.(int)) * time.Second
+		}
+	}
+	ints := map[string]*int{
+		"max_steps": &role.MaxSteps, "max_depth": &role.MaxDepth, "max_rate": &role.MaxRate,
+		"max_sessions": &role.MaxSessions, "violation_limit": &role.ViolationLimit,
+	}
+	for field, dst := range ints {
+		if v, ok := d.GetOk(field); ok {
+			*dst = v.(int)
+		}
+	}
+	if v, ok := d.GetOk("on_violation"); ok {
+		role.OnViolation = v.(string)
+	}
+	if v, ok := d.GetOk("require_purpose"); ok {
+		role.RequirePurpose = v.(bool)
+	}
+
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if err := role.Validate(trust.Limits{MaxSessionTTL: cfg.MaxSessionTTL, MaxStepTTL: cfg.MaxStepTTL}); err != nil {
+		return badRequest(err)
+	}
+	if err := putJSON(ctx, req.Storage, rolesPrefix+name, &role); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := b.roleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	// Delete the role first, so no new session can start under it, then
+	// revoke the sessions it has live.
+	if err := req.Storage.Delete(ctx, rolesPrefix+name); err != nil {
+		return nil, err
+	}
+	n, err := b.revokeRoleSessions(ctx, req.Storage, name, "role deleted")
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	resp := &logical.Response{}
+	resp.AddWarning(pluralise(n, "live session was", "live sessions were") + " revoked with the role")
+	return resp, nil
+}
+
+// badRequest turns a domain error into Vault's answer: a 400 for a bad
+// field or an intent wider than its role, an internal error otherwise.
+func badRequest(err error) (*logical.Response, error) {
+	var fe *trust.FieldError
+	var we *trust.WiderError
+	if errors.As(err, &fe) || errors.As(err, &we) {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	return nil, err
+}
+
+const pathRolesListHelpSyn = `List the roles of this engine.`
+
+const pathRolesListHelpDesc = `
+Lists the names of every role. A role is the hard ceiling for the sessions
+started under it; read roles/<name> for its settings.
+`
+
+const pathRoleHelpSyn = `Manage a role: the hard ceiling for every session started under it.`
+
+const pathRoleHelpDesc = `
+A role bounds what any session of it may ever do. An agent's declared
+intent must lie inside the role: its scopes each contained in some role
+scope, its audiences among the role's, its budgets at most the role's.
+
+  scopes            required; patterns ACTIONS:RESOURCE ("read,list:secrets/web/*")
+  audiences         required; who step credentials may be issued for
+  session_ttl       lease TTL of a session (default 15m)
+  session_max_ttl   most a session may live, renewals included (default 1h)
+  step_ttl          default lifetime of a step credential (default 60s)
+  step_max_ttl      longest a step credential may live (default 5m)
+  max_steps         credentials per session (default 100)
+  max_depth         derivation depth of credentials (default 3)
+  max_rate          credentials per minute per session (default 60)
+  max_sessions      sessions active at once, 0 for no limit (default 0)
+  on_violation      "revoke" (default) or "deny"
+  violation_limit   violations tolerated under "deny" (default 3)
+  require_purpose   whether a session must state a purpose (default true)
+
+A write validates every field and names the first bad one; nothing is
+stored when it fails. Writing an existing role changes only the fields
+given. A session copies its role's rules when it starts, so changing a role
+never widens a live session. Deleting a role revokes its live sessions.
+`

@@ -1,0 +1,585 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	uuid "github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+func pathSession(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "session$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationVerb: "start", OperationSuffix: "session",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"role": {
+					Type:        framework.TypeString,
+					Description: "Required. The role whose ceiling the session lives under.",
+					Required:    true,
+				},
+				"purpose": {
+					Type:        framework.TypeString,
+					Description: "Why the session exists, in words a reviewer understands (at most 1 KiB). Required when the role says require_purpose.",
+				},
+				"scopes": {
+					Type:        framework.TypeCommaStringSlice,
+					Description: "The scopes the session declares, each inside some role scope. Omitted: the role's whole set.",
+				},
+				"audiences": {
+					Type:        framework.TypeCommaStringSlice,
+					Description: "The audiences the session declares, a subset of the role's. Omitted: the role's whole set.",
+				},
+				"ttl": {
+					Type:        framework.TypeDurationSecond,
+					Description: "The session's lease TTL, at most the role's session_max_ttl. Omitted: the role's session_ttl.",
+				},
+				"max_steps": {
+					Type:        framework.TypeInt,
+					Description: "Step credentials the session may obtain, at most the role's. Omitted: the role's.",
+				},
+				"max_depth": {
+					Type:        framework.TypeInt,
+					Description: "Derivation depth, at most the role's. Omitted: the role's.",
+				},
+				"max_rate": {
+					Type:        framework.TypeInt,
+					Description: "Step credentials per minute, at most the role's. Omitted: the role's.",
+				},
+				"metadata": {
+					Type:        framework.TypeKVPairs,
+					Description: "Up to 16 key=value pairs recorded with the session (e.g. ticket=OPS-42).",
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathSessionStart,
+					Summary:  "Start a session with a declared intent; returns a leased secret.",
+				},
+			},
+			HelpSynopsis:    pathSessionHelpSyn,
+			HelpDescription: pathSessionHelpDesc,
+		},
+		{
+			Pattern: "sessions/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationSuffix: "sessions",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"role": {
+					Type:        framework.TypeString,
+					Description: "Only sessions of this role.",
+					Query:       true,
+				},
+				"state": {
+					Type:          framework.TypeString,
+					Description:   `Only sessions in this state: "active", "ended", "revoked" or "expired".`,
+					Query:         true,
+					AllowedValues: []interface{}{"active", "ended", "revoked", "expired"},
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathSessionsList,
+					Summary:  "List session IDs, optionally by role and state.",
+				},
+			},
+			HelpSynopsis:    pathSessionsListHelpSyn,
+			HelpDescription: pathSessionsListHelpDesc,
+		},
+		{
+			Pattern: "sessions/" + framework.GenericNameRegex("session_id") + "$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationSuffix: "session",
+			},
+			Fields: sessionIDField(),
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathSessionRead,
+					Summary:  "Read a session: state, intent, budget used, violations.",
+				},
+			},
+			HelpSynopsis:    pathSessionReadHelpSyn,
+			HelpDescription: pathSessionReadHelpDesc,
+		},
+		{
+			Pattern: "sessions/" + framework.GenericNameRegex("session_id") + "/end$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationVerb: "end", OperationSuffix: "session",
+			},
+			Fields: sessionIDField(),
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathSessionEnd,
+					Summary:  "End a session normally; all its credentials die.",
+				},
+			},
+			HelpSynopsis:    pathSessionEndHelpSyn,
+			HelpDescription: pathSessionEndHelpDesc,
+		},
+		{
+			Pattern: "sessions/" + framework.GenericNameRegex("session_id") + "/revoke$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationVerb: "revoke", OperationSuffix: "session",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"session_id": sessionIDField()["session_id"],
+				"reason": {
+					Type:        framework.TypeString,
+					Description: "Why the session is killed (at most 256 bytes); recorded and shown.",
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathSessionRevoke,
+					Summary:  "Kill a session with a reason; all its credentials die.",
+				},
+			},
+			HelpSynopsis:    pathSessionRevokeHelpSyn,
+			HelpDescription: pathSessionRevokeHelpDesc,
+		},
+	}
+}
+
+func sessionIDField() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"session_id": {
+			Type:        framework.TypeString,
+			Description: "The session ID.",
+			Required:    true,
+		},
+	}
+}
+
+// callerID is who is acting: the caller's entity ID, or, where there is
+// none (a root or orphan token), "accessor:<token accessor>".
+func callerID(req *logical.Request) string {
+	if req.EntityID != "" {
+		return req.EntityID
+	}
+	return "accessor:" + req.ClientTokenAccessor
+}
+
+func requestSource(req *logical.Request) string {
+	if req.Connection != nil {
+		return req.Connection.RemoteAddr
+	}
+	return ""
+}
+
+func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName := strings.TrimSpace(d.Get("role").(string))
+	if roleName == "" {
+		return logical.ErrorResponse("role: is required"), nil
+	}
+	if req.EntityID == "" && req.ClientTokenAccessor == "" {
+		return logical.ErrorResponse("the session must be bound to its creator, but the request carries neither an entity ID nor a token accessor"), nil
+	}
+
+	ir := trust.IntentRequest{Purpose: d.Get("purpose").(string)}
+	if v, ok := d.GetOk("scopes"); ok {
+		ir.Scopes = v.([]string)
+		if ir.Scopes == nil {
+			ir.Scopes = []string{}
+		}
+	}
+	if v, ok := d.GetOk("audiences"); ok {
+		ir.Audiences = v.([]string)
+		if ir.Audiences == nil {
+			ir.Audiences = []string{}
+		}
+	}
+	if v, ok := d.GetOk("ttl"); ok {
+		ttl := time.Duration(v.(int)) * time.Second
+		ir.TTL = &ttl
+	}
+	for field, dst := range map[string]**int{"max_steps": &ir.MaxSteps, "max_depth": &ir.MaxDepth, "max_rate": &ir.MaxRate} {
+		if v, ok := d.GetOk(field); ok {
+			n := v.(int)
+			*dst = &n
+		}
+	}
+	if v, ok := d.GetOk("metadata"); ok {
+		ir.Metadata = v.(map[string]string)
+	}
+
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+
+	// The role lock makes the max_sessions count and the creation one step.
+	lock := b.roleLock(roleName)
+	lock.Lock()
+	defer lock.Unlock()
+
+	role, err := getRole(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return logical.ErrorResponse("role: no role named %q", roleName), nil
+	}
+	intent, ttl, err := trust.Negotiate(roleName, *role, ir, cfg.MaxSessionTTL)
+	if err != nil {
+		return badRequest(err)
+	}
+	if role.MaxSessions > 0 {
+		live, err := req.Storage.List(ctx, roleSessionsPrefix+roleName+"/")
+		if err != nil {
+			return nil, err
+		}
+		if len(live) >= role.MaxSessions {
+			return logical.RespondWithStatusCode(logical.ErrorResponse(
+				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions), req, http.StatusTooManyRequests)
+		}
+	}
+
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return nil, err
+	}
+	now := b.now()
+	sess := trust.NewSession(id, roleName, callerID(req), intent, ttl, now)
+
+	// The index entry first: a crash between the two writes leaves a
+	// dangling index entry (skipped and cleaned by readers), never a
+	// session missing from its role's index.
+	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: roleSessionsPrefix + roleName + "/" + id}); err != nil {
+		return nil, err
+	}
+	if err := putSession(ctx, req.Storage, sess); err != nil {
+		return nil, err
+	}
+	b.Logger().Info("session started", "session_id", id, "role", roleName)
+
+	resp := b.Secret(secretTypeSession).Response(map[string]interface{}{
+		"session_id": id,
+		"role":       roleName,
+		"expires_at": sess.ExpiresAt.UTC().Format(time.RFC3339),
+		"scopes":     intent.Scopes,
+		"audiences":  intent.Audiences,
+		"max_steps":  intent.MaxSteps,
+		"max_depth":  intent.MaxDepth,
+		"max_rate":   intent.MaxRate,
+		"purpose":    intent.Purpose,
+	}, map[string]interface{}{
+		"session_id": id,
+	})
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = intent.SessionMaxTTL
+	resp.Secret.Renewable = true
+	return resp, nil
+}
+
+func (b *backend) pathSessionsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	role := d.Get("role").(string)
+	state := d.Get("state").(string)
+	switch trust.State(state) {
+	case "", trust.StateActive, trust.StateEnded, trust.StateRevoked, trust.StateExpired:
+	default:
+		return logical.ErrorResponse(`state: %q is not one of "active", "ended", "revoked", "expired"`, state), nil
+	}
+	ids, err := req.Storage.List(ctx, sessionsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	if role == "" && state == "" {
+		return logical.ListResponse(ids), nil
+	}
+	now := b.now()
+	keys := make([]string, 0, len(ids))
+	for _, id := range ids {
+		sess, err := getSession(ctx, req.Storage, id)
+		if err != nil {
+			return nil, err
+		}
+		if sess == nil || (role != "" && sess.Role != role) || (state != "" && string(sess.StateAt(now)) != state) {
+			continue
+		}
+		keys = append(keys, id)
+	}
+	return logical.ListResponse(keys), nil
+}
+
+func (b *backend) pathSessionRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	sess, err := getSession(ctx, req.Storage, d.Get("session_id").(string))
+	if err != nil || sess == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: sessionData(sess, b.now())}, nil
+}
+
+func sessionData(s *trust.Session, now time.Time) map[string]interface{} {
+	violations := make([]map[string]interface{}, 0, len(s.Violations))
+	for _, v := range s.Violations {
+		violations = append(violations, violationData(v))
+	}
+	data := map[string]interface{}{
+		"session_id":       s.ID,
+		"role":             s.Role,
+		"state":            string(s.StateAt(now)),
+		"intent":           intentData(s.Intent),
+		"steps_used":       s.StepsUsed,
+		"credential_count": s.StepsUsed,
+		"violations":       violations,
+		"violation_count":  s.ViolationCount,
+		"revoked_reason":   s.RevokedReason,
+		"created_at":       s.CreatedAt.UTC().Format(time.RFC3339),
+		"expires_at":       s.ExpiresAt.UTC().Format(time.RFC3339),
+	}
+	if !s.EndedAt.IsZero() {
+		data["ended_at"] = s.EndedAt.UTC().Format(time.RFC3339)
+	}
+	return data
+}
+
+func intentData(in trust.Intent) map[string]interface{} {
+	return map[string]interface{}{
+		"scopes":          in.Scopes,
+		"audiences":       in.Audiences,
+		"max_steps":       in.MaxSteps,
+		"max_depth":       in.MaxDepth,
+		"max_rate":        in.MaxRate,
+		"purpose":         in.Purpose,
+		"metadata":        in.Metadata,
+		"step_ttl":        int64(in.StepTTL.Seconds()),
+		"step_max_ttl":    int64(in.StepMaxTTL.Seconds()),
+		"session_max_ttl": int64(in.SessionMaxTTL.Seconds()),
+		"on_violation":    in.OnViolation,
+		"violation_limit": in.ViolationLimit,
+	}
+}
+
+func violationData(v trust.Violation) map[string]interface{} {
+	m := map[string]interface{}{
+		"kind":   string(v.Kind),
+		"time":   v.Time.UTC().Format(time.RFC3339Nano),
+		"detail": v.Detail,
+	}
+	if v.Source != "" {
+		m["source"] = v.Source
+	}
+	if v.Credential != "" {
+		m["credential"] = v.Credential
+	}
+	return m
+}
+
+func (b *backend) pathSessionEnd(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("session_id").(string)
+	var refusal error
+	err := b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
+		if callerID(req) != sess.Creator {
+			v := &trust.Violation{Kind: trust.ForeignCaller, Time: now, Detail: "the caller is not the session's creator and cannot end it"}
+			refusal = b.recordViolation(ctx, req, sess, v)
+			return false, nil
+		}
+		if !sess.End(now) {
+			refusal = conflict(sess, now)
+			return false, nil
+		}
+		b.Logger().Info("session ended", "session_id", sess.ID)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return nil, refusal
+}
+
+func (b *backend) pathSessionRevoke(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("session_id").(string)
+	reason := strings.TrimSpace(d.Get("reason").(string))
+	if len(reason) > 256 || strings.ContainsFunc(reason, isControl) {
+		return logical.ErrorResponse("reason: must be at most 256 bytes with no control characters"), nil
+	}
+	if reason == "" {
+		reason = "revoked by an operator"
+	} else {
+		reason = "operator: " + reason
+	}
+	var refusal error
+	err := b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
+		if !sess.Revoke(reason, now) {
+			refusal = conflict(sess, now)
+			return false, nil
+		}
+		b.Logger().Info("session revoked", "session_id", sess.ID, "reason", reason)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return nil, refusal
+}
+
+// errSessionNotFound answers requests naming a session that does not exist.
+func errSessionNotFound(id string) error {
+	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("session_id: no session %q", truncateID(id)))
+}
+
+// withSession runs fn on the session id under the session's lock. When fn
+// reports that the session left the active state, the session is finished
+// (persisted, listed in revocations, dropped from its role's index);
+// otherwise nothing is written by withSession itself.
+func (b *backend) withSession(ctx context.Context, req *logical.Request, id string, fn func(*trust.Session, time.Time) (bool, error)) error {
+	lock := b.sessionLock(id)
+	lock.Lock()
+	defer lock.Unlock()
+
+	sess, err := getSession(ctx, req.Storage, id)
+	if err != nil {
+		return err
+	}
+	if sess == nil {
+		return errSessionNotFound(id)
+	}
+	now := b.now()
+	finished, err := fn(sess, now)
+	if err != nil {
+		return err
+	}
+	if finished {
+		return b.finishSession(ctx, req.Storage, sess, now)
+	}
+	return nil
+}
+
+// recordViolation records v against the session (already locked), kills
+// it when the role's rule says so, persists the outcome and returns the
+// error that refuses the request.
+func (b *backend) recordViolation(ctx context.Context, req *logical.Request, sess *trust.Session, v *trust.Violation) error {
+	v.Source = requestSource(req)
+	killed := sess.RecordViolation(*v)
+	b.Logger().Warn("violation", "session_id", sess.ID, "kind", v.Kind, "killed", killed)
+	var err error
+	if killed {
+		err = b.finishSession(ctx, req.Storage, sess, v.Time)
+	} else {
+		err = putSession(ctx, req.Storage, sess)
+	}
+	if err != nil {
+		return err
+	}
+	code := http.StatusForbidden
+	if v.Kind == trust.RateExceeded {
+		code = http.StatusTooManyRequests
+	}
+	msg := v.Error()
+	if killed {
+		msg += "; the session is revoked and all its credentials are dead"
+	}
+	return logical.CodedError(code, msg)
+}
+
+// revokeRoleSessions revokes every live session of a role.
+func (b *backend) revokeRoleSessions(ctx context.Context, s logical.Storage, role, reason string) (int, error) {
+	ids, err := s.List(ctx, roleSessionsPrefix+role+"/")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		lock := b.sessionLock(id)
+		lock.Lock()
+		sess, err := getSession(ctx, s, id)
+		if err == nil && sess != nil && sess.Revoke(reason, b.now()) {
+			err = b.finishSession(ctx, s, sess, b.now())
+			n++
+		} else if err == nil {
+			err = s.Delete(ctx, roleSessionsPrefix+role+"/"+id)
+		}
+		lock.Unlock()
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func truncateID(id string) string {
+	if len(id) > 64 {
+		return id[:64] + "..."
+	}
+	return id
+}
+
+func pluralise(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// conflict refuses a transition out of a final state.
+func conflict(sess *trust.Session, now time.Time) error {
+	return logical.CodedError(http.StatusConflict, (&trust.StateError{Session: sess.ID, State: sess.StateAt(now)}).Error())
+}
+
+const pathSessionHelpSyn = `Start a session: an agent's task with a declared intent.`
+
+const pathSessionHelpDesc = `
+An agent starts a session for a role, declaring its intent: the scopes it
+will touch, the audiences it will call, its budgets and its purpose. The
+intent must lie inside the role; anything wider is refused with a message
+naming what was wider, and nothing is created.
+
+  vault write agent/session role=deployer purpose="rotate web TLS" \
+      scopes="read:secrets/web/*" audiences=secrets-api max_steps=10
+
+The answer is a leased secret (type agent_session) holding session_id,
+expires_at and the intent as granted. Renew the lease to keep the session
+alive (up to the role's session_max_ttl). Revoking the lease, or the token
+that created it, kills the session and every credential it issued.
+
+The session is bound to its creator (entity, or token accessor): only the
+creator may take step credentials (creds/<session_id>) or end it; anyone else
+is refused and the attempt is recorded as a foreign_caller violation.
+`
+
+const pathSessionsListHelpSyn = `List sessions, optionally by role and state.`
+
+const pathSessionsListHelpDesc = `
+Lists session IDs. Filter with role=<name> and state=active|ended|revoked|expired:
+
+  vault list agent/sessions
+  vault list -format=json agent/sessions role=deployer state=active
+`
+
+const pathSessionReadHelpSyn = `Read a session: its state, intent, budget used and violations.`
+
+const pathSessionReadHelpDesc = `
+Shows a session: state (active, ended, revoked or expired), the intent as
+granted, steps_used and credential_count, the violations recorded against
+it, and revoked_reason when it was killed.
+`
+
+const pathSessionEndHelpSyn = `End a session normally; every credential it issued dies.`
+
+const pathSessionEndHelpDesc = `
+The agent that created the session ends it when its task is done. The
+session becomes "ended", every step credential it issued stops being
+accepted (introspection answers active=false, and the session is listed in
+revocations), in a constant number of storage writes. Only the creator may
+end a session; another caller's attempt is a foreign_caller violation.
+
+The session's lease stays until it expires or is revoked; renewing it fails.
+`
+
+const pathSessionRevokeHelpSyn = `Kill a session with a reason; every credential it issued dies.`
+
+const pathSessionRevokeHelpDesc = `
+An operator kills a session, giving a reason that is recorded and shown as
+revoked_reason. The session becomes "revoked" and every step credential it
+issued stops being accepted, in a constant number of storage writes.
+`

@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+func pathVerify(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "jwks$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "jwks",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathJWKSRead,
+					Summary:  "The public signing keys as an RFC 7517 JWK Set (no Vault token needed).",
+				},
+			},
+			HelpSynopsis:    pathJWKSHelpSyn,
+			HelpDescription: pathJWKSHelpDesc,
+		},
+		{
+			Pattern: "revocations$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "revocations",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathRevocationsRead,
+					Summary:  "Sessions no longer active whose credentials may be unexpired (no Vault token needed).",
+				},
+			},
+			HelpSynopsis:    pathRevocationsHelpSyn,
+			HelpDescription: pathRevocationsHelpDesc,
+		},
+		{
+			Pattern: "introspect$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationVerb: "introspect", OperationSuffix: "token",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"token": {
+					Type:        framework.TypeString,
+					Description: "Required. The step credential to introspect.",
+					Required:    true,
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathIntrospect,
+					Summary:  "Say whether a step credential is active now (RFC 7662-shaped).",
+				},
+			},
+			HelpSynopsis:    pathIntrospectHelpSyn,
+			HelpDescription: pathIntrospectHelpDesc,
+		},
+	}
+}
+
+func (b *backend) pathJWKSRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	r, err := b.loadKeyring(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(token.JWKS(r.publicKeys(b.now())...))
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		logical.HTTPStatusCode:  http.StatusOK,
+		logical.HTTPContentType: "application/json",
+		logical.HTTPRawBody:     body,
+	}}, nil
+}
+
+func (b *backend) pathRevocationsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	var list trust.RevocationList
+	if _, err := getJSON(ctx, req.Storage, revocationsPath, &list); err != nil {
+		return nil, err
+	}
+	now := b.now()
+	sessions := make([]map[string]interface{}, 0, len(list.Sessions))
+	for _, r := range list.Sessions {
+		if r.Exp < now.Unix() {
+			continue // expired since the last write; pruned at the next
+		}
+		sessions = append(sessions, map[string]interface{}{"id": r.ID, "revoked_at": r.RevokedAt, "exp": r.Exp})
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		"version":  list.Version,
+		"sessions": sessions,
+	}}, nil
+}
+
+func (b *backend) pathIntrospect(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	raw := strings.TrimSpace(d.Get("token").(string))
+	if raw == "" {
+		return logical.ErrorResponse("token: is required"), nil
+	}
+	inactive := &logical.Response{Data: map[string]interface{}{"active": false}}
+
+	claims, err := b.verifyToken(ctx, req, raw)
+	if err != nil {
+		if isVerifyError(err) {
+			return inactive, nil
+		}
+		return nil, err
+	}
+	sess, err := getSession(ctx, req.Storage, claims.Txn)
+	if err != nil {
+		return nil, err
+	}
+	if sess == nil {
+		return inactive, nil
+	}
+	state := sess.StateAt(b.now())
+	if state != trust.StateActive {
+		return inactive, nil
+	}
+	data := claimsData(claims)
+	data["active"] = true
+	data["session_state"] = string(state)
+	data["token_type"] = token.Type
+	return &logical.Response{Data: data}, nil
+}
+
+// verifyToken checks a step credential's signature and times against this
+// mount's keys and issuer.
+func (b *backend) verifyToken(ctx context.Context, req *logical.Request, raw string) (*token.Claims, error) {
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.loadKeyring(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	now := b.now()
+	return token.Verify(raw, r.lookup(now), token.VerifyOptions{
+		Issuer: cfg.issuerFor(req.MountPoint),
+		Now:    now,
+		Leeway: -1, // the engine's own clock: no skew to tolerate
+	})
+}
+
+// isVerifyError tells a token that does not verify from a failure of the
+// engine itself.
+func isVerifyError(err error) bool {
+	for _, e := range []error{
+		token.ErrMalformed, token.ErrUnknownKey, token.ErrAlgorithm, token.ErrSignature,
+		token.ErrExpired, token.ErrNotYetValid, token.ErrIssuer, token.ErrAudience,
+		token.ErrType, token.ErrTooLarge, token.ErrClaims,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// claimsData lays out a credential's claims as response data.
+func claimsData(c *token.Claims) map[string]interface{} {
+	m := map[string]interface{}{
+		"iss":   c.Issuer,
+		"sub":   c.Subject,
+		"aud":   c.Audience,
+		"iat":   c.IssuedAt,
+		"nbf":   c.NotBefore,
+		"exp":   c.Expiry,
+		"jti":   c.ID,
+		"txn":   c.Txn,
+		"scope": c.Scope,
+		"dep":   c.Depth,
+	}
+	if c.Tctx != nil {
+		m["tctx"] = map[string]interface{}{"role": c.Tctx.Role, "purpose": c.Tctx.Purpose}
+	}
+	if c.Rctx != nil {
+		rctx := map[string]interface{}{}
+		if c.Rctx.Step != "" {
+			rctx["step"] = c.Rctx.Step
+		}
+		if c.Rctx.ReqIP != "" {
+			rctx["req_ip"] = c.Rctx.ReqIP
+		}
+		m["rctx"] = rctx
+	}
+	if c.Parent != "" {
+		m["par"] = c.Parent
+	}
+	if c.Act != nil {
+		m["act"] = actorData(c.Act)
+	}
+	if c.Cnf != nil {
+		m["cnf"] = map[string]interface{}{"jkt": c.Cnf.JKT}
+	}
+	return m
+}
+
+func actorData(a *token.Actor) map[string]interface{} {
+	m := map[string]interface{}{"sub": a.Subject}
+	if a.Act != nil {
+		m["act"] = actorData(a.Act)
+	}
+	return m
+}
+
+const pathJWKSHelpSyn = `The public keys that verify step credentials, as a JWK Set.`
+
+const pathJWKSHelpDesc = `
+Returns an RFC 7517 JWK Set, unwrapped (the raw body is {"keys": [...]},
+Content-Type application/json), so standard JWKS clients can point at
+/v1/<mount>/jwks directly. No Vault token is needed.
+
+It holds the current signing key and every older key that may still have
+signed an unexpired credential. Each key has "kid", "alg" (EdDSA or ES256)
+and "use": "sig".
+`
+
+const pathRevocationsHelpSyn = `The sessions whose credentials must no longer be accepted.`
+
+const pathRevocationsHelpDesc = `
+Lists every session that is no longer active (ended or revoked) while some
+of its credentials could still be unexpired, as {id, revoked_at, exp}. An
+entry leaves the list once exp has passed. "version" grows with every
+change: a resource server polls this path, compares the version, and
+rejects any credential whose "txn" claim is listed. No Vault token is
+needed.
+`
+
+const pathIntrospectHelpSyn = `Say whether a step credential is active right now.`
+
+const pathIntrospectHelpDesc = `
+An RFC 7662-shaped answer for a step credential. "active" is true only when
+the signature verifies against this mount's keys, the issuer is this
+mount's, the credential is within its validity window, and its session is
+active. An active answer carries the credential's claims (iss, sub, aud,
+exp, jti, txn, scope, dep, ...) and session_state. Any other answer is just
+{"active": false}, whatever the reason.
+
+Use it for high-value calls; for the rest, verify offline with jwks and
+poll revocations.
+`

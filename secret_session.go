@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+// secretTypeSession is the lease type of a session.
+const secretTypeSession = "agent_session"
+
+func secretSession(b *backend) *framework.Secret {
+	return &framework.Secret{
+		Type: secretTypeSession,
+		Fields: map[string]*framework.FieldSchema{
+			"session_id": {Type: framework.TypeString, Description: "The session ID."},
+		},
+		Renew:  b.secretSessionRenew,
+		Revoke: b.secretSessionRevoke,
+	}
+}
+
+// leaseSessionID reads the session ID from a lease's internal data. It
+// survives Vault's JSON round trip because it is a plain string.
+func leaseSessionID(req *logical.Request) (string, error) {
+	if req.Secret == nil {
+		return "", fmt.Errorf("the request carries no lease")
+	}
+	id, ok := req.Secret.InternalData["session_id"].(string)
+	if !ok || id == "" {
+		return "", fmt.Errorf("the lease carries no session_id")
+	}
+	return id, nil
+}
+
+func (b *backend) secretSessionRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	id, err := leaseSessionID(req)
+	if err != nil {
+		return nil, err
+	}
+	lock := b.sessionLock(id)
+	lock.Lock()
+	defer lock.Unlock()
+
+	sess, err := getSession(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if sess == nil {
+		return logical.ErrorResponse("session %s no longer exists and cannot be renewed", id), nil
+	}
+	now := b.now()
+	increment := sess.Intent.SessionTTL
+	if req.Secret.Increment > 0 {
+		increment = req.Secret.Increment
+	}
+	ttl, err := sess.Renew(increment, now)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if err := putSession(ctx, req.Storage, sess); err != nil {
+		return nil, err
+	}
+	resp := &logical.Response{Secret: req.Secret}
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = sess.Intent.SessionMaxTTL
+	return resp, nil
+}
+
+// secretSessionRevoke runs when the session's lease is revoked: by `vault
+// lease revoke`, a revoke-prefix, the revocation of the creator's token, or
+// the lease's expiry. It kills the session unless it is already dead.
+func (b *backend) secretSessionRevoke(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	id, err := leaseSessionID(req)
+	if err != nil {
+		return nil, err
+	}
+	err = b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
+		// Vault revokes an expired lease a moment after its expiry; a
+		// revocation within a second of it is the expiry itself.
+		if !now.Add(time.Second).Before(sess.ExpiresAt) {
+			if sess.Expire(now) {
+				b.Logger().Info("session expired", "session_id", sess.ID)
+				return true, nil
+			}
+			return false, nil
+		}
+		if sess.Revoke("lease revoked", now) {
+			b.Logger().Info("session revoked", "session_id", sess.ID, "reason", "lease revoked")
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		if coded, ok := err.(logical.HTTPCodedError); ok && coded.Code() == 404 {
+			return nil, nil // nothing left to kill
+		}
+		return nil, err
+	}
+	return nil, nil
+}

@@ -1,0 +1,66 @@
+package token
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// sentinels lists every error kind Verify may report.
+var sentinels = []error{ErrMalformed, ErrUnknownKey, ErrAlgorithm, ErrSignature, ErrExpired,
+	ErrNotYetValid, ErrIssuer, ErrAudience, ErrType, ErrTooLarge, ErrClaims}
+
+// FuzzVerify feeds arbitrary strings to Verify and PeekKeyID. Neither may
+// panic, every failure must carry a sentinel error, and the only inputs
+// that may verify are the genuine tokens minted here: for Ed25519 the exact
+// string (signatures are deterministic and encodings canonical), for ES256
+// any signature over a genuine header and payload.
+func FuzzVerify(f *testing.F) {
+	ed, es := fixedKey(f, AlgEdDSA), fixedKey(f, AlgES256)
+	lookup := StaticKeys(ed.Public(), es.Public())
+	want := sampleClaims()
+	edTok := mustMint(f, ed, want)
+	esTok := mustMint(f, es, want)
+	esInput := esTok[:strings.LastIndexByte(esTok, '.')]
+	p := parts(edTok)
+
+	for _, s := range []string{
+		edTok, esTok,
+		"", ".", "..", "...", "a.b.c", "e30.e30.", "e30.e30.e30",
+		edTok[:len(edTok)-1], edTok[:len(edTok)-2], edTok + "A", edTok + ".",
+		p[0] + "." + p[1], p[0] + ".." + p[2],
+		enc(`{"alg":"none","typ":"txntoken+jwt"}`) + "." + p[1] + ".",
+		enc(`{"alg":"HS256","kid":"`+ed.ID+`","typ":"txntoken+jwt"}`) + "." + p[1] + "." + p[2],
+		enc(`{"alg":"ES256","kid":"`+ed.ID+`","typ":"txntoken+jwt"}`) + "." + p[1] + "." + parts(esTok)[2],
+		enc(`{"alg":"EdDSA","kid":"`+ed.ID+`","typ":"JWT"}`) + "." + p[1] + "." + p[2],
+		enc(`{"alg":"EdDSA","kid":"`+ed.ID+`","typ":"txntoken+jwt","crit":[]}`) + "." + p[1] + "." + p[2],
+		`{"payload":"` + p[1] + `","signatures":[{"protected":"` + p[0] + `","signature":"` + p[2] + `"}]}`,
+		"\x00\xff." + p[1] + "." + p[2],
+	} {
+		f.Add(s)
+	}
+
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = PeekKeyID(s)
+		c, err := Verify(s, lookup, testOpts())
+		if err != nil {
+			if c != nil {
+				t.Fatal("claims returned with an error")
+			}
+			for _, e := range sentinels {
+				if errors.Is(err, e) {
+					return
+				}
+			}
+			t.Fatalf("error without sentinel: %v", err)
+		}
+		genuine := s == edTok || (strings.HasPrefix(s, esInput+".") && strings.IndexByte(s[len(esInput)+1:], '.') < 0)
+		if !genuine {
+			t.Fatalf("forged input verified: %q", s)
+		}
+		if !reflect.DeepEqual(c, want) {
+			t.Fatalf("claims differ: %+v", c)
+		}
+	})
+}

@@ -1,0 +1,532 @@
+// Package token mints and verifies step credentials: short-lived,
+// signed JSON Web Tokens shaped after the IETF OAuth Transaction Tokens
+// draft and RFC 8693 token exchange.
+//
+// A credential is a JWS in compact serialisation, signed with EdDSA
+// (Ed25519, the default) or ES256 (ECDSA P-256). Its protected header has
+// exactly three members: "alg", "kid" and "typ" (always [Type]). The
+// payload is a [Claims] value.
+//
+// Verification is deliberately strict and cheap. [Verify] accepts only the
+// compact serialisation with one signature, only the algorithms in its
+// allow-list, and only when the header algorithm equals the algorithm bound
+// to the key named by "kid"; the algorithm is never taken from the token
+// alone. The payload is decoded only after the signature has been checked.
+// Failures are reported with sentinel errors (see [ErrMalformed] and the
+// others) that work with errors.Is; error messages never contain the token
+// or key material.
+//
+// Signing keys are handled by [Key] (private, for the issuer) and
+// [PublicKey] (for verifiers), and are exchanged as JSON Web Keys
+// (RFC 7517) and JWK Sets. Key IDs are RFC 7638 thumbprints.
+//
+// The package does not depend on Vault; resource servers can import it to
+// verify credentials offline against the engine's JWKS.
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Type is the value of the "typ" header of every step credential.
+const Type = "txntoken+jwt"
+
+// Supported JWS signature algorithms (RFC 7518, RFC 8037).
+const (
+	// AlgEdDSA is EdDSA over Ed25519, the default.
+	AlgEdDSA = "EdDSA"
+	// AlgES256 is ECDSA over P-256 with SHA-256.
+	AlgES256 = "ES256"
+)
+
+// MaxTokenSize is the largest serialised credential, in bytes, that
+// [Verify] and [PeekKeyID] will look at and that [Mint] will produce.
+const MaxTokenSize = 16 << 10
+
+// DefaultLeeway is the clock skew tolerated by [Verify] when
+// [VerifyOptions.Leeway] is zero.
+const DefaultLeeway = 30 * time.Second
+
+// Sentinel errors returned (wrapped) by this package. Test for them with
+// errors.Is.
+var (
+	// ErrMalformed: the input is not a well-formed compact JWS with a
+	// decodable header and payload.
+	ErrMalformed = errors.New("token: malformed")
+	// ErrUnknownKey: no verification key is known for the header's "kid".
+	// Resource servers may refetch the JWKS and retry once.
+	ErrUnknownKey = errors.New("token: unknown signing key")
+	// ErrAlgorithm: the algorithm is not allowed, not supported, or does not
+	// match the key named by "kid".
+	ErrAlgorithm = errors.New("token: algorithm not accepted")
+	// ErrSignature: the signature does not verify.
+	ErrSignature = errors.New("token: invalid signature")
+	// ErrExpired: the credential is past its "exp" time.
+	ErrExpired = errors.New("token: expired")
+	// ErrNotYetValid: "nbf" or "iat" lies in the future.
+	ErrNotYetValid = errors.New("token: not yet valid")
+	// ErrIssuer: "iss" does not match the expected issuer.
+	ErrIssuer = errors.New("token: issuer mismatch")
+	// ErrAudience: "aud" does not match the expected audience.
+	ErrAudience = errors.New("token: audience mismatch")
+	// ErrType: the "typ" header is not [Type].
+	ErrType = errors.New("token: wrong type")
+	// ErrTooLarge: the input exceeds [MaxTokenSize].
+	ErrTooLarge = errors.New("token: too large")
+	// ErrClaims: a required claim is missing or invalid.
+	ErrClaims = errors.New("token: invalid claims")
+)
+
+// Claims is the payload of a step credential.
+type Claims struct {
+	// Issuer ("iss") identifies the engine that minted the credential.
+	Issuer string `json:"iss"`
+	// Subject ("sub") is the session creator's entity ID, or
+	// "accessor:<token accessor>".
+	Subject string `json:"sub"`
+	// Audience ("aud") is the single audience requested; it is serialised
+	// as a JSON string, never an array.
+	Audience string `json:"aud"`
+	// IssuedAt ("iat") is the issue time in Unix seconds. Required.
+	IssuedAt int64 `json:"iat"`
+	// NotBefore ("nbf") is the start of validity in Unix seconds.
+	NotBefore int64 `json:"nbf"`
+	// Expiry ("exp") is the end of validity in Unix seconds. Required.
+	Expiry int64 `json:"exp"`
+	// ID ("jti") is the credential ID. Required.
+	ID string `json:"jti"`
+	// Txn ("txn") is the session ID. Required.
+	Txn string `json:"txn"`
+	// Scope ("scope") holds the granted scopes, space-separated. Required.
+	Scope string `json:"scope"`
+	// Tctx ("tctx") is the transaction context.
+	Tctx *TxnContext `json:"tctx,omitempty"`
+	// Rctx ("rctx") is the request context; omitted when empty.
+	Rctx *RequestContext `json:"rctx,omitempty"`
+	// Parent ("par") is the parent credential's ID for derived credentials.
+	Parent string `json:"par,omitempty"`
+	// Depth ("dep") is 1 for a credential taken directly from the session
+	// and one more than the parent's for a derived one. Required, >= 1.
+	Depth int `json:"dep"`
+	// Act ("act") is the RFC 8693 actor chain, newest actor outermost.
+	Act *Actor `json:"act,omitempty"`
+	// Cnf ("cnf") binds the credential to a key (RFC 7800).
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// TxnContext is the "tctx" claim: why the session exists.
+type TxnContext struct {
+	// Role is the engine role the session was opened under.
+	Role string `json:"role"`
+	// Purpose is the caller-stated purpose of the session.
+	Purpose string `json:"purpose,omitempty"`
+}
+
+// RequestContext is the "rctx" claim: where the step came from.
+type RequestContext struct {
+	// Step names the agent step the credential is for.
+	Step string `json:"step,omitempty"`
+	// ReqIP is the requesting client's IP address.
+	ReqIP string `json:"req_ip,omitempty"`
+}
+
+// Actor is one link of an RFC 8693 "act" chain. Subject is the current
+// actor; Act, if set, is the actor before it.
+type Actor struct {
+	// Subject ("sub") names the actor.
+	Subject string `json:"sub"`
+	// Act ("act") is the previous actor, if any.
+	Act *Actor `json:"act,omitempty"`
+}
+
+// Confirmation is the RFC 7800 "cnf" claim.
+type Confirmation struct {
+	// JKT is the RFC 7638 SHA-256 thumbprint of the bound key (RFC 9449).
+	JKT string `json:"jkt"`
+}
+
+// Chain returns the actor subjects, newest first. It returns nil for a
+// nil chain.
+func (a *Actor) Chain() []string {
+	var out []string
+	for ; a != nil; a = a.Act {
+		out = append(out, a.Subject)
+	}
+	return out
+}
+
+// PushActor returns a new chain with name as the newest actor and a copy
+// of prev behind it. prev is not modified and shares no memory with the
+// result.
+func PushActor(prev *Actor, name string) *Actor {
+	head := &Actor{Subject: name}
+	tail := head
+	for p := prev; p != nil; p = p.Act {
+		tail.Act = &Actor{Subject: p.Subject}
+		tail = tail.Act
+	}
+	return head
+}
+
+// checkRequired reports the first required claim that is missing or
+// inconsistent. Mint and Verify share it so the engine never mints a
+// credential that verifiers reject.
+func checkRequired(c *Claims) error {
+	switch {
+	case c.ID == "":
+		return fmt.Errorf("%w: missing jti", ErrClaims)
+	case c.Txn == "":
+		return fmt.Errorf("%w: missing txn", ErrClaims)
+	case c.Scope == "":
+		return fmt.Errorf("%w: missing scope", ErrClaims)
+	case c.IssuedAt <= 0:
+		return fmt.Errorf("%w: missing iat", ErrClaims)
+	case c.Expiry <= 0:
+		return fmt.Errorf("%w: missing exp", ErrClaims)
+	case c.Expiry <= c.IssuedAt:
+		return fmt.Errorf("%w: exp not after iat", ErrClaims)
+	case c.Depth < 1:
+		return fmt.Errorf("%w: dep must be at least 1", ErrClaims)
+	}
+	return nil
+}
+
+// defaultAlgorithms is the allow-list used when VerifyOptions.Algorithms
+// is empty.
+var defaultAlgorithms = []string{AlgEdDSA, AlgES256}
+
+// b64 decodes base64url without padding and rejects non-canonical
+// encodings, so every accepted token has exactly one string form (for
+// Ed25519). CR and LF, which the decoder would skip, are rejected earlier
+// by split.
+var b64 = base64.RawURLEncoding.Strict()
+
+// Mint signs c with k and returns the compact serialisation. The header is
+// exactly {"alg":k.Algorithm,"kid":k.ID,"typ":Type}. An empty Rctx is
+// omitted. Mint fails with ErrClaims if a required claim (jti, txn, scope,
+// iat, exp after iat, dep >= 1) is missing, if an actor has an empty
+// subject, or if Cnf.JKT is not a SHA-256 thumbprint; and with ErrTooLarge
+// if the result would exceed MaxTokenSize. c is not modified. Mint is safe
+// for concurrent use.
+func Mint(k *Key, c *Claims) (string, error) {
+	if k == nil || k.priv == nil {
+		return "", errors.New("token: mint: key has no private part")
+	}
+	if k.ID == "" {
+		return "", errors.New("token: mint: key has no ID")
+	}
+	if c == nil {
+		return "", fmt.Errorf("%w: nil claims", ErrClaims)
+	}
+	if err := checkRequired(c); err != nil {
+		return "", err
+	}
+	for a := c.Act; a != nil; a = a.Act {
+		if a.Subject == "" {
+			return "", fmt.Errorf("%w: actor with empty sub", ErrClaims)
+		}
+	}
+	if c.Cnf != nil && !ValidThumbprint(c.Cnf.JKT) {
+		return "", fmt.Errorf("%w: cnf.jkt is not a SHA-256 JWK thumbprint", ErrClaims)
+	}
+	cc := *c
+	if cc.Rctx != nil && *cc.Rctx == (RequestContext{}) {
+		cc.Rctx = nil
+	}
+	payload, err := json.Marshal(&cc)
+	if err != nil {
+		return "", fmt.Errorf("%w: cannot encode claims", ErrClaims)
+	}
+	kid, err := json.Marshal(k.ID)
+	if err != nil {
+		return "", errors.New("token: mint: cannot encode key ID")
+	}
+	header := make([]byte, 0, 48+len(kid))
+	header = append(header, `{"alg":"`...)
+	header = append(header, k.Algorithm...)
+	header = append(header, `","kid":`...)
+	header = append(header, kid...)
+	header = append(header, `,"typ":"`+Type+`"}`...)
+
+	enc := base64.RawURLEncoding
+	n := enc.EncodedLen(len(header)) + 1 + enc.EncodedLen(len(payload)) + 1 + enc.EncodedLen(64)
+	if n > MaxTokenSize {
+		return "", fmt.Errorf("%w: claims too large", ErrTooLarge)
+	}
+	buf := make([]byte, 0, n)
+	buf = enc.AppendEncode(buf, header)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, payload)
+	sig, err := k.sign(buf)
+	if err != nil {
+		return "", err
+	}
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, sig)
+	return string(buf), nil
+}
+
+// VerifyOptions configures Verify.
+type VerifyOptions struct {
+	// Issuer, when non-empty, must equal the "iss" claim.
+	Issuer string
+	// Audience, when non-empty, must equal the "aud" claim. Resource
+	// servers should always set it.
+	Audience string
+	// Now is the verification time; the zero value means time.Now().
+	Now time.Time
+	// Leeway is the clock skew tolerated for "exp", "nbf" and "iat", in
+	// whole seconds (fractions are truncated). Zero means DefaultLeeway
+	// (30s); a negative value means no leeway at all.
+	Leeway time.Duration
+	// Algorithms is the allow-list of signature algorithms; empty means
+	// {AlgEdDSA, AlgES256}. Names other than those two never verify.
+	Algorithms []string
+}
+
+// KeyLookup returns the verification key with the given key ID. It must be
+// safe for concurrent use if Verify is called concurrently.
+type KeyLookup func(kid string) (PublicKey, bool)
+
+// StaticKeys returns a KeyLookup over a fixed set of keys, indexed by ID.
+func StaticKeys(keys ...PublicKey) KeyLookup {
+	m := make(map[string]PublicKey, len(keys))
+	for _, k := range keys {
+		m[k.ID] = k
+	}
+	return func(kid string) (PublicKey, bool) {
+		k, ok := m[kid]
+		return k, ok
+	}
+}
+
+// header is the JWS protected header as read by Verify and PeekKeyID.
+type header struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Typ  string          `json:"typ"`
+	Crit json.RawMessage `json:"crit"`
+}
+
+// split checks the outer shape of a compact JWS and returns the positions
+// of its two dots. Only the base64url alphabet and exactly two dots are
+// allowed, which also rules out the JSON serialisation and whitespace.
+func split(raw string) (dot1, dot2 int, err error) {
+	if len(raw) > MaxTokenSize {
+		return 0, 0, ErrTooLarge
+	}
+	if raw == "" {
+		return 0, 0, fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	dot1, dot2 = -1, -1
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		case c == '.':
+			switch {
+			case dot1 < 0:
+				dot1 = i
+			case dot2 < 0:
+				dot2 = i
+			default:
+				return 0, 0, fmt.Errorf("%w: not a compact JWS (too many parts)", ErrMalformed)
+			}
+		default:
+			return 0, 0, fmt.Errorf("%w: not a compact JWS (invalid character)", ErrMalformed)
+		}
+	}
+	if dot2 < 0 {
+		return 0, 0, fmt.Errorf("%w: not a compact JWS (too few parts)", ErrMalformed)
+	}
+	return dot1, dot2, nil
+}
+
+// parseHeader decodes the base64url header segment into h.
+func parseHeader(seg string, h *header) error {
+	hb, err := b64.DecodeString(seg)
+	if err != nil {
+		return fmt.Errorf("%w: header is not base64url", ErrMalformed)
+	}
+	if err := json.Unmarshal(hb, h); err != nil {
+		return fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
+	}
+	return nil
+}
+
+// PeekKeyID returns the "kid" header of raw without verifying anything
+// else. Use it only to pick or prefetch keys, never to trust the token.
+func PeekKeyID(raw string) (string, error) {
+	dot1, _, err := split(raw)
+	if err != nil {
+		return "", err
+	}
+	var h header
+	if err := parseHeader(raw[:dot1], &h); err != nil {
+		return "", err
+	}
+	if h.Kid == "" {
+		return "", fmt.Errorf("%w: missing kid", ErrMalformed)
+	}
+	return h.Kid, nil
+}
+
+// Verify checks raw and returns its claims. In order, it rejects: inputs
+// over MaxTokenSize (ErrTooLarge); anything but a three-part compact JWS
+// with a decodable JSON header (ErrMalformed); a header algorithm outside
+// the allow-list (ErrAlgorithm); a "crit" header (ErrMalformed); a "typ"
+// other than Type (ErrType); a missing "kid" (ErrMalformed); a "kid" that
+// lookup does not know (ErrUnknownKey); a header algorithm different from
+// the key's, or a key whose Go type does not fit its algorithm
+// (ErrAlgorithm); a bad signature (ErrSignature); an undecodable payload
+// (ErrMalformed); missing required claims (ErrClaims); a wrong issuer or
+// audience (ErrIssuer, ErrAudience); and expiry, "nbf" or "iat" outside the
+// leeway (ErrExpired, ErrNotYetValid). Verify is safe for concurrent use.
+func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
+	dot1, dot2, err := split(raw)
+	if err != nil {
+		return nil, err
+	}
+	// A single allocation holds a copy of raw (whose prefix is the signing
+	// input) followed by the decoded header, signature and payload.
+	dec := b64.DecodedLen
+	buf := make([]byte, len(raw), len(raw)+dec(dot1)+dec(len(raw)-dot2-1)+dec(dot2-dot1-1))
+	copy(buf, raw)
+	var h header
+	hb, err := b64.AppendDecode(buf[len(raw):], buf[:dot1])
+	if err != nil {
+		return nil, fmt.Errorf("%w: header is not base64url", ErrMalformed)
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
+	}
+	algs := opts.Algorithms
+	if len(algs) == 0 {
+		algs = defaultAlgorithms
+	}
+	if !slices.Contains(algs, h.Alg) {
+		return nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
+	}
+	if h.Crit != nil {
+		return nil, fmt.Errorf("%w: crit header not supported", ErrMalformed)
+	}
+	if h.Typ != Type {
+		return nil, fmt.Errorf("%w: typ must be %q", ErrType, Type)
+	}
+	if h.Kid == "" {
+		return nil, fmt.Errorf("%w: missing kid", ErrMalformed)
+	}
+	if lookup == nil {
+		return nil, fmt.Errorf("%w: no key lookup", ErrUnknownKey)
+	}
+	pk, ok := lookup(h.Kid)
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	if pk.Algorithm != h.Alg {
+		return nil, fmt.Errorf("%w: header alg does not match key", ErrAlgorithm)
+	}
+	sig, err := b64.AppendDecode(hb[len(hb):], buf[dot2+1:len(raw)])
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+	}
+	if err := verifySignature(pk, buf[:dot2], sig); err != nil {
+		return nil, err
+	}
+	payload, err := b64.AppendDecode(sig[len(sig):], buf[dot1+1:dot2])
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
+	}
+	c := new(Claims)
+	if err := json.Unmarshal(payload, c); err != nil {
+		return nil, fmt.Errorf("%w: payload is not a valid claims object", ErrMalformed)
+	}
+	if err := checkRequired(c); err != nil {
+		return nil, err
+	}
+	if opts.Issuer != "" && c.Issuer != opts.Issuer {
+		return nil, ErrIssuer
+	}
+	if opts.Audience != "" && c.Audience != opts.Audience {
+		return nil, ErrAudience
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	leeway := opts.Leeway
+	switch {
+	case leeway == 0:
+		leeway = DefaultLeeway
+	case leeway < 0:
+		leeway = 0
+	}
+	// Whole seconds: with integer claims, t >= exp iff floor(t) >= exp, and
+	// t < nbf iff floor(t) < nbf. Subtracting or adding a small leeway to a
+	// current time cannot overflow, whatever the claims hold.
+	n, l := now.Unix(), int64(leeway/time.Second)
+	if n-l >= c.Expiry {
+		return nil, ErrExpired
+	}
+	if n+l < c.NotBefore {
+		return nil, fmt.Errorf("%w: nbf in the future", ErrNotYetValid)
+	}
+	if n+l < c.IssuedAt {
+		return nil, fmt.Errorf("%w: iat in the future", ErrNotYetValid)
+	}
+	return c, nil
+}
+
+// verifySignature checks sig over input with pk. The algorithm comes from
+// the key, which Verify has already matched against the header.
+func verifySignature(pk PublicKey, input, sig []byte) error {
+	switch pk.Algorithm {
+	case AlgEdDSA:
+		pub, ok := pk.Key.(ed25519.PublicKey)
+		if !ok || len(pub) != ed25519.PublicKeySize {
+			return fmt.Errorf("%w: key is not an Ed25519 public key", ErrAlgorithm)
+		}
+		if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, input, sig) {
+			return ErrSignature
+		}
+		return nil
+	case AlgES256:
+		pub, ok := pk.Key.(*ecdsa.PublicKey)
+		if !ok || pub == nil || pub.Curve == nil || pub.Curve.Params() != elliptic.P256().Params() || pub.X == nil || pub.Y == nil {
+			return fmt.Errorf("%w: key is not a P-256 public key", ErrAlgorithm)
+		}
+		if len(sig) != 64 {
+			return ErrSignature
+		}
+		digest := sha256.Sum256(input)
+		r := new(big.Int).SetBytes(sig[:32])
+		s := new(big.Int).SetBytes(sig[32:])
+		if !ecdsa.Verify(pub, digest[:], r, s) {
+			return ErrSignature
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: unsupported key algorithm", ErrAlgorithm)
+	}
+}
+
+// ValidThumbprint reports whether s looks like an RFC 7638 SHA-256 JWK
+// thumbprint: 43 characters of canonical unpadded base64url (32 bytes).
+func ValidThumbprint(s string) bool {
+	if len(s) != 43 || strings.ContainsAny(s, "\r\n") {
+		return false
+	}
+	b, err := b64.DecodeString(s)
+	return err == nil && len(b) == sha256.Size
+}

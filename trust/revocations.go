@@ -1,0 +1,57 @@
+package trust
+
+import "time"
+
+// Revoked is one entry of the revocation list: a session that is no
+// longer active while some of its credentials may still be unexpired.
+type Revoked struct {
+	ID        string `json:"id"`
+	RevokedAt int64  `json:"revoked_at"`
+	// Exp is when the last credential the session could have issued
+	// expires; the entry leaves the list after it.
+	Exp int64 `json:"exp"`
+}
+
+// RevocationList is what resource servers poll to learn of dead sessions.
+// Version grows with every change, so a poller can tell whether anything
+// changed since it last looked.
+type RevocationList struct {
+	Version  uint64    `json:"version"`
+	Sessions []Revoked `json:"sessions"`
+}
+
+// Add lists a session that stopped being active at now, dropping entries
+// that have expired. It returns false and changes nothing when the session
+// could have no unexpired credential left.
+func (l *RevocationList) Add(s *Session, now time.Time) bool {
+	until := s.TokensValidUntil()
+	l.Prune(now)
+	if !until.After(now) {
+		return false
+	}
+	for _, r := range l.Sessions {
+		if r.ID == s.ID {
+			return false
+		}
+	}
+	l.Sessions = append(l.Sessions, Revoked{ID: s.ID, RevokedAt: now.Unix(), Exp: until.Unix()})
+	l.Version++
+	return true
+}
+
+// Prune drops entries whose every credential has expired, and reports
+// whether it dropped any (the version then grows).
+func (l *RevocationList) Prune(now time.Time) bool {
+	kept := l.Sessions[:0]
+	for _, r := range l.Sessions {
+		if r.Exp >= now.Unix() {
+			kept = append(kept, r)
+		}
+	}
+	changed := len(kept) != len(l.Sessions)
+	l.Sessions = kept
+	if changed {
+		l.Version++
+	}
+	return changed
+}

@@ -1,0 +1,229 @@
+package trust
+
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
+)
+
+// What a role does when a session commits a violation.
+const (
+	// OnViolationRevoke kills the session at its first violation.
+	OnViolationRevoke = "revoke"
+	// OnViolationDeny refuses the request and kills the session once its
+	// violations exceed the role's violation limit.
+	OnViolationDeny = "deny"
+)
+
+// Bounds on role and intent fields.
+const (
+	MaxAudiences      = 64
+	MaxAudienceLength = 256
+	MaxPurposeLength  = 1024
+	MaxStepLength     = 256
+	MaxActorLength    = 256
+	MaxMetadataPairs  = 16
+	MaxMetadataKey    = 128
+	MaxMetadataValue  = 512
+
+	MaxStepsCeiling       = 1_000_000
+	MaxDepthCeiling       = 16
+	MaxRateCeiling        = 100_000
+	MaxSessionsCeiling    = 1_000_000
+	ViolationLimitCeiling = 1000
+)
+
+// Role is the hard ceiling for every session started under it.
+type Role struct {
+	Scopes         []string      `json:"scopes"`
+	Audiences      []string      `json:"audiences"`
+	SessionTTL     time.Duration `json:"session_ttl"`
+	SessionMaxTTL  time.Duration `json:"session_max_ttl"`
+	StepTTL        time.Duration `json:"step_ttl"`
+	StepMaxTTL     time.Duration `json:"step_max_ttl"`
+	MaxSteps       int           `json:"max_steps"`
+	MaxDepth       int           `json:"max_depth"`
+	MaxRate        int           `json:"max_rate"`
+	MaxSessions    int           `json:"max_sessions"`
+	OnViolation    string        `json:"on_violation"`
+	ViolationLimit int           `json:"violation_limit"`
+	RequirePurpose bool          `json:"require_purpose"`
+}
+
+// DefaultRole returns a role with every optional field at its default.
+func DefaultRole() Role {
+	return Role{
+		SessionTTL:     15 * time.Minute,
+		SessionMaxTTL:  time.Hour,
+		StepTTL:        60 * time.Second,
+		StepMaxTTL:     5 * time.Minute,
+		MaxSteps:       100,
+		MaxDepth:       3,
+		MaxRate:        60,
+		MaxSessions:    0,
+		OnViolation:    OnViolationRevoke,
+		ViolationLimit: 3,
+		RequirePurpose: true,
+	}
+}
+
+// Limits are the engine-wide ceilings a role must stay within.
+type Limits struct {
+	MaxSessionTTL time.Duration
+	MaxStepTTL    time.Duration
+}
+
+// Validate checks every field of the role against its own rules and the
+// engine's limits, and returns a *FieldError naming the first bad field.
+// On success the role's scopes are in canonical form.
+func (r *Role) Validate(limits Limits) error {
+	set, err := parseScopes("scopes", r.Scopes)
+	if err != nil {
+		return err
+	}
+	if len(set) == 0 {
+		return fieldErr("scopes", "at least one scope is required")
+	}
+	r.Scopes = set.Strings()
+
+	if len(r.Audiences) == 0 {
+		return fieldErr("audiences", "at least one audience is required")
+	}
+	auds, err := normaliseAudiences("audiences", r.Audiences)
+	if err != nil {
+		return err
+	}
+	r.Audiences = auds
+
+	if r.SessionTTL <= 0 {
+		return fieldErr("session_ttl", "must be a positive duration")
+	}
+	if r.SessionMaxTTL <= 0 {
+		return fieldErr("session_max_ttl", "must be a positive duration")
+	}
+	if r.SessionTTL > r.SessionMaxTTL {
+		return fieldErr("session_ttl", "%s exceeds session_max_ttl %s", r.SessionTTL, r.SessionMaxTTL)
+	}
+	if limits.MaxSessionTTL > 0 && r.SessionMaxTTL > limits.MaxSessionTTL {
+		return fieldErr("session_max_ttl", "%s exceeds the engine's max_session_ttl %s (see config)", r.SessionMaxTTL, limits.MaxSessionTTL)
+	}
+	if r.StepTTL <= 0 {
+		return fieldErr("step_ttl", "must be a positive duration")
+	}
+	if r.StepMaxTTL <= 0 {
+		return fieldErr("step_max_ttl", "must be a positive duration")
+	}
+	if r.StepTTL > r.StepMaxTTL {
+		return fieldErr("step_ttl", "%s exceeds step_max_ttl %s", r.StepTTL, r.StepMaxTTL)
+	}
+	if r.StepMaxTTL > r.SessionMaxTTL {
+		return fieldErr("step_max_ttl", "%s exceeds session_max_ttl %s; a step credential cannot outlive its session", r.StepMaxTTL, r.SessionMaxTTL)
+	}
+	if limits.MaxStepTTL > 0 && r.StepMaxTTL > limits.MaxStepTTL {
+		return fieldErr("step_max_ttl", "%s exceeds the engine's max_step_ttl %s (see config)", r.StepMaxTTL, limits.MaxStepTTL)
+	}
+	if err := inRange("max_steps", r.MaxSteps, 1, MaxStepsCeiling); err != nil {
+		return err
+	}
+	if err := inRange("max_depth", r.MaxDepth, 1, MaxDepthCeiling); err != nil {
+		return err
+	}
+	if err := inRange("max_rate", r.MaxRate, 1, MaxRateCeiling); err != nil {
+		return err
+	}
+	if err := inRange("max_sessions", r.MaxSessions, 0, MaxSessionsCeiling); err != nil {
+		return err
+	}
+	if r.OnViolation != OnViolationRevoke && r.OnViolation != OnViolationDeny {
+		return fieldErr("on_violation", "%q is not one of %q or %q", truncate(r.OnViolation), OnViolationRevoke, OnViolationDeny)
+	}
+	if err := inRange("violation_limit", r.ViolationLimit, 0, ViolationLimitCeiling); err != nil {
+		return err
+	}
+	return nil
+}
+
+func inRange(field string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return fieldErr(field, "must be between %d and %d, got %d", lo, hi, v)
+	}
+	return nil
+}
+
+// parseScopes parses a list of scopes, naming the field and the element
+// in errors.
+func parseScopes(field string, in []string) (scope.Set, error) {
+	if len(in) > scope.MaxSetSize {
+		return nil, fieldErr(field, "at most %d scopes are allowed, got %d", scope.MaxSetSize, len(in))
+	}
+	set, err := scope.ParseSet(in)
+	if err != nil {
+		return nil, fieldErr(field, "%s", err.Error())
+	}
+	return set, nil
+}
+
+// normaliseAudiences validates audiences and removes duplicates, keeping
+// their order.
+func normaliseAudiences(field string, in []string) ([]string, error) {
+	if len(in) > MaxAudiences {
+		return nil, fieldErr(field, "at most %d audiences are allowed, got %d", MaxAudiences, len(in))
+	}
+	out := make([]string, 0, len(in))
+	seen := make(map[string]bool, len(in))
+	for i, a := range in {
+		if err := validAudience(a); err != nil {
+			return nil, fieldErr(field, "audience %d: %s", i, err.Reason)
+		}
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func validAudience(a string) *FieldError {
+	switch {
+	case a == "":
+		return fieldErr("audience", "must not be empty")
+	case len(a) > MaxAudienceLength:
+		return fieldErr("audience", "must be at most %d bytes", MaxAudienceLength)
+	case !utf8.ValidString(a):
+		return fieldErr("audience", "must be valid UTF-8")
+	case strings.ContainsFunc(a, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return fieldErr("audience", "%q must not contain spaces or control characters", truncate(a))
+	}
+	return nil
+}
+
+// validText checks free text such as a purpose or a step description.
+func validText(field, s string, max int) error {
+	if len(s) > max {
+		return fieldErr(field, "must be at most %d bytes, got %d", max, len(s))
+	}
+	if !utf8.ValidString(s) {
+		return fieldErr(field, "must be valid UTF-8")
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) {
+		return fieldErr(field, "must not contain control characters")
+	}
+	return nil
+}
+
+// truncate shortens user input quoted back in an error message.
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	for i := max; i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i] + "..."
+		}
+	}
+	return "..."
+}

@@ -1,0 +1,154 @@
+package trust
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is where a session is in its life. Only active is not final: no
+// transition ever leaves ended, revoked or expired.
+type State string
+
+// Session states.
+const (
+	StateActive  State = "active"
+	StateEnded   State = "ended"
+	StateRevoked State = "revoked"
+	StateExpired State = "expired"
+)
+
+// MaxRecordedViolations bounds the violations a session keeps in full;
+// ViolationCount still counts every one.
+const MaxRecordedViolations = 100
+
+// Session is one agent task: its declared intent, who started it, and what
+// it has used so far.
+type Session struct {
+	ID      string `json:"id"`
+	Role    string `json:"role"`
+	State   State  `json:"state"`
+	Intent  Intent `json:"intent"`
+	Creator string `json:"creator"` // entity ID, or "accessor:<token accessor>"
+
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is when the session's lease runs out; renewals move it,
+	// never past MaxExpiresAt.
+	ExpiresAt    time.Time `json:"expires_at"`
+	MaxExpiresAt time.Time `json:"max_expires_at"`
+
+	StepsUsed      int         `json:"steps_used"`
+	ViolationCount int         `json:"violation_count"`
+	Violations     []Violation `json:"violations,omitempty"`
+
+	EndedAt       time.Time `json:"ended_at,omitempty"`
+	RevokedReason string    `json:"revoked_reason,omitempty"`
+}
+
+// NewSession starts a session at now with a lease of ttl.
+func NewSession(id, role, creator string, intent Intent, ttl time.Duration, now time.Time) *Session {
+	return &Session{
+		ID:           id,
+		Role:         role,
+		State:        StateActive,
+		Intent:       intent,
+		Creator:      creator,
+		CreatedAt:    now,
+		ExpiresAt:    now.Add(ttl),
+		MaxExpiresAt: now.Add(intent.SessionMaxTTL),
+	}
+}
+
+// StateAt is the session's state at now: an active session whose lease
+// has run out is expired even before Vault's expiration manager says so.
+func (s *Session) StateAt(now time.Time) State {
+	if s.State == StateActive && !now.Before(s.ExpiresAt) {
+		return StateExpired
+	}
+	return s.State
+}
+
+// Subject is the "sub" claim of the session's credentials.
+func (s *Session) Subject() string { return s.Creator }
+
+// Renew extends the session's lease to now+ttl, never past MaxExpiresAt,
+// and returns the new TTL.
+func (s *Session) Renew(ttl time.Duration, now time.Time) (time.Duration, error) {
+	if st := s.StateAt(now); st != StateActive {
+		return 0, fmt.Errorf("session %s is %s and cannot be renewed", s.ID, st)
+	}
+	exp := now.Add(ttl)
+	if exp.After(s.MaxExpiresAt) {
+		exp = s.MaxExpiresAt
+	}
+	if exp.Before(s.ExpiresAt) {
+		exp = s.ExpiresAt
+	}
+	s.ExpiresAt = exp
+	return exp.Sub(now), nil
+}
+
+// End marks an active session ended by its agent. It reports whether the
+// state changed.
+func (s *Session) End(now time.Time) bool {
+	if s.StateAt(now) != StateActive {
+		return false
+	}
+	s.State = StateEnded
+	s.EndedAt = now
+	return true
+}
+
+// Revoke kills an active session with a reason. It reports whether the
+// state changed.
+func (s *Session) Revoke(reason string, now time.Time) bool {
+	if s.StateAt(now) != StateActive {
+		return false
+	}
+	s.State = StateRevoked
+	s.EndedAt = now
+	s.RevokedReason = reason
+	return true
+}
+
+// Expire marks an active session whose lease ran out. It reports whether
+// the state changed.
+func (s *Session) Expire(now time.Time) bool {
+	if s.State != StateActive {
+		return false
+	}
+	s.State = StateExpired
+	s.EndedAt = now
+	return true
+}
+
+// TokensValidUntil is the latest expiry any credential of the session can
+// have: credentials never outlive the session's lease as it stood when they
+// were issued, nor step_max_ttl after they were issued.
+func (s *Session) TokensValidUntil() time.Time {
+	last := s.ExpiresAt
+	if !s.EndedAt.IsZero() {
+		if byStep := s.EndedAt.Add(s.Intent.StepMaxTTL); byStep.Before(last) {
+			last = byStep
+		}
+	}
+	return last
+}
+
+// RecordViolation records v against the session and applies the role's
+// rule: under "revoke" the first violation kills the session, under "deny"
+// the session dies once its violations exceed the limit. It reports whether
+// the session was killed by this violation.
+func (s *Session) RecordViolation(v Violation) bool {
+	s.ViolationCount++
+	s.Violations = append(s.Violations, v)
+	if len(s.Violations) > MaxRecordedViolations {
+		s.Violations = append(s.Violations[:0], s.Violations[len(s.Violations)-MaxRecordedViolations:]...)
+	}
+	if s.StateAt(v.Time) != StateActive {
+		return false
+	}
+	if s.Intent.OnViolation == OnViolationDeny && s.ViolationCount <= s.Intent.ViolationLimit {
+		return false
+	}
+	return s.Revoke("violation: "+string(v.Kind), v.Time)
+}

@@ -1,0 +1,212 @@
+package trust
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
+)
+
+// Parent is a verified parent credential a step derives from.
+type Parent struct {
+	ID      string // jti
+	Session string // txn
+	Scope   string // space-separated scopes
+	Depth   int
+	Expiry  time.Time
+}
+
+// RateLimiter is a token bucket; *rate.Limiter satisfies it.
+type RateLimiter interface {
+	AllowN(t time.Time, n int) bool
+}
+
+// StepRequest is one request for a step credential, with its fields as
+// sent (after Vault's type conversion) and the caller's identity.
+type StepRequest struct {
+	Caller   string
+	Scopes   []string
+	Audience string
+	TTL      *time.Duration
+	Parent   *Parent
+	Step     string
+	Actor    string
+	// Rate is the session's token bucket; nil means no rate limit.
+	Rate RateLimiter
+}
+
+// Grant is what a step may receive.
+type Grant struct {
+	Scopes   scope.Set
+	Audience string
+	Depth    int
+	TTL      time.Duration
+	Warnings []string
+}
+
+// StateError refuses a request on a session that is no longer active.
+type StateError struct {
+	Session string
+	State   State
+}
+
+func (e *StateError) Error() string {
+	return fmt.Sprintf("session %s is %s: its credentials are dead and it issues no more", e.Session, e.State)
+}
+
+// CheckStep decides a step credential request against the session's
+// intent at now. On success it counts the step against the budget and
+// returns the grant; the caller persists the session and mints the token.
+// It returns a *FieldError for a malformed request, a *StateError when the
+// session is not active, and a *Violation when a well-formed request
+// exceeds the intent (the caller records it with RecordViolation).
+func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
+	if err := s.CheckCaller(req.Caller, now); err != nil {
+		return Grant{}, err
+	}
+
+	// Malformed input is a bad request, never a violation.
+	if len(req.Scopes) == 0 {
+		return Grant{}, fieldErr("scope", "at least one scope is required")
+	}
+	asked, err := parseScopes("scope", req.Scopes)
+	if err != nil {
+		return Grant{}, err
+	}
+	if req.Audience == "" {
+		return Grant{}, fieldErr("audience", "is required: one of %v", s.Intent.Audiences)
+	}
+	if ferr := validAudience(req.Audience); ferr != nil {
+		return Grant{}, ferr
+	}
+	if err := validText("step", req.Step, MaxStepLength); err != nil {
+		return Grant{}, err
+	}
+	if err := validText("actor", req.Actor, MaxActorLength); err != nil {
+		return Grant{}, err
+	}
+	if req.TTL != nil && *req.TTL <= 0 {
+		return Grant{}, fieldErr("ttl", "must be a positive duration")
+	}
+
+	// The intent.
+	if !contains(s.Intent.Audiences, req.Audience) {
+		return Grant{}, violation(AudienceOutsideIntent, now, "audience %q is not among the session's audiences %v", truncate(req.Audience), s.Intent.Audiences)
+	}
+	intent, err := scope.ParseSet(s.Intent.Scopes)
+	if err != nil {
+		return Grant{}, fmt.Errorf("session %s holds an invalid intent: %w", s.ID, err)
+	}
+	if wide, ok := intent.Uncovered(asked); ok {
+		return Grant{}, violation(ScopeOutsideIntent, now, "%s is not inside the session's intent%s", wide, witnessText(intent, wide))
+	}
+
+	depth := 1
+	var parentExpiry time.Time
+	if p := req.Parent; p != nil {
+		if p.Session != s.ID {
+			v := violation(BadParent, now, "parent_token belongs to another session")
+			v.Credential = p.ID
+			return Grant{}, v
+		}
+		parentSet, err := scope.ParseSpaceSeparated(p.Scope)
+		if err != nil {
+			v := violation(BadParent, now, "parent_token carries an invalid scope")
+			v.Credential = p.ID
+			return Grant{}, v
+		}
+		if wide, ok := parentSet.Uncovered(asked); ok {
+			v := violation(ScopeOutsideIntent, now, "%s is not inside the parent credential's scope%s", wide, witnessText(parentSet, wide))
+			v.Credential = p.ID
+			return Grant{}, v
+		}
+		depth = p.Depth + 1
+		if depth > s.Intent.MaxDepth {
+			v := violation(DepthExceeded, now, "depth %d exceeds the session's max_depth %d", depth, s.Intent.MaxDepth)
+			v.Credential = p.ID
+			return Grant{}, v
+		}
+		parentExpiry = p.Expiry
+	}
+
+	if s.StepsUsed >= s.Intent.MaxSteps {
+		return Grant{}, violation(BudgetExhausted, now, "all %d steps of the session's max_steps are used", s.Intent.MaxSteps)
+	}
+	// The rate is checked last so that a refused request does not spend
+	// a token of the bucket.
+	if req.Rate != nil && !req.Rate.AllowN(now, 1) {
+		return Grant{}, violation(RateExceeded, now, "more than %d credentials per minute (max_rate)", s.Intent.MaxRate)
+	}
+
+	// TTL: clamp and warn, never fail.
+	g := Grant{Scopes: asked, Audience: req.Audience, Depth: depth, TTL: s.Intent.StepTTL}
+	if req.TTL != nil {
+		g.TTL = *req.TTL
+	}
+	if g.TTL > s.Intent.StepMaxTTL {
+		g.Warnings = append(g.Warnings, fmt.Sprintf("ttl of %s is more than the role's step_max_ttl; clamped to %s", g.TTL, s.Intent.StepMaxTTL))
+		g.TTL = s.Intent.StepMaxTTL
+	}
+	if left := s.ExpiresAt.Sub(now).Truncate(time.Second); g.TTL > left {
+		g.Warnings = append(g.Warnings, fmt.Sprintf("ttl of %s is more than the session's remaining life; clamped to %s", g.TTL, left))
+		g.TTL = left
+	}
+	if !parentExpiry.IsZero() {
+		if left := parentExpiry.Sub(now).Truncate(time.Second); g.TTL > left {
+			g.Warnings = append(g.Warnings, fmt.Sprintf("ttl of %s is more than the parent credential's remaining life; clamped to %s", g.TTL, left))
+			g.TTL = left
+		}
+	}
+	if g.TTL < time.Second {
+		return Grant{}, &StateError{Session: s.ID, State: StateExpired}
+	}
+
+	s.StepsUsed++
+	return g, nil
+}
+
+// CheckCaller refuses a request on a session that is not active (a
+// *StateError) or from a caller other than its creator (a foreign_caller
+// *Violation).
+func (s *Session) CheckCaller(caller string, now time.Time) error {
+	if st := s.StateAt(now); st != StateActive {
+		return &StateError{Session: s.ID, State: st}
+	}
+	if caller != s.Creator {
+		return violation(ForeignCaller, now, "the caller is not the session's creator")
+	}
+	return nil
+}
+
+// RateLimiters holds one token bucket per session: max_rate credentials
+// per minute, starting full. It is safe for concurrent use.
+type RateLimiters struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+// For returns the bucket of session id, creating it full with a capacity
+// of perMinute and a refill of perMinute/60 per second.
+func (r *RateLimiters) For(id string, perMinute int) *rate.Limiter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[string]*rate.Limiter)
+	}
+	l, ok := r.m[id]
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
+		r.m[id] = l
+	}
+	return l
+}
+
+// Forget drops the bucket of a session that is no longer active.
+func (r *RateLimiters) Forget(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, id)
+}
