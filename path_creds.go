@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
@@ -74,7 +75,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	id := d.Get("session_id").(string)
 	sr := trust.StepRequest{
 		Caller:   callerID(req),
-		Scopes:   d.Get("scope").([]string),
+		Scopes:   scope.Rejoin(d.Get("scope").([]string)),
 		Audience: strings.TrimSpace(d.Get("audience").(string)),
 		Step:     d.Get("step").(string),
 		Actor:    strings.TrimSpace(d.Get("actor").(string)),

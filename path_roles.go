@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
@@ -192,7 +193,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 
 	if v, ok := d.GetOk("scopes"); ok {
-		role.Scopes = v.([]string)
+		role.Scopes = scope.Rejoin(v.([]string))
 	}
 	if v, ok := d.GetOk("audiences"); ok {
 		role.Audiences = v.([]string)

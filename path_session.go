@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
@@ -187,7 +188,7 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 
 	ir := trust.IntentRequest{Purpose: d.Get("purpose").(string)}
 	if v, ok := d.GetOk("scopes"); ok {
-		ir.Scopes = v.([]string)
+		ir.Scopes = scope.Rejoin(v.([]string))
 		if ir.Scopes == nil {
 			ir.Scopes = []string{}
 		}
@@ -239,8 +240,8 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 			return nil, err
 		}
 		if len(live) >= role.MaxSessions {
-			return logical.RespondWithStatusCode(logical.ErrorResponse(
-				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions), req, http.StatusTooManyRequests)
+			return nil, logical.CodedError(http.StatusTooManyRequests, fmt.Sprintf(
+				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions))
 		}
 	}
 
@@ -254,7 +255,7 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 	// The index entry first: a crash between the two writes leaves a
 	// dangling index entry (skipped and cleaned by readers), never a
 	// session missing from its role's index.
-	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: roleSessionsPrefix + roleName + "/" + id}); err != nil {
+	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: roleSessionsPrefix + roleName + "/" + id, Value: []byte("{}")}); err != nil {
 		return nil, err
 	}
 	if err := putSession(ctx, req.Storage, sess); err != nil {

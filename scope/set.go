@@ -112,3 +112,32 @@ func SetContains(outer, inner Set) bool {
 	_, uncovered := outer.Uncovered(inner)
 	return !uncovered
 }
+
+// Rejoin repairs a list of scopes that was split on every comma, as Vault
+// does with a comma-separated string such as
+// "read,list:secrets/web/*,write:tmp/*". An action list's commas split a
+// scope apart ("read", "list:secrets/web/*"); since a resource never holds
+// a comma and an action never holds a colon, every piece without a colon is
+// the head of the next piece's action list, and is joined back onto it.
+// Pieces are trimmed of surrounding spaces; a trailing piece without a
+// colon is kept as it is, for Parse to refuse.
+func Rejoin(pieces []string) []string {
+	out := make([]string, 0, len(pieces))
+	pending := ""
+	for _, p := range pieces {
+		p = strings.TrimSpace(p)
+		if pending != "" {
+			p = pending + "," + p
+			pending = ""
+		}
+		if p != "" && !strings.Contains(p, ":") {
+			pending = p
+			continue
+		}
+		out = append(out, p)
+	}
+	if pending != "" {
+		out = append(out, pending)
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"errors"
 	"strings"
 	"time"
 	"unicode"
@@ -160,8 +161,12 @@ func parseScopes(field string, in []string) (scope.Set, error) {
 		return nil, fieldErr(field, "at most %d scopes are allowed, got %d", scope.MaxSetSize, len(in))
 	}
 	set, err := scope.ParseSet(in)
-	if err != nil {
-		return nil, fieldErr(field, "%s", err.Error())
+	var se *scope.SetError
+	switch {
+	case errors.As(err, &se):
+		return nil, fieldErr(field, "element %d: %v", se.Index, se.Err)
+	case err != nil:
+		return nil, fieldErr(field, "%v", err)
 	}
 	return set, nil
 }

@@ -1,0 +1,549 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
+)
+
+func TestRoleLifecycle(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", map[string]interface{}{"max_steps": 20})
+
+	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "roles/web", nil)
+	assert.Equal(t, []string{"list,read:secrets/web/*", "write:secrets/web/tmp/*"}, resp.Data["scopes"])
+	assert.Equal(t, 20, resp.Data["max_steps"])
+	assert.Equal(t, int64(900), resp.Data["session_ttl"])
+	assert.Equal(t, "revoke", resp.Data["on_violation"])
+
+	// An update changes only what it names.
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "roles/web", map[string]interface{}{"max_depth": 2})
+	resp = mustDo(t, b, s, agentA, logical.ReadOperation, "roles/web", nil)
+	assert.Equal(t, 2, resp.Data["max_depth"])
+	assert.Equal(t, 20, resp.Data["max_steps"])
+
+	list := mustDo(t, b, s, agentA, logical.ListOperation, "roles/", nil)
+	assert.Equal(t, []string{"web"}, list.Data["keys"])
+
+	mustDo(t, b, s, agentA, logical.DeleteOperation, "roles/web", nil)
+	resp = mustDo(t, b, s, agentA, logical.ReadOperation, "roles/web", nil)
+	assert.Nil(t, resp)
+}
+
+func TestRoleRejectsBadFieldsAndStoresNothing(t *testing.T) {
+	for _, tc := range []struct {
+		data  map[string]interface{}
+		field string
+	}{
+		{map[string]interface{}{"audiences": "a"}, "scopes"},
+		{map[string]interface{}{"scopes": "read:x"}, "audiences"},
+		{map[string]interface{}{"scopes": "read:x//y", "audiences": "a"}, "scopes"},
+		{map[string]interface{}{"scopes": "READ:x", "audiences": "a"}, "scopes"},
+		{map[string]interface{}{"scopes": "read:x", "audiences": "a", "session_ttl": "2h"}, "session_ttl"},
+		{map[string]interface{}{"scopes": "read:x", "audiences": "a", "step_max_ttl": "2h"}, "step_max_ttl"},
+		{map[string]interface{}{"scopes": "read:x", "audiences": "a", "max_steps": 0}, "max_steps"},
+		{map[string]interface{}{"scopes": "read:x", "audiences": "a", "on_violation": "explode"}, "on_violation"},
+		{map[string]interface{}{"scopes": "read:x", "audiences": "a", "max_depth": "deep"}, "max_depth"},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			b, s := testBackend(t)
+			_, err := do(t, b, s, agentA, logical.CreateOperation, "roles/r", tc.data)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.field)
+			keys, lerr := s.List(context.Background(), "")
+			require.NoError(t, lerr)
+			assert.Empty(t, keys, "a refused role write stored something")
+		})
+	}
+}
+
+func TestSessionIntentMustLieInsideRole(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+
+	for _, tc := range []struct {
+		data map[string]interface{}
+		want string
+	}{
+		{map[string]interface{}{"scopes": "write:secrets/web/tls"}, "scopes: write:secrets/web/tls is wider than role"},
+		{map[string]interface{}{"audiences": "billing-api"}, `audiences: "billing-api" is not among`},
+		{map[string]interface{}{"max_steps": 1000}, "max_steps: 1000 exceeds"},
+		{map[string]interface{}{"ttl": "3h"}, "ttl: 3h0m0s exceeds"},
+		{map[string]interface{}{"purpose": ""}, "purpose"},
+	} {
+		data := map[string]interface{}{"role": "web", "purpose": "test"}
+		for k, v := range tc.data {
+			data[k] = v
+		}
+		_, err := do(t, b, s, agentA, logical.UpdateOperation, "session", data)
+		require.Error(t, err, "%v", tc.data)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+	ids, err := s.List(context.Background(), sessionsPrefix)
+	require.NoError(t, err)
+	assert.Empty(t, ids, "a refused session was stored")
+
+	_, err = do(t, b, s, agentA, logical.UpdateOperation, "session", map[string]interface{}{"role": "nope", "purpose": "x"})
+	assert.ErrorContains(t, err, `role: no role named "nope"`)
+}
+
+func TestSessionCopiesIntentSoRoleChangesNeverWidenIt(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, resp := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	assert.Equal(t, []string{"list,read:secrets/web/*", "write:secrets/web/tmp/*"}, resp.Data["scopes"])
+	assert.Equal(t, 100, resp.Data["max_steps"])
+	assert.Equal(t, 15*time.Minute, resp.Secret.TTL)
+	assert.Equal(t, time.Hour, resp.Secret.MaxTTL)
+	assert.Equal(t, id, resp.Secret.InternalData["session_id"])
+
+	// Widening the role afterwards does not widen the live session.
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "roles/web", map[string]interface{}{"scopes": "*:*"})
+	_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "write:secrets/db/x", "audience": "secrets-api"})
+	assert.ErrorContains(t, err, "violation scope_outside_intent")
+}
+
+func TestCredentialClaimsAndVerification(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "purpose": "rotate TLS"})
+
+	jkt := "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/tls", "audience": "secrets-api", "step": "fetch cert", "cnf_jkt": jkt,
+	})
+	assert.Equal(t, []string{"read:secrets/web/tls"}, resp.Data["scope"])
+	assert.Equal(t, 1, resp.Data["depth"])
+
+	keys := jwksKeys(t, b, s)
+	require.Len(t, keys, 1)
+	assert.Equal(t, token.AlgEdDSA, keys[0].Algorithm)
+	claims, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{
+		Issuer: "vault:agent", Audience: "secrets-api",
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "entity-a", claims.Subject)
+	assert.Equal(t, id, claims.Txn)
+	assert.Equal(t, resp.Data["credential_id"], claims.ID)
+	assert.Equal(t, "read:secrets/web/tls", claims.Scope)
+	assert.Equal(t, &token.TxnContext{Role: "web", Purpose: "rotate TLS"}, claims.Tctx)
+	assert.Equal(t, &token.RequestContext{Step: "fetch cert", ReqIP: "192.0.2.10"}, claims.Rctx)
+	assert.Equal(t, &token.Confirmation{JKT: jkt}, claims.Cnf)
+	assert.Equal(t, 1, claims.Depth)
+	assert.Equal(t, int64(60), claims.Expiry-claims.IssuedAt)
+
+	// Derive: depth 2, par, act chain, scope only narrows.
+	child := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/tls", "audience": "docs-api", "parent_token": resp.Data["token"], "actor": "sub-agent-1",
+	})
+	cc, err := token.Verify(child.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{Audience: "docs-api"})
+	require.NoError(t, err)
+	assert.Equal(t, 2, cc.Depth)
+	assert.Equal(t, claims.ID, cc.Parent)
+	assert.Equal(t, []string{"sub-agent-1"}, cc.Act.Chain())
+
+	grand := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/tls", "audience": "docs-api", "parent_token": child.Data["token"], "actor": "sub-agent-2",
+	})
+	gc, err := token.Verify(grand.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 3, gc.Depth)
+	assert.Equal(t, []string{"sub-agent-2", "sub-agent-1"}, gc.Act.Chain())
+
+	// ttl is clamped with a warning, not refused.
+	long := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "list:secrets/web/a", "audience": "secrets-api", "ttl": "1h",
+	})
+	require.Len(t, long.Warnings, 1)
+	assert.Contains(t, long.Warnings[0], "clamped to 5m0s")
+}
+
+func TestStepViolationsRevokeTheSession(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data func(parent string) map[string]interface{}
+		kind string
+		code int
+	}{
+		{"scope", func(string) map[string]interface{} {
+			return map[string]interface{}{"scope": "write:secrets/web/tls", "audience": "secrets-api"}
+		}, "scope_outside_intent", http.StatusForbidden},
+		{"audience", func(string) map[string]interface{} {
+			return map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "billing-api"}
+		}, "audience_outside_intent", http.StatusForbidden},
+		{"scope wider than parent", func(p string) map[string]interface{} {
+			return map[string]interface{}{"scope": "list:secrets/web/tls", "audience": "secrets-api", "parent_token": p}
+		}, "scope_outside_intent", http.StatusForbidden},
+		{"forged parent", func(p string) map[string]interface{} {
+			return map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": p[:len(p)-4] + "AAAA"}
+		}, "bad_parent", http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, s := testBackend(t)
+			writeRole(t, b, s, "web", nil)
+			id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+			first := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+				"scope": "read:secrets/web/tls", "audience": "secrets-api",
+			})
+			_, err := issue(t, b, s, agentA, id, tc.data(first.Data["token"].(string)))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "violation "+tc.kind)
+			coded, ok := err.(logical.HTTPCodedError)
+			require.True(t, ok, "%T", err)
+			assert.Equal(t, tc.code, coded.Code())
+
+			sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+			assert.Equal(t, "revoked", sess.Data["state"])
+			assert.Equal(t, "violation: "+tc.kind, sess.Data["revoked_reason"])
+			vs := sess.Data["violations"].([]map[string]interface{})
+			require.Len(t, vs, 1)
+			assert.Equal(t, tc.kind, vs[0]["kind"])
+			assert.Equal(t, "192.0.2.10", vs[0]["source"])
+
+			// The earlier credential is dead too.
+			in := mustDo(t, b, s, agentA, logical.UpdateOperation, "introspect", map[string]interface{}{"token": first.Data["token"]})
+			assert.Equal(t, false, in.Data["active"])
+		})
+	}
+}
+
+func TestForeignCallerIsRefusedAndRecorded(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", map[string]interface{}{"on_violation": "deny", "violation_limit": 1})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+
+	_, err := issue(t, b, s, agentB, id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+	assert.ErrorContains(t, err, "violation foreign_caller")
+	_, err = do(t, b, s, agentB, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+	assert.ErrorContains(t, err, "violation foreign_caller")
+
+	// A token without an entity is bound by its accessor.
+	orphan := caller{accessor: "acc-a"}
+	_, err = issue(t, b, s, orphan, id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+	assert.ErrorContains(t, err, "session "+id+" is revoked", "the second foreign call passed violation_limit=1")
+
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, 2, sess.Data["violation_count"])
+	assert.Equal(t, "revoked", sess.Data["state"])
+}
+
+func TestAccessorBoundSession(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	root := caller{accessor: "root-accessor"}
+	id, _ := startSession(t, b, s, root, map[string]interface{}{"role": "web"})
+	resp := mustDo(t, b, s, root, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	c, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "accessor:root-accessor", c.Subject)
+}
+
+func TestMalformedRequestsAreNotViolations(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	for _, data := range []map[string]interface{}{
+		{"audience": "secrets-api"},
+		{"scope": "read:secrets//web", "audience": "secrets-api"},
+		{"scope": "read:secrets/web/x"},
+		{"scope": "read:secrets/web/x", "audience": "secrets-api", "cnf_jkt": "short"},
+		{"scope": "read:secrets/web/x", "audience": "secrets-api", "ttl": "-5"},
+		{"scope": "read:secrets/web/x", "audience": "secrets-api", "step": string(make([]byte, 300))},
+	} {
+		_, err := issue(t, b, s, agentA, id, data)
+		require.Error(t, err, "%v", data)
+		assert.NotContains(t, err.Error(), "violation")
+	}
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, "active", sess.Data["state"])
+	assert.Equal(t, 0, sess.Data["steps_used"])
+	assert.Equal(t, 0, sess.Data["violation_count"])
+
+	_, err := issue(t, b, s, agentA, "no-such-session", map[string]interface{}{"scope": "read:x", "audience": "a"})
+	coded, ok := err.(logical.HTTPCodedError)
+	require.True(t, ok, "%v", err)
+	assert.Equal(t, http.StatusNotFound, coded.Code())
+}
+
+// TestBudgetHoldsUnderConcurrency: 50 concurrent requests against
+// max_steps=10 give exactly 10 credentials.
+func TestBudgetHoldsUnderConcurrency(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", map[string]interface{}{"on_violation": "deny", "violation_limit": 1000, "max_rate": 1000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "max_steps": 10})
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	issued, exhausted := 0, 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+				"scope": "read:secrets/web/x", "audience": "secrets-api",
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && resp.Data["token"] != nil:
+				issued++
+			case err != nil && assert.Contains(t, err.Error(), "violation budget_exhausted"):
+				exhausted++
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 10, issued)
+	assert.Equal(t, 40, exhausted)
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, 10, sess.Data["steps_used"])
+}
+
+func TestRateLimitIsATokenBucket(t *testing.T) {
+	b, s := testBackend(t)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	b.now = func() time.Time { return now }
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 3, "on_violation": "deny", "violation_limit": 10})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	for i := 0; i < 3; i++ {
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	}
+	_, err := issue(t, b, s, agentA, id, step)
+	require.ErrorContains(t, err, "violation rate_exceeded")
+	assert.Equal(t, http.StatusTooManyRequests, err.(logical.HTTPCodedError).Code())
+
+	now = now.Add(20 * time.Second) // refills max_rate/60 per second: one token
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	_, err = issue(t, b, s, agentA, id, step)
+	require.ErrorContains(t, err, "violation rate_exceeded")
+}
+
+// TestEndingASessionCostsConstantWrites proves revocation is O(1) in the
+// number of credentials: ending or revoking a session after 5 or after 500
+// issued credentials costs the same number of storage writes, and every
+// credential is dead afterwards.
+func TestEndingASessionCostsConstantWrites(t *testing.T) {
+	for _, action := range []string{"end", "revoke"} {
+		t.Run(action, func(t *testing.T) {
+			few := writesToEndSession(t, 5, action)
+			many := writesToEndSession(t, 500, action)
+			assert.Equal(t, few, many, "ending a session must cost the same whatever the credential count")
+			assert.LessOrEqual(t, many, 3)
+		})
+	}
+}
+
+func writesToEndSession(t *testing.T, n int, action string) int {
+	t.Helper()
+	b, _ := testBackend(t)
+	s := &countingStorage{Storage: &logical.InmemStorage{}}
+	writeRole(t, b, s, "web", map[string]interface{}{"max_steps": 1000, "max_rate": 100000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tokens := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+			"scope": "read:secrets/web/x", "audience": "secrets-api",
+		})
+		tokens = append(tokens, resp.Data["token"].(string))
+	}
+	s.reset()
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/"+action, nil)
+	w := s.writes()
+
+	for _, tok := range []string{tokens[0], tokens[n/2], tokens[n-1]} {
+		in := mustDo(t, b, s, agentA, logical.UpdateOperation, "introspect", map[string]interface{}{"token": tok})
+		assert.Equal(t, false, in.Data["active"])
+	}
+	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	listed := rev.Data["sessions"].([]map[string]interface{})
+	require.Len(t, listed, 1)
+	assert.Equal(t, id, listed[0]["id"])
+	return w
+}
+
+func TestIntrospect(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/x", "audience": "secrets-api",
+	})
+	tok := resp.Data["token"].(string)
+
+	in := mustDo(t, b, s, agentB, logical.UpdateOperation, "introspect", map[string]interface{}{"token": tok})
+	assert.Equal(t, true, in.Data["active"])
+	assert.Equal(t, "active", in.Data["session_state"])
+	assert.Equal(t, id, in.Data["txn"])
+	assert.Equal(t, "read:secrets/web/x", in.Data["scope"])
+	assert.Equal(t, "secrets-api", in.Data["aud"])
+
+	for _, bad := range []string{"garbage", tok[:len(tok)-2], tok + "x", "a.b.c"} {
+		in := mustDo(t, b, s, agentB, logical.UpdateOperation, "introspect", map[string]interface{}{"token": bad})
+		assert.Equal(t, map[string]interface{}{"active": false}, in.Data)
+	}
+	_, err := do(t, b, s, agentB, logical.UpdateOperation, "introspect", nil)
+	assert.ErrorContains(t, err, "token: is required")
+
+	// Expired.
+	b.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	in = mustDo(t, b, s, agentB, logical.UpdateOperation, "introspect", map[string]interface{}{"token": tok})
+	assert.Equal(t, false, in.Data["active"])
+}
+
+func TestLeaseRenewAndRevoke(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, start := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "ttl": "5m"})
+
+	renew := leaseRequest(t, s, logical.RenewOperation, start)
+	renew.Secret.Increment = 10 * time.Minute
+	resp, err := b.HandleRequest(context.Background(), renew)
+	require.NoError(t, err)
+	require.False(t, resp.IsError(), "%v", resp.Error())
+	assert.InDelta(t, (10 * time.Minute).Seconds(), resp.Secret.TTL.Seconds(), 2)
+
+	// Renewal never passes session_max_ttl.
+	renew = leaseRequest(t, s, logical.RenewOperation, start)
+	renew.Secret.Increment = 5 * time.Hour
+	resp, err = b.HandleRequest(context.Background(), renew)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, resp.Secret.TTL, time.Hour)
+
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/x", "audience": "secrets-api",
+	}).Data["token"]
+
+	_, err = b.HandleRequest(context.Background(), leaseRequest(t, s, logical.RevokeOperation, start))
+	require.NoError(t, err)
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, "revoked", sess.Data["state"])
+	assert.Equal(t, "lease revoked", sess.Data["revoked_reason"])
+	in := mustDo(t, b, s, agentA, logical.UpdateOperation, "introspect", map[string]interface{}{"token": tok})
+	assert.Equal(t, false, in.Data["active"])
+
+	// Renewing a dead session fails clearly; revoking it again is a no-op.
+	resp, err = b.HandleRequest(context.Background(), leaseRequest(t, s, logical.RenewOperation, start))
+	require.NoError(t, err)
+	require.True(t, resp.IsError())
+	assert.Contains(t, resp.Error().Error(), "is revoked and cannot be renewed")
+	_, err = b.HandleRequest(context.Background(), leaseRequest(t, s, logical.RevokeOperation, start))
+	require.NoError(t, err)
+}
+
+func TestEndedSessionStaysEnded(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, start := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+
+	_, err := do(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/revoke", map[string]interface{}{"reason": "too late"})
+	assert.Equal(t, http.StatusConflict, err.(logical.HTTPCodedError).Code())
+	_, err = issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	assert.ErrorContains(t, err, "is ended")
+
+	// The lease's revoke callback is a no-op for a dead session.
+	_, err = b.HandleRequest(context.Background(), leaseRequest(t, s, logical.RevokeOperation, start))
+	require.NoError(t, err)
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, "ended", sess.Data["state"])
+}
+
+func TestMaxSessions(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", map[string]interface{}{"max_sessions": 1})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	_, err := do(t, b, s, agentA, logical.UpdateOperation, "session", map[string]interface{}{"role": "web", "purpose": "x"})
+	assert.ErrorContains(t, err, "max_sessions")
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+	startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+}
+
+func TestDeletingARoleRevokesItsSessions(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	resp := mustDo(t, b, s, agentA, logical.DeleteOperation, "roles/web", nil)
+	require.NotNil(t, resp)
+	assert.Contains(t, resp.Warnings[0], "1 live session was revoked")
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, "revoked", sess.Data["state"])
+	assert.Equal(t, "role deleted", sess.Data["revoked_reason"])
+}
+
+func TestSessionsList(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	writeRole(t, b, s, "ops", nil)
+	a, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	c, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "ops"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+c+"/end", nil)
+
+	all := mustDo(t, b, s, agentA, logical.ListOperation, "sessions/", nil)
+	assert.ElementsMatch(t, []string{a, c}, all.Data["keys"])
+	web := mustDo(t, b, s, agentA, logical.ListOperation, "sessions/", map[string]interface{}{"role": "web"})
+	assert.Equal(t, []string{a}, web.Data["keys"])
+	ended := mustDo(t, b, s, agentA, logical.ListOperation, "sessions/", map[string]interface{}{"state": "ended"})
+	assert.Equal(t, []string{c}, ended.Data["keys"])
+	_, err := do(t, b, s, agentA, logical.ListOperation, "sessions/", map[string]interface{}{"state": "zombie"})
+	assert.ErrorContains(t, err, "state")
+}
+
+func TestKeyRotationKeepsOldKeysUntilTheirTokensExpire(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	old := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["token"].(string)
+	oldKid, err := token.PeekKeyID(old)
+	require.NoError(t, err)
+
+	rot := mustDo(t, b, s, agentA, logical.UpdateOperation, "keys/rotate", nil)
+	assert.NotEqual(t, oldKid, rot.Data["kid"])
+	keys := jwksKeys(t, b, s)
+	require.Len(t, keys, 2)
+
+	fresh := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["token"].(string)
+	newKid, _ := token.PeekKeyID(fresh)
+	assert.Equal(t, rot.Data["kid"], newKid)
+	for _, tok := range []string{old, fresh} {
+		in := mustDo(t, b, s, agentA, logical.UpdateOperation, "introspect", map[string]interface{}{"token": tok})
+		assert.Equal(t, true, in.Data["active"])
+	}
+
+	// After max_step_ttl the old key leaves jwks.
+	b.now = func() time.Time { return time.Now().Add(61 * time.Minute) }
+	keys = jwksKeys(t, b, s)
+	require.Len(t, keys, 1)
+	assert.Equal(t, newKid, keys[0].ID)
+}
+
+func TestSigningAlgorithmChangeRotatesToES256(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	jwksKeys(t, b, s) // creates the first (EdDSA) key
+	resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"signing_algorithm": "ES256"})
+	require.NotNil(t, resp)
+	assert.Contains(t, resp.Warnings[0], "ES256")
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/x", "audience": "secrets-api",
+	}).Data["token"].(string)
+	c, err := token.Verify(tok, token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Algorithms: []string{token.AlgES256}})
+	require.NoError(t, err)
+	assert.Equal(t, id, c.Txn)
+}
+
+func TestUnauthenticatedPaths(t *testing.T) {
+	b, _ := testBackend(t)
+	assert.ElementsMatch(t, []string{"jwks", "revocations"}, b.PathsSpecial.Unauthenticated)
+	assert.Contains(t, b.PathsSpecial.SealWrapStorage, "keys/")
+}

@@ -1,0 +1,141 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/require"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
+)
+
+// caller is who sends a request: an entity, or a token without one.
+type caller struct {
+	entity   string
+	accessor string
+}
+
+var (
+	agentA = caller{entity: "entity-a", accessor: "acc-a"}
+	agentB = caller{entity: "entity-b", accessor: "acc-b"}
+)
+
+// do sends a request as c and returns the response and error, with error
+// responses turned into errors that carry their message.
+func do(t *testing.T, b *backend, s logical.Storage, c caller, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
+	t.Helper()
+	req := &logical.Request{
+		Operation:           op,
+		Path:                path,
+		Data:                data,
+		Storage:             s,
+		MountPoint:          "agent/",
+		EntityID:            c.entity,
+		ClientTokenAccessor: c.accessor,
+		Connection:          &logical.Connection{RemoteAddr: "192.0.2.10"},
+	}
+	resp, err := b.HandleRequest(context.Background(), req)
+	if err == nil && resp != nil && resp.IsError() {
+		err = resp.Error()
+	}
+	return resp, err
+}
+
+func mustDo(t *testing.T, b *backend, s logical.Storage, c caller, op logical.Operation, path string, data map[string]interface{}) *logical.Response {
+	t.Helper()
+	resp, err := do(t, b, s, c, op, path, data)
+	require.NoError(t, err, "%s %s", op, path)
+	return resp
+}
+
+// writeRole creates a role with the given fields on top of sensible ones.
+func writeRole(t *testing.T, b *backend, s logical.Storage, name string, fields map[string]interface{}) {
+	t.Helper()
+	data := map[string]interface{}{
+		"scopes":    "read,list:secrets/web/*,write:secrets/web/tmp/*",
+		"audiences": "secrets-api,docs-api",
+	}
+	for k, v := range fields {
+		data[k] = v
+	}
+	mustDo(t, b, s, agentA, logical.CreateOperation, "roles/"+name, data)
+}
+
+// startSession starts a session as c and returns its ID and the response.
+func startSession(t *testing.T, b *backend, s logical.Storage, c caller, data map[string]interface{}) (string, *logical.Response) {
+	t.Helper()
+	if _, ok := data["purpose"]; !ok {
+		data["purpose"] = "unit test"
+	}
+	resp := mustDo(t, b, s, c, logical.UpdateOperation, "session", data)
+	require.NotNil(t, resp.Secret)
+	return resp.Data["session_id"].(string), resp
+}
+
+func issue(t *testing.T, b *backend, s logical.Storage, c caller, id string, data map[string]interface{}) (*logical.Response, error) {
+	t.Helper()
+	return do(t, b, s, c, logical.UpdateOperation, "creds/"+id, data)
+}
+
+// jwksKeys fetches the mount's jwks the way a resource server would.
+func jwksKeys(t *testing.T, b *backend, s logical.Storage) []token.PublicKey {
+	t.Helper()
+	resp := mustDo(t, b, s, caller{}, logical.ReadOperation, "jwks", nil)
+	require.Equal(t, "application/json", resp.Data[logical.HTTPContentType])
+	keys, err := token.ParseJWKS(resp.Data[logical.HTTPRawBody].([]byte))
+	require.NoError(t, err)
+	return keys
+}
+
+// leaseRequest builds the renew or revoke request Vault's expiration
+// manager sends for a session lease, with the internal data passed through
+// JSON as Vault stores it.
+func leaseRequest(t *testing.T, s logical.Storage, op logical.Operation, start *logical.Response) *logical.Request {
+	t.Helper()
+	raw, err := json.Marshal(start.Secret.InternalData)
+	require.NoError(t, err)
+	var internal map[string]interface{}
+	require.NoError(t, json.Unmarshal(raw, &internal))
+	secret := *start.Secret
+	secret.InternalData = internal
+	secret.IssueTime = time.Now()
+	return &logical.Request{Operation: op, Storage: s, Secret: &secret, MountPoint: "agent/"}
+}
+
+// countingStorage counts the write operations that reach storage.
+type countingStorage struct {
+	logical.Storage
+	mu      sync.Mutex
+	puts    int
+	deletes int
+}
+
+func (c *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	c.mu.Lock()
+	c.puts++
+	c.mu.Unlock()
+	return c.Storage.Put(ctx, e)
+}
+
+func (c *countingStorage) Delete(ctx context.Context, key string) error {
+	c.mu.Lock()
+	c.deletes++
+	c.mu.Unlock()
+	return c.Storage.Delete(ctx, key)
+}
+
+func (c *countingStorage) reset() {
+	c.mu.Lock()
+	c.puts, c.deletes = 0, 0
+	c.mu.Unlock()
+}
+
+func (c *countingStorage) writes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.puts + c.deletes
+}
