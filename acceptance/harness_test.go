@@ -323,3 +323,7 @@ func tail(s string, n int) string {
 }
 
 var _ io.Writer = (*lockedBuffer)(nil)
+
+func writeFile(path, content string) error {
+	return os.WriteFile(path, []byte(content), 0o600)
+}
