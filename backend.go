@@ -106,6 +106,7 @@ func newBackend() *backend {
 		Invalidate:     b.invalidate,
 		RunningVersion: Version,
 	}
+	answerCodedErrors(b.Backend.Paths)
 	return b
 }
 

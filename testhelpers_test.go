@@ -42,6 +42,15 @@ func do(t *testing.T, b *backend, s logical.Storage, c caller, op logical.Operat
 	if err == nil && resp != nil && resp.IsError() {
 		err = resp.Error()
 	}
+	if err == nil && resp != nil {
+		// A refusal with a status: turn it back into a coded error.
+		if code, ok := resp.Data[logical.HTTPStatusCode].(int); ok && code >= 400 {
+			var body struct{ Errors []string }
+			require.NoError(t, json.Unmarshal(resp.Data[logical.HTTPRawBody].([]byte), &body))
+			require.Len(t, body.Errors, 1)
+			err = logical.CodedError(code, body.Errors[0])
+		}
+	}
 	return resp, err
 }
 

@@ -73,9 +73,9 @@ In another shell:
   vault read agent/config
   vault path-help agent/config
 
-Vault's log is streamed below. Press Ctrl-C to stop Vault and remove everything.
+New lines of Vault's log (and the plugin's) follow. Press Ctrl-C to stop Vault and remove everything.
 
 MSG
 
-tail -n +1 -f "$work/vault.log" --pid="$vault_pid" &
+tail -n 0 -f "$work/vault.log" --pid="$vault_pid" &
 wait "$vault_pid"

@@ -1,0 +1,202 @@
+package trust
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestNewSession(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{TTL: ptr(20 * time.Minute)})
+	assert.Equal(t, "sess-1", s.ID)
+	assert.Equal(t, "web", s.Role)
+	assert.Equal(t, creator, s.Creator)
+	assert.Equal(t, creator, s.Subject())
+	assert.Equal(t, StateActive, s.State)
+	assert.True(t, s.CreatedAt.Equal(t0))
+	assert.True(t, s.ExpiresAt.Equal(t0.Add(20*time.Minute)))
+	assert.True(t, s.MaxExpiresAt.Equal(t0.Add(time.Hour)), "session_max_ttl from creation")
+	assert.Zero(t, s.StepsUsed)
+	assert.Zero(t, s.ViolationCount)
+	assert.Empty(t, s.Violations)
+	assert.True(t, s.EndedAt.IsZero())
+	assert.Empty(t, s.RevokedReason)
+}
+
+func TestSessionStateAt(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{}) // 15m lease
+	exp := t0.Add(15 * time.Minute)
+	assert.Equal(t, StateActive, s.StateAt(t0))
+	assert.Equal(t, StateActive, s.StateAt(exp.Add(-time.Nanosecond)))
+	assert.Equal(t, StateExpired, s.StateAt(exp), "the lease ends at ExpiresAt")
+	assert.Equal(t, StateExpired, s.StateAt(exp.Add(time.Hour)))
+	assert.Equal(t, StateActive, s.State, "StateAt does not change the session")
+
+	// A final state is reported as it is, whatever the time.
+	require.True(t, s.End(t0.Add(time.Minute)))
+	assert.Equal(t, StateEnded, s.StateAt(t0))
+	assert.Equal(t, StateEnded, s.StateAt(exp.Add(time.Hour)))
+}
+
+// transition is one way of moving a session out of active.
+type transition struct {
+	name  string
+	state State
+	do    func(s *Session, now time.Time) bool
+}
+
+var transitions = []transition{
+	{"End", StateEnded, func(s *Session, now time.Time) bool { return s.End(now) }},
+	{"Revoke", StateRevoked, func(s *Session, now time.Time) bool { return s.Revoke("operator: test", now) }},
+	{"Expire", StateExpired, func(s *Session, now time.Time) bool { return s.Expire(now) }},
+}
+
+func TestSessionTransitionsFromActive(t *testing.T) {
+	for _, tr := range transitions {
+		t.Run(tr.name, func(t *testing.T) {
+			s := newSession(t, nil, IntentRequest{})
+			now := t0.Add(3 * time.Minute)
+			require.True(t, tr.do(s, now))
+			assert.Equal(t, tr.state, s.State)
+			assert.Equal(t, tr.state, s.StateAt(now))
+			assert.True(t, s.EndedAt.Equal(now))
+			if tr.state == StateRevoked {
+				assert.Equal(t, "operator: test", s.RevokedReason)
+			} else {
+				assert.Empty(t, s.RevokedReason)
+			}
+		})
+	}
+}
+
+func TestSessionNoTransitionLeavesAFinalState(t *testing.T) {
+	for _, first := range transitions {
+		for _, second := range transitions {
+			t.Run(first.name+"_then_"+second.name, func(t *testing.T) {
+				s := newSession(t, nil, IntentRequest{})
+				require.True(t, first.do(s, t0.Add(time.Minute)))
+				before := *s
+
+				for _, at := range []time.Time{t0.Add(2 * time.Minute), t0.Add(2 * time.Hour)} {
+					assert.False(t, second.do(s, at))
+					assert.Equal(t, before, *s, "a final state is final")
+				}
+				// Nor does a violation or a renewal.
+				assert.False(t, s.RecordViolation(Violation{Kind: ForeignCaller, Time: t0.Add(3 * time.Minute)}))
+				assert.Equal(t, first.state, s.State)
+				assert.True(t, s.EndedAt.Equal(before.EndedAt))
+				assert.Equal(t, before.RevokedReason, s.RevokedReason)
+				_, err := s.Renew(time.Minute, t0.Add(3*time.Minute))
+				assert.Error(t, err)
+				assert.Equal(t, first.state, s.State)
+			})
+		}
+	}
+}
+
+func TestSessionLeaseRunOut(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{}) // lease to t0+15m
+	exp := t0.Add(15 * time.Minute)
+
+	// The agent cannot end, nor an operator revoke, a session whose lease
+	// has run out: it is already expired.
+	assert.False(t, s.End(exp))
+	assert.False(t, s.Revoke("late", exp.Add(time.Minute)))
+	assert.Equal(t, StateActive, s.State)
+	assert.Empty(t, s.RevokedReason)
+	assert.True(t, s.EndedAt.IsZero())
+
+	// Vault's expiration manager then says so.
+	assert.True(t, s.Expire(exp.Add(2*time.Second)))
+	assert.Equal(t, StateExpired, s.State)
+	assert.True(t, s.EndedAt.Equal(exp.Add(2*time.Second)))
+	assert.False(t, s.Expire(exp.Add(3*time.Second)))
+}
+
+func TestSessionRenew(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{}) // 15m lease, 1h max
+
+	ttl, err := s.Renew(15*time.Minute, t0.Add(10*time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, 15*time.Minute, ttl)
+	assert.True(t, s.ExpiresAt.Equal(t0.Add(25*time.Minute)))
+
+	ttl, err = s.Renew(30*time.Minute, t0.Add(20*time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Minute, ttl)
+	assert.True(t, s.ExpiresAt.Equal(t0.Add(50*time.Minute)))
+
+	// Clamped to MaxExpiresAt.
+	ttl, err = s.Renew(30*time.Minute, t0.Add(45*time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, 15*time.Minute, ttl)
+	assert.True(t, s.ExpiresAt.Equal(t0.Add(time.Hour)))
+	assert.True(t, s.MaxExpiresAt.Equal(t0.Add(time.Hour)), "the ceiling does not move")
+
+	ttl, err = s.Renew(time.Hour, t0.Add(55*time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Minute, ttl)
+	assert.True(t, s.ExpiresAt.Equal(t0.Add(time.Hour)))
+
+	// Past the ceiling the session expires, and cannot be renewed.
+	_, err = s.Renew(time.Minute, t0.Add(time.Hour))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "sess-1 is expired and cannot be renewed")
+	assert.True(t, s.ExpiresAt.Equal(t0.Add(time.Hour)))
+}
+
+func TestSessionRenewNeverShortens(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{}) // lease to t0+15m
+	ttl, err := s.Renew(time.Minute, t0.Add(time.Minute))
+	require.NoError(t, err)
+	assert.True(t, s.ExpiresAt.Equal(t0.Add(15*time.Minute)))
+	assert.Equal(t, 14*time.Minute, ttl, "the TTL returned is what is left of the lease")
+}
+
+func TestSessionRenewRefusedWhenNotActive(t *testing.T) {
+	for _, tr := range transitions {
+		t.Run(tr.name, func(t *testing.T) {
+			s := newSession(t, nil, IntentRequest{})
+			require.True(t, tr.do(s, t0.Add(time.Minute)))
+			exp := s.ExpiresAt
+			_, err := s.Renew(10*time.Minute, t0.Add(2*time.Minute))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), string(tr.state))
+			assert.True(t, s.ExpiresAt.Equal(exp), "a refused renewal changes nothing")
+		})
+	}
+}
+
+func TestSessionTokensValidUntil(t *testing.T) {
+	// Active: the lease bounds every credential.
+	s := newSession(t, nil, IntentRequest{}) // lease t0+15m, step_max_ttl 5m
+	assert.True(t, s.TokensValidUntil().Equal(t0.Add(15*time.Minute)))
+	_, err := s.Renew(15*time.Minute, t0.Add(10*time.Minute))
+	require.NoError(t, err)
+	assert.True(t, s.TokensValidUntil().Equal(t0.Add(25*time.Minute)))
+
+	// Ended early: step_max_ttl after the end bounds them.
+	s = newSession(t, nil, IntentRequest{})
+	require.True(t, s.End(t0.Add(time.Minute)))
+	assert.True(t, s.TokensValidUntil().Equal(t0.Add(6*time.Minute)))
+
+	// Ended late: the lease still bounds them.
+	s = newSession(t, nil, IntentRequest{})
+	require.True(t, s.Revoke("r", t0.Add(12*time.Minute)))
+	assert.True(t, s.TokensValidUntil().Equal(t0.Add(15*time.Minute)))
+
+	// A credential issued just before the end cannot outlive the bound.
+	s = newSession(t, nil, IntentRequest{})
+	issued := t0.Add(4 * time.Minute)
+	g, err := s.CheckStep(StepRequest{Caller: creator, Scopes: []string{"read:secrets/web/a"}, Audience: "vault", TTL: ptr(time.Hour)}, issued)
+	require.NoError(t, err)
+	require.True(t, s.End(issued))
+	assert.False(t, issued.Add(g.TTL).After(s.TokensValidUntil()))
+
+	// Expired: the lease.
+	s = newSession(t, nil, IntentRequest{})
+	require.True(t, s.Expire(t0.Add(15*time.Minute)))
+	assert.True(t, s.TokensValidUntil().Equal(t0.Add(15*time.Minute)))
+}
