@@ -77,8 +77,8 @@ func pathConfig(b *backend) *framework.Path {
 			"signing_algorithm": {
 				Type: framework.TypeString,
 				Description: `The JWS algorithm of step credentials: "EdDSA" (Ed25519, the ` +
-					`default) or "ES256" (ECDSA P-256). A change takes effect with the next ` +
-					`signing key (keys/rotate).`,
+					`default) or "ES256" (ECDSA P-256). A change creates a new signing key at ` +
+					`once; older keys stay in jwks until their credentials expire.`,
 				Default:       algEdDSA,
 				AllowedValues: []interface{}{algEdDSA, algES256},
 			},

@@ -345,20 +345,23 @@ func sessionData(s *trust.Session, now time.Time) map[string]interface{} {
 }
 
 func intentData(in trust.Intent) map[string]interface{} {
-	return map[string]interface{}{
+	m := map[string]interface{}{
 		"scopes":          in.Scopes,
 		"audiences":       in.Audiences,
 		"max_steps":       in.MaxSteps,
 		"max_depth":       in.MaxDepth,
 		"max_rate":        in.MaxRate,
 		"purpose":         in.Purpose,
-		"metadata":        in.Metadata,
 		"step_ttl":        int64(in.StepTTL.Seconds()),
 		"step_max_ttl":    int64(in.StepMaxTTL.Seconds()),
 		"session_max_ttl": int64(in.SessionMaxTTL.Seconds()),
 		"on_violation":    in.OnViolation,
 		"violation_limit": in.ViolationLimit,
 	}
+	if len(in.Metadata) > 0 {
+		m["metadata"] = in.Metadata
+	}
+	return m
 }
 
 func violationData(v trust.Violation) map[string]interface{} {

@@ -36,7 +36,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
 
 export VAULT_ADDR="http://127.0.0.1:$port"
 export VAULT_TOKEN=root

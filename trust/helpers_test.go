@@ -105,5 +105,5 @@ func (c *countingLimiter) Calls() int {
 	return c.calls
 }
 
-func asFieldError(err error, fe **FieldError) bool  { return errors.As(err, fe) }
+func asFieldError(err error, fe **FieldError) bool { return errors.As(err, fe) }
 func asWiderError(err error, we **WiderError) bool { return errors.As(err, we) }

@@ -193,9 +193,10 @@ func budget(field string, asked *int, roleMax int, roleName string) (int, error)
 // concrete request, when the set has a single member to compare with.
 func witnessText(outer scope.Set, inner scope.Scope) string {
 	if len(outer) == 1 {
-		if a, r, ok := scope.Witness(outer[0], inner); ok {
-			return fmt.Sprintf(" (e.g. %s:%s is allowed by %s but not by %s)", a, r, inner, outer[0])
+		if a, r, ok := scope.Witness(outer[0], inner); ok && a+":"+r != inner.String() {
+			return fmt.Sprintf(" (e.g. %s on %s is allowed by %s but not by %s)", a, r, inner, outer[0])
 		}
+		return fmt.Sprintf(" (not inside %s)", outer[0])
 	}
 	return fmt.Sprintf(" (not inside any of %v)", outer.Strings())
 }

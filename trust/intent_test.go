@@ -110,7 +110,7 @@ func TestNegotiateWiderIsRefused(t *testing.T) {
 			field:  "scopes",
 			parts: []string{
 				`read:secrets/* is wider than role "web" allows`,
-				`(e.g. read:secrets/x is allowed by read:secrets/* but not by list,read:secrets/web/*)`,
+				`(e.g. read on secrets/x is allowed by read:secrets/* but not by list,read:secrets/web/*)`,
 			},
 		},
 		{
@@ -118,7 +118,7 @@ func TestNegotiateWiderIsRefused(t *testing.T) {
 			mutate: func(r *Role) { r.Scopes = []string{"read,list:secrets/web/*"} },
 			req:    IntentRequest{Scopes: []string{"write:secrets/web/tls"}},
 			field:  "scopes",
-			parts:  []string{"write:secrets/web/tls is wider", "(e.g. write:secrets/web/tls is allowed"},
+			parts:  []string{"write:secrets/web/tls is wider", "(not inside list,read:secrets/web/*)"},
 		},
 		{
 			name:  "scope outside every role scope",

@@ -25,7 +25,6 @@ type RevocationList struct {
 // could have no unexpired credential left.
 func (l *RevocationList) Add(s *Session, now time.Time) bool {
 	until := s.TokensValidUntil()
-	l.Prune(now)
 	if !until.After(now) {
 		return false
 	}
@@ -34,6 +33,7 @@ func (l *RevocationList) Add(s *Session, now time.Time) bool {
 			return false
 		}
 	}
+	l.Prune(now)
 	l.Sessions = append(l.Sessions, Revoked{ID: s.ID, RevokedAt: now.Unix(), Exp: until.Unix()})
 	l.Version++
 	return true

@@ -112,6 +112,13 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 			v.Credential = p.ID
 			return Grant{}, v
 		}
+		// A parent that expired (or has less than the shortest TTL left)
+		// since it was verified is a bad parent, not a dead session.
+		if p.Expiry.Sub(now) < time.Second {
+			v := violation(BadParent, now, "parent_token has expired")
+			v.Credential = p.ID
+			return Grant{}, v
+		}
 		parentSet, err := scope.ParseSpaceSeparated(p.Scope)
 		if err != nil {
 			v := violation(BadParent, now, "parent_token carries an invalid scope")
@@ -135,12 +142,6 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 	if s.StepsUsed >= s.Intent.MaxSteps {
 		return Grant{}, violation(BudgetExhausted, now, "all %d steps of the session's max_steps are used", s.Intent.MaxSteps)
 	}
-	// The rate is checked last so that a refused request does not spend
-	// a token of the bucket.
-	if req.Rate != nil && !req.Rate.AllowN(now, 1) {
-		return Grant{}, violation(RateExceeded, now, "more than %d credentials per minute (max_rate)", s.Intent.MaxRate)
-	}
-
 	// TTL: clamp and warn, never fail.
 	g := Grant{Scopes: asked, Audience: req.Audience, Depth: depth, TTL: s.Intent.StepTTL}
 	if req.TTL != nil {
@@ -162,6 +163,12 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 	}
 	if g.TTL < time.Second {
 		return Grant{}, &StateError{Session: s.ID, State: StateExpired}
+	}
+
+	// The rate is checked last so that a refused request does not spend
+	// a token of the bucket.
+	if req.Rate != nil && !req.Rate.AllowN(now, 1) {
+		return Grant{}, violation(RateExceeded, now, "more than %d credentials per minute (max_rate)", s.Intent.MaxRate)
 	}
 
 	s.StepsUsed++

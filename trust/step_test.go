@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -127,7 +128,7 @@ func TestCheckStepViolations(t *testing.T) {
 				return r
 			},
 			kind:   ScopeOutsideIntent,
-			detail: "read:secrets/web/* is not inside the session's intent (e.g. read:secrets/web/x is allowed by read:secrets/web/* but not by read:secrets/web/tls)",
+			detail: "read:secrets/web/* is not inside the session's intent (e.g. read on secrets/web/x/x is allowed by read:secrets/web/* but not by read:secrets/web/tls)",
 		},
 		{
 			name: "scope inside intent but outside the parent",
@@ -137,7 +138,7 @@ func TestCheckStepViolations(t *testing.T) {
 				r.Parent = parentOf(s, "read:secrets/web/*", 1, live.Add(time.Minute))
 				return r
 			},
-			kind: ScopeOutsideIntent, detail: "list:secrets/web/tls is not inside the parent credential's scope (e.g. list:secrets/web/tls",
+			kind: ScopeOutsideIntent, detail: "list:secrets/web/tls is not inside the parent credential's scope (not inside read:secrets/web/*)",
 			credential: "cred-parent",
 		},
 		{
@@ -633,4 +634,19 @@ func TestRateLimitersConcurrent(t *testing.T) {
 	close(start)
 	wg.Wait()
 	assert.Same(t, got[0], r.For("shared", 60), "untouched by other sessions")
+}
+
+func TestCheckStepCorruptIntentIsAnInternalError(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{})
+	s.Intent.Scopes = []string{"read:a//b"}
+	_, err := s.CheckStep(stepReq(), t0)
+	require.Error(t, err)
+	var fe *FieldError
+	var v *Violation
+	var se *StateError
+	assert.False(t, asFieldError(err, &fe), "not the caller's fault")
+	assert.False(t, errors.As(err, &v))
+	assert.False(t, errors.As(err, &se))
+	assert.Contains(t, err.Error(), "session sess-1 holds an invalid intent")
+	assert.Zero(t, s.StepsUsed)
 }

@@ -1,0 +1,168 @@
+package trust
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// deadSession is a session of testRole (lease 15m, step_max_ttl 5m)
+// killed at t0+at.
+func deadSession(t *testing.T, id string, revoke bool, at time.Duration) *Session {
+	t.Helper()
+	s := newSession(t, nil, IntentRequest{})
+	s.ID = id
+	if revoke {
+		require.True(t, s.Revoke("operator", t0.Add(at)))
+	} else {
+		require.True(t, s.End(t0.Add(at)))
+	}
+	return s
+}
+
+func TestRevocationListAdd(t *testing.T) {
+	var l RevocationList
+	a := deadSession(t, "a", false, time.Minute) // tokens valid until t0+6m
+	now := t0.Add(time.Minute)
+	require.True(t, l.Add(a, now))
+	assert.Equal(t, uint64(1), l.Version)
+	require.Equal(t, []Revoked{{ID: "a", RevokedAt: now.Unix(), Exp: a.TokensValidUntil().Unix()}}, l.Sessions)
+	assert.Equal(t, t0.Add(6*time.Minute).Unix(), l.Sessions[0].Exp)
+
+	b := deadSession(t, "b", true, 2*time.Minute)
+	require.True(t, l.Add(b, t0.Add(2*time.Minute)))
+	assert.Equal(t, uint64(2), l.Version)
+	require.Len(t, l.Sessions, 2)
+	assert.Equal(t, Revoked{ID: "b", RevokedAt: t0.Add(2 * time.Minute).Unix(), Exp: t0.Add(7 * time.Minute).Unix()}, l.Sessions[1])
+
+	// Killed late in its lease: the lease is the bound.
+	var l2 RevocationList
+	c := deadSession(t, "c", true, 12*time.Minute)
+	require.True(t, l2.Add(c, t0.Add(12*time.Minute)))
+	assert.Equal(t, []Revoked{{ID: "c", RevokedAt: t0.Add(12 * time.Minute).Unix(), Exp: t0.Add(15 * time.Minute).Unix()}}, l2.Sessions)
+}
+
+func TestRevocationListDuplicateAddIsANoOp(t *testing.T) {
+	var l RevocationList
+	a := deadSession(t, "a", true, time.Minute)
+	require.True(t, l.Add(a, t0.Add(time.Minute)))
+	before := cloneList(l)
+	assert.False(t, l.Add(a, t0.Add(time.Minute)))
+	assert.False(t, l.Add(a, t0.Add(2*time.Minute)))
+	assert.Equal(t, before, l)
+}
+
+func TestRevocationListAddNothingUnexpired(t *testing.T) {
+	var l RevocationList
+	// An entry that has expired by the time of the next Add.
+	old := deadSession(t, "old", true, 0) // tokens valid until t0+5m
+	require.True(t, l.Add(old, t0))
+
+	// Ended at t0+1m: its tokens died at t0+6m.
+	late := deadSession(t, "late", false, time.Minute)
+	before := cloneList(l)
+	assert.False(t, l.Add(late, t0.Add(6*time.Minute)))
+	assert.False(t, l.Add(late, t0.Add(10*time.Minute)))
+	assert.Equal(t, before, l, "returns false and changes nothing")
+
+	// Expired: the lease itself ran out.
+	exp := newSession(t, nil, IntentRequest{})
+	exp.ID = "expired"
+	require.True(t, exp.Expire(exp.ExpiresAt))
+	assert.False(t, l.Add(exp, exp.ExpiresAt))
+	assert.Equal(t, before, l)
+}
+
+func TestRevocationListAddPrunes(t *testing.T) {
+	var l RevocationList
+	require.True(t, l.Add(deadSession(t, "a", true, 0), t0))                                // exp t0+5m
+	require.True(t, l.Add(deadSession(t, "b", true, 0), t0))                                // exp t0+5m
+	require.True(t, l.Add(deadSession(t, "c", true, 4*time.Minute), t0.Add(4*time.Minute))) // exp t0+9m
+	v := l.Version
+
+	d := deadSession(t, "d", true, 7*time.Minute)
+	require.True(t, l.Add(d, t0.Add(7*time.Minute)))
+	assert.Greater(t, l.Version, v)
+	ids := []string{}
+	for _, r := range l.Sessions {
+		ids = append(ids, r.ID)
+	}
+	assert.Equal(t, []string{"c", "d"}, ids, "expired entries dropped, order kept")
+}
+
+func TestRevocationListPrune(t *testing.T) {
+	var l RevocationList
+	assert.False(t, l.Prune(t0), "nothing to prune in an empty list")
+	assert.Zero(t, l.Version)
+
+	require.True(t, l.Add(deadSession(t, "a", true, time.Minute), t0.Add(time.Minute)))     // exp t0+6m
+	require.True(t, l.Add(deadSession(t, "b", true, 3*time.Minute), t0.Add(3*time.Minute))) // exp t0+8m
+	v := l.Version
+
+	assert.False(t, l.Prune(t0.Add(6*time.Minute)), "kept through its exp second")
+	assert.Equal(t, v, l.Version, "no change, no new version")
+	assert.Len(t, l.Sessions, 2)
+
+	assert.True(t, l.Prune(t0.Add(6*time.Minute+time.Second)))
+	assert.Equal(t, v+1, l.Version)
+	require.Len(t, l.Sessions, 1)
+	assert.Equal(t, "b", l.Sessions[0].ID)
+
+	assert.False(t, l.Prune(t0.Add(8*time.Minute)))
+	assert.Equal(t, v+1, l.Version)
+
+	assert.True(t, l.Prune(t0.Add(time.Hour)))
+	assert.Equal(t, v+2, l.Version)
+	assert.Empty(t, l.Sessions)
+}
+
+func TestRevocationListVersionOnlyGrows(t *testing.T) {
+	var l RevocationList
+	last := l.Version
+	check := func() {
+		t.Helper()
+		assert.GreaterOrEqual(t, l.Version, last)
+		last = l.Version
+	}
+	for i := 0; i < 20; i++ {
+		at := time.Duration(i) * 30 * time.Second
+		s := deadSession(t, string(rune('a'+i)), i%2 == 0, at)
+		l.Add(s, t0.Add(at))
+		check()
+		l.Add(s, t0.Add(at))
+		check()
+		l.Prune(t0.Add(at + 5*time.Minute + 2*time.Second))
+		check()
+	}
+	assert.Greater(t, l.Version, uint64(20))
+}
+
+func TestRevocationListJSON(t *testing.T) {
+	var l RevocationList
+	require.True(t, l.Add(deadSession(t, "a", true, time.Minute), t0.Add(time.Minute)))
+	b, err := json.Marshal(&l)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"version":1,"sessions":[{"id":"a","revoked_at":1748779260,"exp":1748779560}]}`, string(b))
+
+	var back RevocationList
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, l, back)
+}
+
+func TestRevocationListAfterAViolation(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{})
+	at := t0.Add(2 * time.Minute)
+	require.True(t, s.RecordViolation(Violation{Kind: ForeignCaller, Time: at}))
+	var l RevocationList
+	require.True(t, l.Add(s, at))
+	assert.Equal(t, t0.Add(7*time.Minute).Unix(), l.Sessions[0].Exp)
+}
+
+func cloneList(l RevocationList) RevocationList {
+	out := l
+	out.Sessions = append([]Revoked(nil), l.Sessions...)
+	return out
+}
