@@ -39,6 +39,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
+	b.events = newEventQueue(conf.EventsSender, b.Logger())
 	return b, nil
 }
 
@@ -65,6 +66,9 @@ type backend struct {
 
 	// rates holds each active session's max_rate token bucket.
 	rates trust.RateLimiters
+
+	// events sends Vault events in the background.
+	events *eventQueue
 
 	// now is the clock; tests replace it.
 	now func() time.Time
@@ -95,15 +99,19 @@ func newBackend() *backend {
 				pathConfig(b),
 				pathKeysRotate(b),
 				pathCreds(b),
+				pathReport(b),
 			},
 			pathRoles(b),
 			pathSession(b),
+			pathTimeline(b),
 			pathVerify(b),
 		),
 		Secrets: []*framework.Secret{
 			secretSession(b),
 		},
 		Invalidate:     b.invalidate,
+		Clean:          b.clean,
+		PeriodicFunc:   b.periodic,
 		RunningVersion: Version,
 	}
 	answerCodedErrors(b.Backend.Paths)
@@ -123,6 +131,11 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.keyring = nil
 		b.keyringLock.Unlock()
 	}
+}
+
+// clean runs when the mount is unmounted or the plugin shuts down.
+func (b *backend) clean(context.Context) {
+	b.events.close()
 }
 
 func (b *backend) sessionLock(id string) *locksutil.LockEntry {

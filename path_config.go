@@ -21,6 +21,7 @@ const (
 	defaultMaxSessionTTL = 24 * time.Hour
 	defaultMaxStepTTL    = time.Hour
 	defaultMaxEvents     = 1000
+	defaultRetention     = 24 * time.Hour
 
 	// maxEventsCeiling bounds max_events so a typo cannot fill storage.
 	maxEventsCeiling = 100000
@@ -41,6 +42,9 @@ type agentConfig struct {
 	// MaxEvents is how many timeline events one session keeps; older
 	// ones are dropped and counted.
 	MaxEvents int `json:"max_events"`
+	// SessionRetention is how long a finished session's record and
+	// timeline stay readable after its last credential expired.
+	SessionRetention time.Duration `json:"session_retention"`
 }
 
 func defaultConfig() *agentConfig {
@@ -49,6 +53,7 @@ func defaultConfig() *agentConfig {
 		MaxSessionTTL:    defaultMaxSessionTTL,
 		MaxStepTTL:       defaultMaxStepTTL,
 		MaxEvents:        defaultMaxEvents,
+		SessionRetention: defaultRetention,
 	}
 }
 
@@ -101,6 +106,12 @@ func pathConfig(b *backend) *framework.Path {
 					maxEventsCeiling, defaultMaxEvents),
 				Default: defaultMaxEvents,
 			},
+			"session_retention": {
+				Type: framework.TypeDurationSecond,
+				Description: `How long a finished session's record and timeline stay readable ` +
+					`after its last credential expired; then the periodic tidy deletes them. Defaults to 24h.`,
+				Default: int(defaultRetention.Seconds()),
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -141,6 +152,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		"max_session_ttl":   int64(cfg.MaxSessionTTL.Seconds()),
 		"max_step_ttl":      int64(cfg.MaxStepTTL.Seconds()),
 		"max_events":        cfg.MaxEvents,
+		"session_retention": int64(cfg.SessionRetention.Seconds()),
 	}}, nil
 }
 
@@ -215,6 +227,13 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 			return logical.ErrorResponse("max_events: must be between 1 and %d, got %d", maxEventsCeiling, n), false, nil
 		}
 		cfg.MaxEvents = n
+	}
+	if v, ok := d.GetOk("session_retention"); ok {
+		ttl := time.Duration(v.(int)) * time.Second
+		if ttl < 0 {
+			return logical.ErrorResponse("session_retention: must not be negative"), false, nil
+		}
+		cfg.SessionRetention = ttl
 	}
 	if cfg.MaxStepTTL > cfg.MaxSessionTTL {
 		return logical.ErrorResponse("max_step_ttl: %s exceeds max_session_ttl %s; a step credential cannot outlive its session",
@@ -298,6 +317,8 @@ Nothing needs configuring before first use: every field has a default, and
   max_session_ttl    Ceiling for any role's session_max_ttl (default 24h).
   max_step_ttl       Ceiling for any role's step_max_ttl (default 1h).
   max_events         Timeline events kept per session (default 1000).
+  session_retention  How long finished sessions stay readable after their
+                     last credential expired (default 24h).
 
 A write changes only the fields it names. A delete resets every field to its
 default. Durations accept Vault's forms ("90s", "15m", "1h") or seconds.

@@ -19,6 +19,7 @@ func TestConfigDefaults(t *testing.T) {
 		"max_session_ttl":   int64(86400),
 		"max_step_ttl":      int64(3600),
 		"max_events":        1000,
+		"session_retention": int64(86400),
 	}, resp.Data)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
@@ -152,11 +153,6 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return b.refuseStep(ctx, req, sess, err, now)
 	}
 
-	// The budget is spent durably before the credential exists.
-	if err := putSession(ctx, req.Storage, sess); err != nil {
-		return nil, err
-	}
-
 	credID, err := uuid.GenerateUUID()
 	if err != nil {
 		return nil, err
@@ -186,6 +182,16 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 	if jkt != "" {
 		claims.Cnf = &token.Confirmation{JKT: jkt}
+	}
+	// The budget is spent, and the issuance recorded, durably before the
+	// credential exists.
+	issued := stage(sess, now, timeline.Event{
+		Kind: timeline.CredentialIssued, Credential: credID, Parent: claims.Parent,
+		Scopes: grant.Scopes.Strings(), Audience: grant.Audience, Depth: grant.Depth,
+		Step: sr.Step, Actor: sr.Actor, Expires: claims.Expiry, Source: requestSource(req),
+	})
+	if err := b.save(ctx, req.Storage, sess, issued); err != nil {
+		return nil, err
 	}
 	signed, err := token.Mint(ring.current, claims)
 	if err != nil {
@@ -218,14 +224,21 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 func (b *backend) refuseStep(ctx context.Context, req *logical.Request, sess *trust.Session, err error, now time.Time) (*logical.Response, error) {
 	var v *trust.Violation
 	var se *trust.StateError
-	switch {
-	case errors.As(err, &v):
+	if errors.As(err, &v) {
 		return nil, b.recordViolation(ctx, req, sess, v)
-	case errors.As(err, &se):
-		return nil, logical.CodedError(http.StatusForbidden, se.Error())
-	default:
-		return badRequest(err)
 	}
+	var fe *trust.FieldError
+	if !errors.As(err, &se) && !errors.As(err, &fe) {
+		return nil, err
+	}
+	refused := stage(sess, now, timeline.Event{Kind: timeline.RequestRefused, Detail: err.Error(), Source: requestSource(req)})
+	if serr := b.save(ctx, req.Storage, sess, refused); serr != nil {
+		return nil, serr
+	}
+	if se != nil {
+		return nil, logical.CodedError(http.StatusForbidden, se.Error())
+	}
+	return logical.ErrorResponse(fe.Error()), nil
 }
 
 // parentError says why a parent token failed, without echoing it.

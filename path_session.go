@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
@@ -258,10 +259,18 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: roleSessionsPrefix + roleName + "/" + id, Value: []byte("{}")}); err != nil {
 		return nil, err
 	}
-	if err := putSession(ctx, req.Storage, sess); err != nil {
+	start := stage(sess, now, timeline.Event{
+		Kind:     timeline.SessionStart,
+		Detail:   intent.Purpose,
+		Scopes:   intent.Scopes,
+		Audience: strings.Join(intent.Audiences, " "),
+		Source:   requestSource(req),
+	})
+	if err := b.save(ctx, req.Storage, sess, start); err != nil {
 		return nil, err
 	}
 	b.Logger().Info("session started", "session_id", id, "role", roleName)
+	b.events.send(eventSessionStart, "session_id", id, "role", roleName, logical.EventMetadataPath, "sessions/"+id)
 
 	resp := b.Secret(secretTypeSession).Response(map[string]interface{}{
 		"session_id": id,
@@ -463,15 +472,7 @@ func (b *backend) withSession(ctx context.Context, req *logical.Request, id stri
 // it when the role's rule says so, persists the outcome and returns the
 // error that refuses the request.
 func (b *backend) recordViolation(ctx context.Context, req *logical.Request, sess *trust.Session, v *trust.Violation) error {
-	v.Source = requestSource(req)
-	killed := sess.RecordViolation(*v)
-	b.Logger().Warn("violation", "session_id", sess.ID, "kind", v.Kind, "killed", killed)
-	var err error
-	if killed {
-		err = b.finishSession(ctx, req.Storage, sess, v.Time)
-	} else {
-		err = putSession(ctx, req.Storage, sess)
-	}
+	killed, err := b.applyViolation(ctx, req, sess, v)
 	if err != nil {
 		return err
 	}
@@ -484,6 +485,27 @@ func (b *backend) recordViolation(ctx context.Context, req *logical.Request, ses
 		msg += "; the session is revoked and all its credentials are dead"
 	}
 	return logical.CodedError(code, msg)
+}
+
+// applyViolation records v against the session (already locked), kills it
+// when the role's rule says so, and persists the outcome. It reports
+// whether the session was killed.
+func (b *backend) applyViolation(ctx context.Context, req *logical.Request, sess *trust.Session, v *trust.Violation) (bool, error) {
+	if v.Source == "" {
+		v.Source = requestSource(req)
+	}
+	killed := sess.RecordViolation(*v)
+	b.Logger().Warn("violation", "session_id", sess.ID, "kind", v.Kind, "killed", killed)
+	b.events.send(eventViolation, "session_id", sess.ID, "role", sess.Role, "kind", string(v.Kind),
+		"killed", fmt.Sprint(killed), logical.EventMetadataPath, "sessions/"+sess.ID)
+	events := stage(sess, v.Time, timeline.Event{
+		Kind: timeline.Violation, Violation: string(v.Kind), Detail: v.Detail,
+		Source: v.Source, Credential: v.Credential,
+	})
+	if killed {
+		return true, b.finishSession(ctx, req.Storage, sess, v.Time, events...)
+	}
+	return false, b.save(ctx, req.Storage, sess, events)
 }
 
 // revokeRoleSessions revokes every live session of a role.

@@ -252,3 +252,42 @@ exp, jti, txn, scope, dep, ...) and session_state. Any other answer is just
 Use it for high-value calls; for the rest, verify offline with jwks and
 poll revocations.
 `
+
+// verifyReason says in a few words why a token did not verify, without
+// echoing it.
+func verifyReason(err error) string {
+	switch {
+	case errors.Is(err, token.ErrTooLarge):
+		return "too large"
+	case errors.Is(err, token.ErrUnknownKey):
+		return "signed by an unknown key"
+	case errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrAlgorithm):
+		return "bad signature"
+	case errors.Is(err, token.ErrIssuer):
+		return "another issuer"
+	case errors.Is(err, token.ErrType):
+		return "not a txntoken+jwt"
+	default:
+		return "malformed"
+	}
+}
+
+// verifyTokenSignature checks that a token was signed by this mount's keys
+// and issuer, whatever its validity window: a report of an expired
+// credential's use is still attributable to its session.
+func (b *backend) verifyTokenSignature(ctx context.Context, req *logical.Request, raw string) (*token.Claims, error) {
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.loadKeyring(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	// Keys leave the ring once every credential they signed has expired;
+	// a report about such a credential can no longer be attributed.
+	return token.Verify(raw, r.lookup(b.now()), token.VerifyOptions{
+		Issuer:         cfg.issuerFor(req.MountPoint),
+		IgnoreValidity: true,
+	})
+}

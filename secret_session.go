@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
@@ -63,7 +64,8 @@ func (b *backend) secretSessionRenew(ctx context.Context, req *logical.Request, 
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	if err := putSession(ctx, req.Storage, sess); err != nil {
+	renewed := stage(sess, now, timeline.Event{Kind: timeline.SessionRenew, Detail: "lease renewed until " + sess.ExpiresAt.UTC().Format(time.RFC3339)})
+	if err := b.save(ctx, req.Storage, sess, renewed); err != nil {
 		return nil, err
 	}
 	resp := &logical.Response{Secret: req.Secret}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
@@ -16,16 +17,19 @@ import (
 //	roles/<name>                 a role
 //	sessions/<id>                a session: state, intent, counters, violations
 //	role-sessions/<role>/<id>    index of a role's active sessions (empty entries)
+//	events/<id>/<seq>            a session's timeline, one event per entry
 //	revocations                  the revocation list
 //	keys/ring                    signing keys (seal-wrapped)
 //
-// Ending or revoking a session writes sessions/<id> and revocations and
-// deletes its role-sessions entry: three operations, whatever the number of
-// credentials the session issued.
+// Ending or revoking a session writes sessions/<id>, its closing event and
+// revocations, and deletes its role-sessions entry (and at most one event
+// beyond max_events): a constant number of operations, whatever the number
+// of credentials the session issued.
 const (
 	rolesPrefix        = "roles/"
 	sessionsPrefix     = "sessions/"
 	roleSessionsPrefix = "role-sessions/"
+	eventsPrefix       = "events/"
 	revocationsPath    = "revocations"
 	keyringPath        = keysStoragePrefix + "ring"
 )
@@ -77,11 +81,67 @@ func putSession(ctx context.Context, s logical.Storage, sess *trust.Session) err
 	return putJSON(ctx, s, sessionsPrefix+sess.ID, sess)
 }
 
-// finishSession persists a session that just left the active state: the
-// session itself, its entry in the revocation list, and the removal from
-// its role's index. It is the whole cost of killing a session.
-func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {
+// stage gives events their place in the session's timeline. The caller
+// then persists the session and the events with save or finishSession.
+func stage(sess *trust.Session, now time.Time, events ...timeline.Event) []timeline.Event {
+	for i := range events {
+		sess.EventSeq++
+		events[i].Seq = sess.EventSeq
+		if events[i].Time.IsZero() {
+			events[i].Time = now
+		}
+	}
+	return events
+}
+
+// save persists a session and its newly staged events, dropping the
+// oldest events beyond the engine's max_events.
+func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Session, events []timeline.Event) error {
+	cfg, err := b.loadConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	from := sess.EventsDropped
+	if max := uint64(cfg.MaxEvents); sess.EventSeq > max && sess.EventSeq-max > sess.EventsDropped {
+		sess.EventsDropped = sess.EventSeq - max
+	}
 	if err := putSession(ctx, s, sess); err != nil {
+		return err
+	}
+	for _, e := range events {
+		if e.Seq <= sess.EventsDropped {
+			continue
+		}
+		if err := putJSON(ctx, s, eventKey(sess.ID, e.Seq), e); err != nil {
+			return err
+		}
+	}
+	for seq := from + 1; seq <= sess.EventsDropped; seq++ {
+		if err := s.Delete(ctx, eventKey(sess.ID, seq)); err != nil {
+			return fmt.Errorf("dropping event %d of session %s: %w", seq, sess.ID, err)
+		}
+	}
+	return nil
+}
+
+// finishSession persists a session that just left the active state: the
+// session itself with its closing event (and any events staged before),
+// its entry in the revocation list, and the removal from its role's
+// index. It is the whole cost of killing a session, whatever the number of
+// credentials it issued.
+func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time, events ...timeline.Event) error {
+	closing := timeline.Event{Kind: timeline.SessionEnd}
+	switch sess.State {
+	case trust.StateRevoked:
+		closing = timeline.Event{Kind: timeline.SessionRevoke, Detail: sess.RevokedReason}
+		b.events.send(eventSessionRevoke, "session_id", sess.ID, "role", sess.Role, "reason", sess.RevokedReason)
+	case trust.StateExpired:
+		closing = timeline.Event{Kind: timeline.SessionExpire}
+	default:
+		b.events.send(eventSessionEnd, "session_id", sess.ID, "role", sess.Role)
+	}
+	events = append(events, stage(sess, now, closing)...)
+	if err := b.save(ctx, s, sess, events); err != nil {
 		return err
 	}
 	if sess.State != trust.StateExpired {
@@ -94,6 +154,47 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	}
 	b.rates.Forget(sess.ID)
 	return nil
+}
+
+// eventKey is where event seq of a session is stored.
+func eventKey(session string, seq uint64) string {
+	return fmt.Sprintf("%s%s/%020d", eventsPrefix, session, seq)
+}
+
+// loadEvents reads a session's kept events after seq after, at most limit.
+func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, after uint64, limit int) ([]timeline.Event, error) {
+	if after < sess.EventsDropped {
+		after = sess.EventsDropped
+	}
+	var out []timeline.Event
+	for seq := after + 1; seq <= sess.EventSeq && (limit <= 0 || len(out) < limit); seq++ {
+		var e timeline.Event
+		ok, err := getJSON(ctx, s, eventKey(sess.ID, seq), &e)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// deleteSession removes a finished session and its whole timeline.
+func deleteSession(ctx context.Context, s logical.Storage, sess *trust.Session) error {
+	keys, err := s.List(ctx, eventsPrefix+sess.ID+"/")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.Delete(ctx, eventsPrefix+sess.ID+"/"+k); err != nil {
+			return err
+		}
+	}
+	if err := s.Delete(ctx, roleSessionsPrefix+sess.Role+"/"+sess.ID); err != nil {
+		return err
+	}
+	return s.Delete(ctx, sessionsPrefix+sess.ID)
 }
 
 func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {

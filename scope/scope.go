@@ -380,3 +380,26 @@ func validSegment(seg string) bool {
 	}
 	return true
 }
+
+// ValidRequest checks that (action, resource) is a concrete request: an
+// action of [a-z0-9_.-] (not "*"), and a resource of non-empty segments
+// of letters, digits and "._~@=-", none "." or "..", with no "+" or "*".
+// Its error names the field ("action: ..." or "resource: ...").
+func ValidRequest(action, resource string) error {
+	if len(action) > MaxLength || !validAction(action) {
+		return fmt.Errorf("action: %q is not a concrete action: use lower-case letters, digits, '_', '.' or '-'", clip(action))
+	}
+	if len(resource) > MaxLength || !validResource(resource) {
+		return fmt.Errorf("resource: %q is not a concrete resource: use '/'-separated segments of letters, digits and '._~@=-', no empty, '.' or '..' segments, no '+' or '*'", clip(resource))
+	}
+	return nil
+}
+
+// clip shortens input quoted back in an error message.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -89,13 +91,27 @@ func dec(tb testing.TB, s string) []byte {
 }
 
 // signRaw builds a compact JWS from literal header and payload JSON,
-// signed by k with k's own algorithm, bypassing Mint's checks.
+// signed by k with k's own algorithm, bypassing Mint (and go-jose, which
+// cannot sign arbitrary header JSON) to produce tokens an attacker or a
+// buggy issuer could.
 func signRaw(tb testing.TB, k *Key, header, payload string) string {
 	tb.Helper()
 	input := enc(header) + "." + enc(payload)
-	sig, err := k.sign([]byte(input))
-	if err != nil {
-		tb.Fatal(err)
+	var sig []byte
+	switch priv := k.priv.(type) {
+	case ed25519.PrivateKey:
+		sig = ed25519.Sign(priv, []byte(input))
+	case *ecdsa.PrivateKey:
+		digest := sha256.Sum256([]byte(input))
+		r, s, err := ecdsa.Sign(rand.Reader, priv, digest[:])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sig = make([]byte, 64)
+		r.FillBytes(sig[:32])
+		s.FillBytes(sig[32:])
+	default:
+		tb.Fatalf("signRaw: unsupported key type %T", k.priv)
 	}
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }

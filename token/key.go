@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -78,34 +77,6 @@ func newKey(alg string, priv crypto.Signer, created time.Time) (*Key, error) {
 		Created:   created.UTC().Truncate(time.Second),
 		priv:      priv,
 	}, nil
-}
-
-// sign returns the raw JWS signature of input: 64 bytes for both
-// algorithms (Ed25519 signature, or fixed-width R||S for ES256).
-func (k *Key) sign(input []byte) ([]byte, error) {
-	switch k.Algorithm {
-	case AlgEdDSA:
-		priv, ok := k.priv.(ed25519.PrivateKey)
-		if !ok {
-			break
-		}
-		return ed25519.Sign(priv, input), nil
-	case AlgES256:
-		priv, ok := k.priv.(*ecdsa.PrivateKey)
-		if !ok {
-			break
-		}
-		digest := sha256.Sum256(input)
-		r, s, err := ecdsa.Sign(rand.Reader, priv, digest[:])
-		if err != nil {
-			return nil, errors.New("token: mint: signing failed")
-		}
-		sig := make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
-		return sig, nil
-	}
-	return nil, fmt.Errorf("%w: key algorithm does not match key type", ErrAlgorithm)
 }
 
 // Public returns the verification half of k.

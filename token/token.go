@@ -7,11 +7,13 @@
 // exactly three members: "alg", "kid" and "typ" (always [Type]). The
 // payload is a [Claims] value.
 //
-// Verification is deliberately strict and cheap. [Verify] accepts only the
-// compact serialisation with one signature, only the algorithms in its
-// allow-list, and only when the header algorithm equals the algorithm bound
-// to the key named by "kid"; the algorithm is never taken from the token
-// alone. The payload is decoded only after the signature has been checked.
+// JWS signing, parsing and signature verification are done by go-jose
+// (github.com/go-jose/go-jose/v4); this package adds strict checks around
+// it. [Verify] accepts only the compact serialisation in canonical
+// base64url with one signature, only the algorithms in its allow-list, and
+// only when the header algorithm equals the algorithm bound to the key
+// named by "kid"; the algorithm is never taken from the token alone. The
+// claims are decoded only after the signature has been checked.
 // Failures are reported with sentinel errors (see [ErrMalformed] and the
 // others) that work with errors.Is; error messages never contain the token
 // or key material.
@@ -25,6 +27,7 @@
 package token
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -33,10 +36,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Type is the value of the "typ" header of every step credential.
@@ -202,29 +206,48 @@ func checkRequired(c *Claims) error {
 	return nil
 }
 
-// defaultAlgorithms is the allow-list used when VerifyOptions.Algorithms
-// is empty.
-var defaultAlgorithms = []string{AlgEdDSA, AlgES256}
+// supportedAlgorithms are the only JWS algorithms this package signs or
+// verifies with; it is also the allow-list Verify uses when
+// VerifyOptions.Algorithms is empty.
+var supportedAlgorithms = []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256}
 
-// b64 decodes base64url without padding and rejects non-canonical
-// encodings, so every accepted token has exactly one string form (for
-// Ed25519). CR and LF, which the decoder would skip, are rejected earlier
-// by split.
+// allowedAlgorithms returns the allow-list handed to go-jose: the supported
+// algorithms named in names, or all of them when names is empty. Names
+// outside supportedAlgorithms are dropped, so they never verify.
+func allowedAlgorithms(names []string) []jose.SignatureAlgorithm {
+	if len(names) == 0 {
+		return supportedAlgorithms
+	}
+	out := make([]jose.SignatureAlgorithm, 0, len(supportedAlgorithms))
+	for _, a := range supportedAlgorithms {
+		if slices.Contains(names, string(a)) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// b64 is the strict (canonical) unpadded base64url decoder; see canonical
+// and ValidThumbprint.
 var b64 = base64.RawURLEncoding.Strict()
 
 // Mint signs c with k and returns the compact serialisation. The header is
 // exactly {"alg":k.Algorithm,"kid":k.ID,"typ":Type}. An empty Rctx is
 // omitted. Mint fails with ErrClaims if a required claim (jti, txn, scope,
 // iat, exp after iat, dep >= 1) is missing, if an actor has an empty
-// subject, or if Cnf.JKT is not a SHA-256 thumbprint; and with ErrTooLarge
-// if the result would exceed MaxTokenSize. c is not modified. Mint is safe
-// for concurrent use.
+// subject, or if Cnf.JKT is not a SHA-256 thumbprint; with ErrAlgorithm if
+// k's algorithm is unsupported or does not fit its key; and with
+// ErrTooLarge if the result would exceed MaxTokenSize. c is not modified.
+// Mint is safe for concurrent use.
 func Mint(k *Key, c *Claims) (string, error) {
 	if k == nil || k.priv == nil {
 		return "", errors.New("token: mint: key has no private part")
 	}
 	if k.ID == "" {
 		return "", errors.New("token: mint: key has no ID")
+	}
+	if !keyFitsAlgorithm(k.Algorithm, k.priv.Public()) {
+		return "", fmt.Errorf("%w: key algorithm does not match key type", ErrAlgorithm)
 	}
 	if c == nil {
 		return "", fmt.Errorf("%w: nil claims", ErrClaims)
@@ -248,33 +271,29 @@ func Mint(k *Key, c *Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: cannot encode claims", ErrClaims)
 	}
-	kid, err := json.Marshal(k.ID)
-	if err != nil {
-		return "", errors.New("token: mint: cannot encode key ID")
-	}
-	header := make([]byte, 0, 48+len(kid))
-	header = append(header, `{"alg":"`...)
-	header = append(header, k.Algorithm...)
-	header = append(header, `","kid":`...)
-	header = append(header, kid...)
-	header = append(header, `,"typ":"`+Type+`"}`...)
-
-	enc := base64.RawURLEncoding
-	n := enc.EncodedLen(len(header)) + 1 + enc.EncodedLen(len(payload)) + 1 + enc.EncodedLen(64)
-	if n > MaxTokenSize {
+	// Cheap early refusal; the exact size is checked on the result.
+	if base64.RawURLEncoding.EncodedLen(len(payload)) > MaxTokenSize {
 		return "", fmt.Errorf("%w: claims too large", ErrTooLarge)
 	}
-	buf := make([]byte, 0, n)
-	buf = enc.AppendEncode(buf, header)
-	buf = append(buf, '.')
-	buf = enc.AppendEncode(buf, payload)
-	sig, err := k.sign(buf)
+	signer, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Algorithm), Key: k.priv},
+		(&jose.SignerOptions{}).WithType(Type).WithHeader(jose.HeaderKey("kid"), k.ID),
+	)
 	if err != nil {
-		return "", err
+		return "", errors.New("token: mint: cannot create signer")
 	}
-	buf = append(buf, '.')
-	buf = enc.AppendEncode(buf, sig)
-	return string(buf), nil
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", errors.New("token: mint: signing failed")
+	}
+	raw, err := jws.CompactSerialize()
+	if err != nil {
+		return "", errors.New("token: mint: cannot serialise token")
+	}
+	if len(raw) > MaxTokenSize {
+		return "", fmt.Errorf("%w: claims too large", ErrTooLarge)
+	}
+	return raw, nil
 }
 
 // VerifyOptions configures Verify.
@@ -293,6 +312,11 @@ type VerifyOptions struct {
 	// Algorithms is the allow-list of signature algorithms; empty means
 	// {AlgEdDSA, AlgES256}. Names other than those two never verify.
 	Algorithms []string
+	// IgnoreValidity skips the "exp", "nbf" and "iat" checks: Verify then
+	// only says who signed the token and what it claims. It is for
+	// attributing a credential seen in use (a report of an expired
+	// credential), never for accepting a request.
+	IgnoreValidity bool
 }
 
 // KeyLookup returns the verification key with the given key ID. It must be
@@ -311,17 +335,11 @@ func StaticKeys(keys ...PublicKey) KeyLookup {
 	}
 }
 
-// header is the JWS protected header as read by Verify and PeekKeyID.
-type header struct {
-	Alg  string          `json:"alg"`
-	Kid  string          `json:"kid"`
-	Typ  string          `json:"typ"`
-	Crit json.RawMessage `json:"crit"`
-}
-
-// split checks the outer shape of a compact JWS and returns the positions
-// of its two dots. Only the base64url alphabet and exactly two dots are
-// allowed, which also rules out the JSON serialisation and whitespace.
+// split checks the outer shape of a compact JWS before go-jose sees it and
+// returns the positions of its two dots. Only the base64url alphabet and
+// exactly two dots are allowed, which also rules out the JSON
+// serialisation and whitespace (which go-jose's lenient decoder would
+// skip).
 func split(raw string) (dot1, dot2 int, err error) {
 	if len(raw) > MaxTokenSize {
 		return 0, 0, ErrTooLarge
@@ -353,100 +371,122 @@ func split(raw string) (dot1, dot2 int, err error) {
 	return dot1, dot2, nil
 }
 
-// parseHeader decodes the base64url header segment into h.
-func parseHeader(seg string, h *header) error {
-	hb, err := b64.DecodeString(seg)
+// canonical reports whether seg, which split has confirmed holds only
+// base64url characters, is the canonical unpadded encoding of its bytes.
+// go-jose decodes leniently and verifies a re-encoding of what it decoded,
+// so without this check one signed token would have several accepted
+// spellings. Only the final, partial quantum can be non-canonical (or
+// impossible, with one character left over), so only it is decoded.
+func canonical(seg string) bool {
+	tail := seg[len(seg)&^3:]
+	if tail == "" {
+		return true
+	}
+	var buf [3]byte
+	_, err := b64.Decode(buf[:], []byte(tail))
+	return err == nil
+}
+
+// parseCompact parses raw as a compact JWS with go-jose, accepting only the
+// algorithms in algs, and returns it with its protected header. It enforces
+// the size limit and strict encoding first, and maps every go-jose error to
+// a sentinel without quoting it (go-jose messages can contain header
+// content).
+func parseCompact(raw string, algs []jose.SignatureAlgorithm) (*jose.JSONWebSignature, *jose.Header, error) {
+	dot1, dot2, err := split(raw)
 	if err != nil {
-		return fmt.Errorf("%w: header is not base64url", ErrMalformed)
+		return nil, nil, err
 	}
-	if err := json.Unmarshal(hb, h); err != nil {
-		return fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
+	if dot1 == 0 {
+		return nil, nil, fmt.Errorf("%w: empty header", ErrMalformed)
 	}
-	return nil
+	if !canonical(raw[:dot1]) {
+		return nil, nil, fmt.Errorf("%w: header is not canonical base64url", ErrMalformed)
+	}
+	if !canonical(raw[dot1+1 : dot2]) {
+		return nil, nil, fmt.Errorf("%w: payload is not canonical base64url", ErrMalformed)
+	}
+	if !canonical(raw[dot2+1:]) {
+		return nil, nil, fmt.Errorf("%w: signature is not canonical base64url", ErrMalformed)
+	}
+	if len(algs) == 0 {
+		return nil, nil, fmt.Errorf("%w: no supported algorithm allowed", ErrAlgorithm)
+	}
+	jws, err := jose.ParseSignedCompact(raw, algs)
+	if err != nil {
+		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
+			return nil, nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
+		}
+		return nil, nil, fmt.Errorf("%w: header is not a valid JWS header", ErrMalformed)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, nil, fmt.Errorf("%w: not exactly one signature", ErrMalformed)
+	}
+	return jws, &jws.Signatures[0].Protected, nil
 }
 
 // PeekKeyID returns the "kid" header of raw without verifying anything
 // else. Use it only to pick or prefetch keys, never to trust the token.
+// It parses exactly as Verify does, so it fails (with ErrAlgorithm) for a
+// header algorithm this package never verifies.
 func PeekKeyID(raw string) (string, error) {
-	dot1, _, err := split(raw)
+	_, h, err := parseCompact(raw, supportedAlgorithms)
 	if err != nil {
 		return "", err
 	}
-	var h header
-	if err := parseHeader(raw[:dot1], &h); err != nil {
-		return "", err
-	}
-	if h.Kid == "" {
+	if h.KeyID == "" {
 		return "", fmt.Errorf("%w: missing kid", ErrMalformed)
 	}
-	return h.Kid, nil
+	return h.KeyID, nil
 }
 
 // Verify checks raw and returns its claims. In order, it rejects: inputs
 // over MaxTokenSize (ErrTooLarge); anything but a three-part compact JWS
-// with a decodable JSON header (ErrMalformed); a header algorithm outside
-// the allow-list (ErrAlgorithm); a "crit" header (ErrMalformed); a "typ"
-// other than Type (ErrType); a missing "kid" (ErrMalformed); a "kid" that
-// lookup does not know (ErrUnknownKey); a header algorithm different from
-// the key's, or a key whose Go type does not fit its algorithm
+// in canonical base64url (ErrMalformed); a header algorithm outside the
+// allow-list (ErrAlgorithm); a header that is not a JSON object of valid
+// JWS members (ErrMalformed); a "crit" or "b64" header (ErrMalformed); a
+// "typ" other than Type (ErrType); a missing "kid" (ErrMalformed); a "kid"
+// that lookup does not know (ErrUnknownKey); a header algorithm different
+// from the key's, or a key whose Go type does not fit its algorithm
 // (ErrAlgorithm); a bad signature (ErrSignature); an undecodable payload
 // (ErrMalformed); missing required claims (ErrClaims); a wrong issuer or
 // audience (ErrIssuer, ErrAudience); and expiry, "nbf" or "iat" outside the
 // leeway (ErrExpired, ErrNotYetValid). Verify is safe for concurrent use.
 func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
-	dot1, dot2, err := split(raw)
+	jws, h, err := parseCompact(raw, allowedAlgorithms(opts.Algorithms))
 	if err != nil {
 		return nil, err
 	}
-	// A single allocation holds a copy of raw (whose prefix is the signing
-	// input) followed by the decoded header, signature and payload.
-	dec := b64.DecodedLen
-	buf := make([]byte, len(raw), len(raw)+dec(dot1)+dec(len(raw)-dot2-1)+dec(dot2-dot1-1))
-	copy(buf, raw)
-	var h header
-	hb, err := b64.AppendDecode(buf[len(raw):], buf[:dot1])
-	if err != nil {
-		return nil, fmt.Errorf("%w: header is not base64url", ErrMalformed)
-	}
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return nil, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
-	}
-	algs := opts.Algorithms
-	if len(algs) == 0 {
-		algs = defaultAlgorithms
-	}
-	if !slices.Contains(algs, h.Alg) {
-		return nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
-	}
-	if h.Crit != nil {
+	// RFC 7515 allows no other critical extension here; "b64" (RFC 7797)
+	// would change what is signed, so it is refused even outside "crit".
+	if _, ok := h.ExtraHeaders["crit"]; ok {
 		return nil, fmt.Errorf("%w: crit header not supported", ErrMalformed)
 	}
-	if h.Typ != Type {
+	if _, ok := h.ExtraHeaders["b64"]; ok {
+		return nil, fmt.Errorf("%w: b64 header not supported", ErrMalformed)
+	}
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != Type {
 		return nil, fmt.Errorf("%w: typ must be %q", ErrType, Type)
 	}
-	if h.Kid == "" {
+	if h.KeyID == "" {
 		return nil, fmt.Errorf("%w: missing kid", ErrMalformed)
 	}
 	if lookup == nil {
 		return nil, fmt.Errorf("%w: no key lookup", ErrUnknownKey)
 	}
-	pk, ok := lookup(h.Kid)
+	pk, ok := lookup(h.KeyID)
 	if !ok {
 		return nil, ErrUnknownKey
 	}
-	if pk.Algorithm != h.Alg {
+	if pk.Algorithm != h.Algorithm {
 		return nil, fmt.Errorf("%w: header alg does not match key", ErrAlgorithm)
 	}
-	sig, err := b64.AppendDecode(hb[len(hb):], buf[dot2+1:len(raw)])
-	if err != nil {
-		return nil, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+	if !keyFitsAlgorithm(pk.Algorithm, pk.Key) {
+		return nil, fmt.Errorf("%w: key does not fit its algorithm", ErrAlgorithm)
 	}
-	if err := verifySignature(pk, buf[:dot2], sig); err != nil {
-		return nil, err
-	}
-	payload, err := b64.AppendDecode(sig[len(sig):], buf[dot1+1:dot2])
+	payload, err := jws.Verify(pk.Key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
+		return nil, ErrSignature
 	}
 	c := new(Claims)
 	if err := json.Unmarshal(payload, c); err != nil {
@@ -460,6 +500,9 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 	}
 	if opts.Audience != "" && c.Audience != opts.Audience {
 		return nil, ErrAudience
+	}
+	if opts.IgnoreValidity {
+		return c, nil
 	}
 	now := opts.Now
 	if now.IsZero() {
@@ -488,37 +531,20 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 	return c, nil
 }
 
-// verifySignature checks sig over input with pk. The algorithm comes from
-// the key, which Verify has already matched against the header.
-func verifySignature(pk PublicKey, input, sig []byte) error {
-	switch pk.Algorithm {
+// keyFitsAlgorithm reports whether pub is a usable public key for alg: a
+// 32-byte ed25519.PublicKey for EdDSA, a complete P-256 *ecdsa.PublicKey
+// for ES256. It guards go-jose, which would otherwise report a misfit as a
+// bad signature or, for a short Ed25519 key, panic.
+func keyFitsAlgorithm(alg string, pub crypto.PublicKey) bool {
+	switch alg {
 	case AlgEdDSA:
-		pub, ok := pk.Key.(ed25519.PublicKey)
-		if !ok || len(pub) != ed25519.PublicKeySize {
-			return fmt.Errorf("%w: key is not an Ed25519 public key", ErrAlgorithm)
-		}
-		if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, input, sig) {
-			return ErrSignature
-		}
-		return nil
+		p, ok := pub.(ed25519.PublicKey)
+		return ok && len(p) == ed25519.PublicKeySize
 	case AlgES256:
-		pub, ok := pk.Key.(*ecdsa.PublicKey)
-		if !ok || pub == nil || pub.Curve == nil || pub.Curve.Params() != elliptic.P256().Params() || pub.X == nil || pub.Y == nil {
-			return fmt.Errorf("%w: key is not a P-256 public key", ErrAlgorithm)
-		}
-		if len(sig) != 64 {
-			return ErrSignature
-		}
-		digest := sha256.Sum256(input)
-		r := new(big.Int).SetBytes(sig[:32])
-		s := new(big.Int).SetBytes(sig[32:])
-		if !ecdsa.Verify(pub, digest[:], r, s) {
-			return ErrSignature
-		}
-		return nil
-	default:
-		return fmt.Errorf("%w: unsupported key algorithm", ErrAlgorithm)
+		p, ok := pub.(*ecdsa.PublicKey)
+		return ok && p != nil && p.Curve == elliptic.P256() && p.X != nil && p.Y != nil
 	}
+	return false
 }
 
 // ValidThumbprint reports whether s looks like an RFC 7638 SHA-256 JWK

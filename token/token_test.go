@@ -547,3 +547,22 @@ func TestValidThumbprint(t *testing.T) {
 		}
 	}
 }
+
+func TestIgnoreValidityStillChecksSignature(t *testing.T) {
+	k := genKey(t, AlgEdDSA)
+	c := sampleClaims()
+	tok := mustMint(t, k, c)
+	late := time.Unix(c.Expiry, 0).Add(time.Hour)
+	if _, err := Verify(tok, StaticKeys(k.Public()), VerifyOptions{Now: late}); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired token: got %v, want ErrExpired", err)
+	}
+	got, err := Verify(tok, StaticKeys(k.Public()), VerifyOptions{Now: late, IgnoreValidity: true})
+	if err != nil || got.ID != c.ID {
+		t.Fatalf("IgnoreValidity: got %v, %v", got, err)
+	}
+	other := genKey(t, AlgEdDSA)
+	forged := StaticKeys(PublicKey{ID: k.ID, Algorithm: AlgEdDSA, Key: other.Public().Key})
+	if _, err := Verify(tok, forged, VerifyOptions{IgnoreValidity: true}); !errors.Is(err, ErrSignature) {
+		t.Fatalf("wrong key with IgnoreValidity: got %v, want ErrSignature", err)
+	}
+}

@@ -42,6 +42,11 @@ type Session struct {
 
 	EndedAt       time.Time `json:"ended_at,omitempty"`
 	RevokedReason string    `json:"revoked_reason,omitempty"`
+
+	// EventSeq is the sequence number of the session's latest timeline
+	// event; events EventsDropped+1 .. EventSeq are kept.
+	EventSeq      uint64 `json:"event_seq,omitempty"`
+	EventsDropped uint64 `json:"events_dropped,omitempty"`
 }
 
 // NewSession starts a session at now with a lease of ttl.

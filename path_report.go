@@ -1,0 +1,160 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+const maxOutcomeLength = 64
+
+func pathReport(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "report$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "agent", OperationVerb: "report", OperationSuffix: "credential-use",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"token": {
+				Type:        framework.TypeString,
+				Description: "Required. The step credential the resource server saw.",
+				Required:    true,
+			},
+			"action": {
+				Type:        framework.TypeString,
+				Description: `Required. The action the request performed, e.g. "read".`,
+				Required:    true,
+			},
+			"resource": {
+				Type:        framework.TypeString,
+				Description: `Required. The resource the request touched, e.g. "secrets/web/tls".`,
+				Required:    true,
+			},
+			"outcome": {
+				Type:        framework.TypeString,
+				Description: `What the resource server did, e.g. "allowed" or "denied" (at most 64 bytes).`,
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback: b.pathReport,
+				Summary:  "Report an observed use of a step credential; misuse is a violation of its session.",
+			},
+		},
+		HelpSynopsis:    pathReportHelpSyn,
+		HelpDescription: pathReportHelpDesc,
+	}
+}
+
+func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	raw := strings.TrimSpace(d.Get("token").(string))
+	action := strings.TrimSpace(d.Get("action").(string))
+	resource := strings.TrimSpace(d.Get("resource").(string))
+	outcome := strings.TrimSpace(d.Get("outcome").(string))
+	switch {
+	case raw == "":
+		return logical.ErrorResponse("token: is required"), nil
+	case action == "":
+		return logical.ErrorResponse("action: is required"), nil
+	case resource == "":
+		return logical.ErrorResponse("resource: is required"), nil
+	case len(outcome) > maxOutcomeLength || strings.ContainsFunc(outcome, isControl):
+		return logical.ErrorResponse("outcome: must be at most %d bytes with no control characters", maxOutcomeLength), nil
+	}
+	if err := scope.ValidRequest(action, resource); err != nil {
+		return logical.ErrorResponse("%v", err), nil
+	}
+
+	claims, err := b.verifyTokenSignature(ctx, req, raw)
+	if err != nil {
+		if isVerifyError(err) {
+			return logical.ErrorResponse("token: not a step credential of this engine (%s)", verifyReason(err)), nil
+		}
+		return nil, err
+	}
+
+	lock := b.sessionLock(claims.Txn)
+	lock.Lock()
+	defer lock.Unlock()
+	sess, err := getSession(ctx, req.Storage, claims.Txn)
+	if err != nil {
+		return nil, err
+	}
+	if sess == nil {
+		return logical.ErrorResponse("token: its session %s no longer exists", truncateID(claims.Txn)), nil
+	}
+
+	now := b.now()
+	granted, err := scope.ParseSpaceSeparated(claims.Scope)
+	if err != nil {
+		return nil, fmt.Errorf("credential %s carries an invalid scope: %w", claims.ID, err)
+	}
+	var misuse string
+	switch {
+	case sess.StateAt(now) != trust.StateActive:
+		misuse = fmt.Sprintf("use of a credential of a session that is %s", sess.StateAt(now))
+	case now.Unix() >= claims.Expiry:
+		misuse = fmt.Sprintf("use of a credential that expired at %s", time.Unix(claims.Expiry, 0).UTC().Format(time.RFC3339))
+	case !granted.Match(action, resource):
+		misuse = fmt.Sprintf("%s on %s is outside the credential's scope %q", action, resource, claims.Scope)
+	}
+	reporter := callerID(req)
+	data := map[string]interface{}{
+		"recorded":   true,
+		"session_id": sess.ID,
+	}
+	if misuse == "" {
+		events := stage(sess, now, timeline.Event{
+			Kind: timeline.Report, Credential: claims.ID, Action: action, Resource: resource,
+			Outcome: outcome, Source: requestSource(req), Detail: "reported by " + reporter,
+		})
+		if err := b.save(ctx, req.Storage, sess, events); err != nil {
+			return nil, err
+		}
+		data["violation"] = ""
+		data["session_state"] = string(sess.StateAt(now))
+		return &logical.Response{Data: data}, nil
+	}
+
+	v := &trust.Violation{
+		Kind: trust.ReportedMisuse, Time: now, Credential: claims.ID,
+		Detail: fmt.Sprintf("%s (%s on %s, outcome %q, reported by %s)", misuse, action, resource, outcome, reporter),
+	}
+	// The report itself succeeded: the misuse is the agent's, not the
+	// reporter's, so the answer is not an error.
+	killed, err := b.applyViolation(ctx, req, sess, v)
+	if err != nil {
+		return nil, err
+	}
+	data["session_revoked"] = killed
+	data["violation"] = string(trust.ReportedMisuse)
+	data["detail"] = misuse
+	data["session_state"] = string(sess.StateAt(now))
+	return &logical.Response{Data: data}, nil
+}
+
+const pathReportHelpSyn = `Report an observed use of a step credential.`
+
+const pathReportHelpDesc = `
+Resource servers report what they saw a step credential do: the token, the
+action and the resource (and optionally the outcome). A use inside the
+credential's scope, by a live credential of an active session, is recorded
+in the session's timeline. A use outside its scope, or of an expired
+credential, or of a credential whose session is no longer active, is a
+reported_misuse violation against the session: under on_violation=revoke
+it kills the session and every credential it issued.
+
+  vault write agent/report token=$TOKEN action=read resource=secrets/web/tls outcome=allowed
+
+The answer says whether a violation was recorded and the session's state.
+The token must carry this engine's signature; a forged token is refused,
+since it cannot be attributed to a session.
+`

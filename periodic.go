@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/helper/consts"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+// periodic is called by Vault about once a minute. It marks sessions whose
+// lease ran out as expired (in case the lease's revocation has not reached
+// the engine yet), deletes finished sessions and their timelines once
+// session_retention has passed since their last credential expired, and
+// prunes the revocation list. Performance standbys and performance
+// secondaries (for replicated mounts) skip it: the primary's active node
+// owns the storage.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	sys := b.System()
+	rs := sys.ReplicationState()
+	if rs.HasState(consts.ReplicationPerformanceStandby) ||
+		(rs.HasState(consts.ReplicationPerformanceSecondary) && !sys.LocalMount()) {
+		return nil
+	}
+	return b.tidy(ctx, req.Storage)
+}
+
+// tidy does the periodic work; see periodic.
+func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
+	cfg, err := b.loadConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	ids, err := s.List(ctx, sessionsPrefix)
+	if err != nil {
+		return err
+	}
+	expired, deleted := 0, 0
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		did, err := b.tidySession(ctx, s, id, cfg)
+		if err != nil {
+			return fmt.Errorf("tidying session %s: %w", id, err)
+		}
+		switch did {
+		case "expired":
+			expired++
+		case "deleted":
+			deleted++
+		}
+	}
+
+	b.revocationsLock.Lock()
+	var list trust.RevocationList
+	_, err = getJSON(ctx, s, revocationsPath, &list)
+	if err == nil && list.Prune(b.now()) {
+		err = putJSON(ctx, s, revocationsPath, &list)
+	}
+	b.revocationsLock.Unlock()
+	if err != nil {
+		return err
+	}
+	if expired+deleted > 0 {
+		b.Logger().Info("tidied sessions", "expired", expired, "deleted", deleted)
+	}
+	return nil
+}
+
+func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string, cfg *agentConfig) (string, error) {
+	lock := b.sessionLock(id)
+	lock.Lock()
+	defer lock.Unlock()
+	sess, err := getSession(ctx, s, id)
+	if err != nil || sess == nil {
+		return "", err
+	}
+	now := b.now()
+	if sess.State == trust.StateActive && sess.StateAt(now) == trust.StateExpired {
+		sess.Expire(now)
+		return "expired", b.finishSession(ctx, s, sess, now)
+	}
+	if sess.State != trust.StateActive {
+		done := sess.TokensValidUntil()
+		if sess.EndedAt.After(done) {
+			done = sess.EndedAt
+		}
+		if now.After(done.Add(cfg.SessionRetention)) {
+			return "deleted", deleteSession(ctx, s, sess)
+		}
+	}
+	return "", nil
+}

@@ -1,0 +1,240 @@
+package timeline
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Node is one step credential in the access path.
+type Node struct {
+	Credential string
+	Parent     string
+	Scopes     []string
+	Audience   string
+	Depth      int
+	Step       string
+	Actor      string
+	Issued     time.Time
+	Expires    time.Time
+	// State is "active", "expired", or the session's final state
+	// ("ended", "revoked") when the session died before the credential
+	// expired.
+	State string
+	// Reports counts resource-server reports of this credential's use;
+	// Misuses counts those that were violations.
+	Reports int
+	Misuses int
+}
+
+// Graph is the access path of a session: its credentials as a forest.
+type Graph struct {
+	Session string
+	Nodes   []Node // in issue order
+	// Partial is true when the oldest events were dropped, so some
+	// credentials may be missing (a missing parent shows as a root).
+	Partial bool
+}
+
+// Build derives the access path from a session's events. sessionState is
+// the session's state at now ("active", "ended", "revoked", "expired").
+func Build(session string, events []Event, sessionState string, now time.Time, partial bool) Graph {
+	g := Graph{Session: session, Partial: partial}
+	index := map[string]int{}
+	for _, e := range events {
+		switch e.Kind {
+		case CredentialIssued:
+			n := Node{
+				Credential: e.Credential, Parent: e.Parent, Scopes: e.Scopes, Audience: e.Audience,
+				Depth: e.Depth, Step: e.Step, Actor: e.Actor, Issued: e.Time, Expires: time.Unix(e.Expires, 0),
+			}
+			index[n.Credential] = len(g.Nodes)
+			g.Nodes = append(g.Nodes, n)
+		case Report:
+			if i, ok := index[e.Credential]; ok {
+				g.Nodes[i].Reports++
+			}
+		case Violation:
+			if e.Violation == "reported_misuse" {
+				if i, ok := index[e.Credential]; ok {
+					g.Nodes[i].Reports++
+					g.Nodes[i].Misuses++
+				}
+			}
+		}
+	}
+	for i := range g.Nodes {
+		n := &g.Nodes[i]
+		switch {
+		case !now.Before(n.Expires):
+			n.State = "expired"
+		case sessionState != "active":
+			n.State = sessionState
+		default:
+			n.State = "active"
+		}
+	}
+	return g
+}
+
+// children lists the credentials derived from each credential, and the
+// roots (taken straight from the session, or whose parent is unknown).
+func (g Graph) children() (roots []int, kids map[string][]int) {
+	known := map[string]bool{}
+	for _, n := range g.Nodes {
+		known[n.Credential] = true
+	}
+	kids = map[string][]int{}
+	for i, n := range g.Nodes {
+		if n.Parent != "" && known[n.Parent] {
+			kids[n.Parent] = append(kids[n.Parent], i)
+		} else {
+			roots = append(roots, i)
+		}
+	}
+	return roots, kids
+}
+
+func (n Node) label() string {
+	var b strings.Builder
+	b.WriteString(strings.Join(n.Scopes, " "))
+	b.WriteString("\naud: " + n.Audience)
+	if n.Step != "" {
+		b.WriteString("\nstep: " + n.Step)
+	}
+	if n.Actor != "" {
+		b.WriteString("\nactor: " + n.Actor)
+	}
+	fmt.Fprintf(&b, "\ndepth %d · %s", n.Depth, n.State)
+	if n.Reports > 0 {
+		fmt.Fprintf(&b, "\nreports: %d", n.Reports)
+		if n.Misuses > 0 {
+			fmt.Fprintf(&b, " (%d misuse)", n.Misuses)
+		}
+	}
+	b.WriteString("\n" + shortID(n.Credential))
+	return b.String()
+}
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+var dotColours = map[string]string{
+	"active":  "palegreen",
+	"expired": "lightgrey",
+	"ended":   "lightblue",
+	"revoked": "salmon",
+}
+
+// DOT renders the graph as a Graphviz digraph: `dot -Tsvg` draws it.
+func (g Graph) DOT() string {
+	var b strings.Builder
+	b.WriteString("digraph access_path {\n")
+	b.WriteString("  rankdir=LR;\n")
+	b.WriteString("  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n")
+	title := "session " + g.Session
+	if g.Partial {
+		title += " (oldest events dropped)"
+	}
+	fmt.Fprintf(&b, "  session [label=%s, shape=ellipse, fillcolor=white];\n", dotQuote(title))
+	roots, kids := g.children()
+	for i, n := range g.Nodes {
+		colour := dotColours[n.State]
+		if colour == "" {
+			colour = "white"
+		}
+		fmt.Fprintf(&b, "  c%d [label=%s, fillcolor=%s];\n", i, dotQuote(n.label()), colour)
+	}
+	for _, i := range roots {
+		fmt.Fprintf(&b, "  session -> c%d;\n", i)
+	}
+	parents := make([]string, 0, len(kids))
+	for p := range kids {
+		parents = append(parents, p)
+	}
+	sort.Strings(parents)
+	pos := map[string]int{}
+	for i, n := range g.Nodes {
+		pos[n.Credential] = i
+	}
+	for _, p := range parents {
+		for _, c := range kids[p] {
+			fmt.Fprintf(&b, "  c%d -> c%d;\n", pos[p], c)
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// dotQuote makes s a DOT double-quoted string, with newlines as line
+// breaks.
+func dotQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r < 0x20 || r == 0x7f:
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Mermaid renders the graph as a Mermaid flowchart.
+func (g Graph) Mermaid() string {
+	var b strings.Builder
+	b.WriteString("flowchart LR\n")
+	title := "session " + g.Session
+	if g.Partial {
+		title += " (oldest events dropped)"
+	}
+	fmt.Fprintf(&b, "  session([%s])\n", mermaidQuote(title))
+	roots, kids := g.children()
+	for i, n := range g.Nodes {
+		fmt.Fprintf(&b, "  c%d[%s]:::%s\n", i, mermaidQuote(n.label()), n.State)
+	}
+	for _, i := range roots {
+		fmt.Fprintf(&b, "  session --> c%d\n", i)
+	}
+	pos := map[string]int{}
+	for i, n := range g.Nodes {
+		pos[n.Credential] = i
+	}
+	for i, n := range g.Nodes {
+		for _, c := range kids[n.Credential] {
+			fmt.Fprintf(&b, "  c%d --> c%d\n", i, c)
+		}
+	}
+	b.WriteString("  classDef active fill:#98fb98\n")
+	b.WriteString("  classDef expired fill:#d3d3d3\n")
+	b.WriteString("  classDef ended fill:#add8e6\n")
+	b.WriteString("  classDef revoked fill:#fa8072\n")
+	return b.String()
+}
+
+// mermaidQuote makes s a Mermaid quoted label: quotes become #quot;,
+// newlines <br/>.
+func mermaidQuote(s string) string {
+	r := strings.NewReplacer(`"`, "#quot;", "\n", "<br/>", "<", "#lt;", ">", "#gt;")
+	var b strings.Builder
+	for _, c := range s {
+		if c < 0x20 && c != '\n' {
+			c = ' '
+		}
+		b.WriteRune(c)
+	}
+	return `"` + r.Replace(b.String()) + `"`
+}
