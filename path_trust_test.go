@@ -1,0 +1,357 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// eventKinds reads a session's timeline and returns the kinds in order.
+func eventKinds(t *testing.T, b *backend, s logical.Storage, id string) []string {
+	t.Helper()
+	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil)
+	var kinds []string
+	for _, e := range resp.Data["events"].([]map[string]interface{}) {
+		kinds = append(kinds, e["kind"].(string))
+	}
+	return kinds
+}
+
+func TestTimelineRecordsEveryDecision(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/x", "audience": "secrets-api", "step": "look",
+	}).Data["token"].(string)
+	_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets//x", "audience": "secrets-api"})
+	require.Error(t, err)
+	mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok, "action": "read", "resource": "secrets/web/x", "outcome": "allowed",
+	})
+	_, err = issue(t, b, s, agentA, id, map[string]interface{}{"scope": "write:secrets/web/x", "audience": "secrets-api"})
+	require.Error(t, err)
+
+	assert.Equal(t, []string{
+		"session_start", "credential_issued", "request_refused", "report", "violation", "session_revoke",
+	}, eventKinds(t, b, s, id))
+
+	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil)
+	events := resp.Data["events"].([]map[string]interface{})
+	assert.Equal(t, "look", events[1]["step"])
+	assert.Equal(t, []string{"read:secrets/web/x"}, events[1]["scopes"])
+	assert.Equal(t, "scope_outside_intent", events[4]["violation"])
+	assert.Equal(t, "violation: scope_outside_intent", events[5]["detail"])
+	for i, e := range events {
+		assert.EqualValues(t, i+1, e["seq"])
+	}
+
+	// after= reads only newer events.
+	resp = mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", map[string]interface{}{"after": 4})
+	assert.Len(t, resp.Data["events"], 2)
+}
+
+func TestTimelineIsBounded(t *testing.T) {
+	b, s := testBackend(t)
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"max_events": 5})
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 1000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	for i := 0; i < 10; i++ {
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	}
+	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil)
+	assert.Len(t, resp.Data["events"], 5)
+	assert.EqualValues(t, 6, resp.Data["dropped"])
+	assert.EqualValues(t, 11, resp.Data["last_seq"])
+	keys, err := s.List(context.Background(), eventsPrefix+id+"/")
+	require.NoError(t, err)
+	assert.Len(t, keys, 5, "dropped events are deleted from storage")
+	graph := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/graph", nil)
+	assert.Equal(t, true, graph.Data["partial"])
+}
+
+func TestGraphShowsTheAccessPath(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	root := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read,list:secrets/web/*", "audience": "secrets-api", "step": "survey",
+	}).Data["token"].(string)
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": root, "actor": "fetcher",
+	})
+	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/graph", nil)
+	assert.Equal(t, 2, resp.Data["credential_count"])
+	dot := resp.Data["dot"].(string)
+	assert.Contains(t, dot, "digraph")
+	assert.Contains(t, dot, "session -> c0;")
+	assert.Contains(t, dot, "c0 -> c1;")
+	assert.Contains(t, dot, "actor: fetcher")
+	mermaid := resp.Data["mermaid"].(string)
+	assert.True(t, strings.HasPrefix(mermaid, "flowchart LR"))
+	assert.Contains(t, mermaid, "c0 --> c1")
+}
+
+// TestEveryViolationKindInDenyMode: each kind is refused with a 4xx naming
+// it, counted, and the session dies only past violation_limit.
+func TestEveryViolationKindInDenyMode(t *testing.T) {
+	b, s := testBackend(t)
+	now := time.Now()
+	b.now = func() time.Time { return now }
+	writeRole(t, b, s, "web", map[string]interface{}{
+		"on_violation": "deny", "violation_limit": 7, "max_depth": 2, "max_rate": 6,
+	})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "max_steps": 10})
+	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["token"].(string)
+	child := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": tok,
+	}).Data["token"].(string)
+
+	other, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	otherTok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+other, step).Data["token"].(string)
+
+	expectViolation := func(kind string, code int, c caller, data map[string]interface{}) {
+		t.Helper()
+		_, err := issue(t, b, s, c, id, data)
+		require.Error(t, err, kind)
+		assert.Contains(t, err.Error(), "violation "+kind)
+		coded, ok := err.(logical.HTTPCodedError)
+		require.True(t, ok)
+		assert.Equal(t, code, coded.Code(), kind)
+	}
+	expectViolation("scope_outside_intent", http.StatusForbidden, agentA, map[string]interface{}{"scope": "write:secrets/web/x", "audience": "secrets-api"})
+	expectViolation("audience_outside_intent", http.StatusForbidden, agentA, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "billing"})
+	expectViolation("depth_exceeded", http.StatusForbidden, agentA, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": child})
+	expectViolation("bad_parent", http.StatusForbidden, agentA, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": otherTok})
+	expectViolation("foreign_caller", http.StatusForbidden, agentB, step)
+
+	// Reported misuse: the report succeeds; the session is charged.
+	rep := mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok, "action": "delete", "resource": "secrets/web/x",
+	})
+	assert.Equal(t, "reported_misuse", rep.Data["violation"])
+	assert.Equal(t, false, rep.Data["session_revoked"])
+
+	// Rate: 6 per minute, 2 already spent in this minute.
+	for i := 0; i < 4; i++ {
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	}
+	expectViolation("rate_exceeded", http.StatusTooManyRequests, agentA, step)
+
+	// Budget: 10 steps; a minute later the bucket is full again.
+	now = now.Add(time.Minute)
+	for i := 0; i < 4; i++ {
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	}
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	require.Equal(t, 10, sess.Data["steps_used"])
+	assert.Equal(t, 7, sess.Data["violation_count"])
+	assert.Equal(t, "active", sess.Data["state"], "7 violations are tolerated")
+	expectViolation("budget_exhausted", http.StatusForbidden, agentA, step)
+
+	sess = mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, "revoked", sess.Data["state"])
+	assert.Equal(t, "violation: budget_exhausted", sess.Data["revoked_reason"])
+	kinds := map[string]bool{}
+	for _, v := range sess.Data["violations"].([]map[string]interface{}) {
+		kinds[v["kind"].(string)] = true
+	}
+	assert.Len(t, kinds, 8, "every violation kind was recorded: %v", kinds)
+}
+
+func TestReport(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/*", "audience": "secrets-api",
+	}).Data["token"].(string)
+
+	// In scope: recorded, no violation.
+	rep := mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok, "action": "read", "resource": "secrets/web/tls", "outcome": "allowed",
+	})
+	assert.Equal(t, "", rep.Data["violation"])
+	assert.Equal(t, "active", rep.Data["session_state"])
+
+	// Malformed reports are 400s naming the field, and record nothing.
+	for field, data := range map[string]map[string]interface{}{
+		"token":    {"action": "read", "resource": "x"},
+		"action":   {"token": tok, "action": "READ", "resource": "x"},
+		"resource": {"token": tok, "action": "read", "resource": "a/../b"},
+		"outcome":  {"token": tok, "action": "read", "resource": "x", "outcome": strings.Repeat("o", 100)},
+	} {
+		_, err := do(t, b, s, agentB, logical.UpdateOperation, "report", data)
+		require.Error(t, err, field)
+		assert.True(t, strings.HasPrefix(err.Error(), field+":"), "%s: %v", field, err)
+	}
+	_, err := do(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok[:len(tok)-3] + "abc", "action": "read", "resource": "x",
+	})
+	assert.ErrorContains(t, err, "token: not a step credential of this engine")
+
+	// Outside the scope: reported_misuse kills the session (revoke mode).
+	rep = mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok, "action": "write", "resource": "secrets/web/tls", "outcome": "denied",
+	})
+	assert.Equal(t, "reported_misuse", rep.Data["violation"])
+	assert.Equal(t, true, rep.Data["session_revoked"])
+	assert.Equal(t, "revoked", rep.Data["session_state"])
+
+	// A dead token's use is misuse too, recorded against the dead session.
+	rep = mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok, "action": "read", "resource": "secrets/web/tls",
+	})
+	assert.Equal(t, "reported_misuse", rep.Data["violation"])
+	assert.Contains(t, rep.Data["detail"], "session that is revoked")
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, 2, sess.Data["violation_count"])
+}
+
+func TestReportOfAnExpiredCredential(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/*", "audience": "secrets-api", "ttl": "10s",
+	}).Data["token"].(string)
+	b.now = func() time.Time { return time.Now().Add(30 * time.Second) }
+	rep := mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok, "action": "read", "resource": "secrets/web/tls",
+	})
+	assert.Equal(t, "reported_misuse", rep.Data["violation"])
+	assert.Contains(t, rep.Data["detail"], "expired")
+}
+
+// recordingSender is a logical.EventSender that records what it is sent,
+// and can be made to block.
+type recordingSender struct {
+	mu     sync.Mutex
+	types  []string
+	block  chan struct{}
+	called chan struct{}
+}
+
+func (r *recordingSender) SendEvent(ctx context.Context, eventType logical.EventType, ev *logical.EventData) error {
+	if r.block != nil {
+		select {
+		case r.called <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.types = append(r.types, string(eventType)+" "+ev.Metadata.Fields["session_id"].GetStringValue())
+	return nil
+}
+
+func (r *recordingSender) sent() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.types...)
+}
+
+func backendWithSender(t *testing.T, sender logical.EventSender) (*backend, logical.Storage) {
+	t.Helper()
+	conf := logical.TestBackendConfig()
+	conf.StorageView = &logical.InmemStorage{}
+	conf.Logger = hclog.NewNullLogger()
+	conf.EventsSender = sender
+	raw, err := Factory(context.Background(), conf)
+	require.NoError(t, err)
+	b := raw.(*backend)
+	t.Cleanup(func() { b.clean(context.Background()) })
+	return b, conf.StorageView
+}
+
+func TestVaultEventsAreSent(t *testing.T) {
+	sender := &recordingSender{}
+	b, s := backendWithSender(t, sender)
+	writeRole(t, b, s, "web", nil)
+	a, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+a+"/end", nil)
+	c, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	_, err := issue(t, b, s, agentA, c, map[string]interface{}{"scope": "write:x/y", "audience": "secrets-api"})
+	require.Error(t, err)
+
+	want := []string{
+		"agent/session-start " + a, "agent/session-end " + a,
+		"agent/session-start " + c, "agent/violation " + c, "agent/session-revoke " + c,
+	}
+	require.Eventually(t, func() bool { return len(sender.sent()) == len(want) }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, want, sender.sent())
+}
+
+// TestBlockedEventSenderNeverSlowsRequests: a sender that hangs forever
+// does not hold up a single request, and a full queue drops events.
+func TestBlockedEventSenderNeverSlowsRequests(t *testing.T) {
+	sender := &recordingSender{block: make(chan struct{}), called: make(chan struct{}, 1)}
+	b, s := backendWithSender(t, sender)
+	defer close(sender.block)
+	writeRole(t, b, s, "web", map[string]interface{}{"max_sessions": 0})
+	for i := 0; i < eventQueueSize+50; i++ {
+		id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+		_ = id
+	}
+	assert.Greater(t, b.events.dropped.Load(), uint64(0))
+}
+
+func TestTidyExpiresAndDeletesSessions(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "ttl": "1m"})
+	ended, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+ended, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+ended+"/end", nil)
+	ctx := context.Background()
+
+	// Two minutes on: the first session's lease ran out.
+	b.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	require.NoError(t, b.tidy(ctx, s))
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, "expired", sess.Data["state"])
+	assert.Contains(t, eventKinds(t, b, s, id), "session_expire")
+
+	// A day and more on: both are past retention and deleted, timelines too.
+	b.now = func() time.Time { return time.Now().Add(25 * time.Hour) }
+	require.NoError(t, b.tidy(ctx, s))
+	for _, gone := range []string{id, ended} {
+		resp, err := do(t, b, s, agentA, logical.ReadOperation, "sessions/"+gone, nil)
+		require.NoError(t, err)
+		assert.Nil(t, resp)
+		keys, err := s.List(ctx, eventsPrefix+gone+"/")
+		require.NoError(t, err)
+		assert.Empty(t, keys)
+	}
+	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	assert.Empty(t, rev.Data["sessions"])
+}
+
+func TestPeriodicSkipsPerformanceStandbys(t *testing.T) {
+	conf := logical.TestBackendConfig()
+	conf.StorageView = &logical.InmemStorage{}
+	conf.Logger = hclog.NewNullLogger()
+	sys := logical.TestSystemView()
+	sys.ReplicationStateVal = 1 << 4 // consts.ReplicationPerformanceStandby
+	conf.System = sys
+	raw, err := Factory(context.Background(), conf)
+	require.NoError(t, err)
+	b := raw.(*backend)
+	s := &countingStorage{Storage: conf.StorageView}
+	require.NoError(t, b.periodic(context.Background(), &logical.Request{Storage: s}))
+	assert.Zero(t, s.writes())
+}
