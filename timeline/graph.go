@@ -204,7 +204,13 @@ func (g Graph) Mermaid() string {
 	fmt.Fprintf(&b, "  session([%s])\n", mermaidQuote(title))
 	roots, kids := g.children()
 	for i, n := range g.Nodes {
-		fmt.Fprintf(&b, "  c%d[%s]:::%s\n", i, mermaidQuote(n.label()), n.State)
+		// Only a state with a classDef below is a class: any other
+		// text after ::: would break the line.
+		class := ""
+		if _, known := dotColours[n.State]; known {
+			class = ":::" + n.State
+		}
+		fmt.Fprintf(&b, "  c%d[%s]%s\n", i, mermaidQuote(n.label()), class)
 	}
 	for _, i := range roots {
 		fmt.Fprintf(&b, "  session --> c%d\n", i)
@@ -214,6 +220,11 @@ func (g Graph) Mermaid() string {
 		pos[n.Credential] = i
 	}
 	for i, n := range g.Nodes {
+		if pos[n.Credential] != i {
+			// A repeated credential id: its children are drawn once,
+			// from its last issue, as in DOT.
+			continue
+		}
 		for _, c := range kids[n.Credential] {
 			fmt.Fprintf(&b, "  c%d --> c%d\n", i, c)
 		}
@@ -226,9 +237,11 @@ func (g Graph) Mermaid() string {
 }
 
 // mermaidQuote makes s a Mermaid quoted label: quotes become #quot;,
-// newlines <br/>.
+// newlines <br/>. % and ` are escaped too: Mermaid reads %%{...}%%
+// anywhere in the text as a directive that changes its configuration, and
+// a label between backticks as Markdown.
 func mermaidQuote(s string) string {
-	r := strings.NewReplacer(`"`, "#quot;", "\n", "<br/>", "<", "#lt;", ">", "#gt;")
+	r := strings.NewReplacer(`"`, "#quot;", "\n", "<br/>", "<", "#lt;", ">", "#gt;", "%", "#37;", "`", "#96;")
 	var b strings.Builder
 	for _, c := range s {
 		if c < 0x20 && c != '\n' {

@@ -1,0 +1,289 @@
+// Package client is the Go SDK for agents of the agent secrets engine.
+//
+// An agent starts a session for a role, declaring its intent, takes a
+// short-lived step credential for every step of its task, derives narrower
+// credentials for sub-agents, keeps the session's lease renewed while it
+// works, and ends the session when it is done:
+//
+//	agents := client.New(vaultClient, "agent")
+//	sess, err := agents.Start(ctx, client.Intent{
+//		Role:      "deployer",
+//		Purpose:   "rotate the web TLS certificate",
+//		Scopes:    []string{"read,list:secrets/web/*"},
+//		Audiences: []string{"secrets-api"},
+//	})
+//	if err != nil { ... }
+//	defer sess.End(context.Background())
+//	go sess.KeepAlive(ctx)
+//
+//	cred, err := sess.Step(ctx, client.StepRequest{
+//		Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api", Step: "fetch the cert",
+//	})
+//	// send cred.Token to the resource server: Authorization: Bearer <token>
+//
+// Refusals come back as *Error, which names the violation kind when there
+// is one; errors.Is matches the sentinel errors (ErrViolation,
+// ErrBudgetExhausted, ErrSessionRevoked, ...).
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Client starts sessions on one mount of the engine.
+type Client struct {
+	vault *api.Client
+	mount string
+}
+
+// New returns a Client for the engine mounted at mount (e.g. "agent"),
+// acting with vault's token. It uses a copy of vault with automatic
+// retries turned off: Vault's client retries a 429 on its own, and every
+// retry that is still too fast would be another rate_exceeded violation.
+func New(vault *api.Client, mount string) *Client {
+	c := vault
+	if clone, err := vault.Clone(); err == nil {
+		clone.SetToken(vault.Token())
+		clone.SetMaxRetries(0)
+		c = clone
+	}
+	return &Client{vault: c, mount: strings.Trim(mount, "/")}
+}
+
+// Intent is what an agent declares when it starts a session. Empty fields
+// take the role's values.
+type Intent struct {
+	Role      string
+	Purpose   string
+	Scopes    []string
+	Audiences []string
+	TTL       time.Duration
+	MaxSteps  int
+	MaxDepth  int
+	MaxRate   int
+	Metadata  map[string]string
+}
+
+// Session is a live session of the agent.
+type Session struct {
+	ID        string
+	Role      string
+	Scopes    []string
+	Audiences []string
+	MaxSteps  int
+	ExpiresAt time.Time
+	LeaseID   string
+
+	c      *Client
+	secret *api.Secret
+}
+
+// Start starts a session with a declared intent. The intent must lie
+// inside the role; a wider one is refused (an *Error with status 400
+// naming what was wider) and nothing is created.
+func (c *Client) Start(ctx context.Context, in Intent) (*Session, error) {
+	data := map[string]interface{}{"role": in.Role, "purpose": in.Purpose}
+	if len(in.Scopes) > 0 {
+		data["scopes"] = in.Scopes
+	}
+	if len(in.Audiences) > 0 {
+		data["audiences"] = in.Audiences
+	}
+	if in.TTL > 0 {
+		data["ttl"] = int(in.TTL.Seconds())
+	}
+	for k, v := range map[string]int{"max_steps": in.MaxSteps, "max_depth": in.MaxDepth, "max_rate": in.MaxRate} {
+		if v > 0 {
+			data[k] = v
+		}
+	}
+	if len(in.Metadata) > 0 {
+		data["metadata"] = in.Metadata
+	}
+	secret, err := c.vault.Logical().WriteWithContext(ctx, c.mount+"/session", data)
+	if err != nil {
+		return nil, asError(err)
+	}
+	if secret == nil || secret.Data == nil {
+		return nil, fmt.Errorf("client: starting a session returned no data")
+	}
+	s := &Session{c: c, secret: secret, LeaseID: secret.LeaseID, Role: in.Role}
+	s.ID, _ = secret.Data["session_id"].(string)
+	s.Scopes = stringList(secret.Data["scopes"])
+	s.Audiences = stringList(secret.Data["audiences"])
+	s.MaxSteps = intOf(secret.Data["max_steps"])
+	if t, err := time.Parse(time.RFC3339, fmt.Sprint(secret.Data["expires_at"])); err == nil {
+		s.ExpiresAt = t
+	}
+	if s.ID == "" {
+		return nil, fmt.Errorf("client: starting a session returned no session_id")
+	}
+	return s, nil
+}
+
+// StepRequest asks for one step credential.
+type StepRequest struct {
+	// Scopes this step needs, each inside the session's intent.
+	Scopes []string
+	// Audience is the resource server the credential is for.
+	Audience string
+	// TTL of the credential; zero takes the role's step_ttl. Longer
+	// requests are clamped, with a warning in Credential.Warnings.
+	TTL time.Duration
+	// Step says what the step is for; it is recorded and put in the token.
+	Step string
+	// Actor names the sub-agent acting, appended to the token's act chain.
+	Actor string
+	// CnfJKT binds the credential to a key (RFC 7638 thumbprint).
+	CnfJKT string
+}
+
+// Credential is a step credential.
+type Credential struct {
+	Token     string
+	ID        string
+	Scopes    []string
+	Audience  string
+	Depth     int
+	ExpiresAt time.Time
+	Warnings  []string
+}
+
+// Step takes a step credential straight from the session (depth 1).
+func (s *Session) Step(ctx context.Context, req StepRequest) (*Credential, error) {
+	return s.issue(ctx, "", req)
+}
+
+// Derive takes a credential derived from parent, for a sub-agent: its
+// scopes must lie inside the parent's, and its depth is the parent's + 1.
+func (s *Session) Derive(ctx context.Context, parent *Credential, req StepRequest) (*Credential, error) {
+	if parent == nil {
+		return nil, errors.New("client: Derive needs a parent credential")
+	}
+	return s.issue(ctx, parent.Token, req)
+}
+
+func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*Credential, error) {
+	data := map[string]interface{}{"scope": req.Scopes, "audience": req.Audience}
+	if req.TTL > 0 {
+		data["ttl"] = int(req.TTL.Seconds())
+	}
+	for k, v := range map[string]string{"step": req.Step, "actor": req.Actor, "cnf_jkt": req.CnfJKT, "parent_token": parent} {
+		if v != "" {
+			data[k] = v
+		}
+	}
+	secret, err := s.c.vault.Logical().WriteWithContext(ctx, s.c.mount+"/creds/"+s.ID, data)
+	if err != nil {
+		return nil, asError(err)
+	}
+	if secret == nil || secret.Data == nil {
+		return nil, fmt.Errorf("client: issuing a credential returned no data")
+	}
+	cred := &Credential{Warnings: secret.Warnings}
+	cred.Token, _ = secret.Data["token"].(string)
+	cred.ID, _ = secret.Data["credential_id"].(string)
+	cred.Audience, _ = secret.Data["audience"].(string)
+	cred.Scopes = stringList(secret.Data["scope"])
+	cred.Depth = intOf(secret.Data["depth"])
+	if t, err := time.Parse(time.RFC3339, fmt.Sprint(secret.Data["expires_at"])); err == nil {
+		cred.ExpiresAt = t
+	}
+	if cred.Token == "" {
+		return nil, fmt.Errorf("client: issuing a credential returned no token")
+	}
+	return cred, nil
+}
+
+// Status is a session as the engine sees it.
+type Status struct {
+	State           string
+	StepsUsed       int
+	ViolationCount  int
+	RevokedReason   string
+	CredentialCount int
+}
+
+// Status reads the session's state (needs read on <mount>/sessions/<id>).
+func (s *Session) Status(ctx context.Context) (*Status, error) {
+	secret, err := s.c.vault.Logical().ReadWithContext(ctx, s.c.mount+"/sessions/"+s.ID)
+	if err != nil {
+		return nil, asError(err)
+	}
+	if secret == nil {
+		return nil, &Error{StatusCode: 404, Message: "session " + s.ID + " not found"}
+	}
+	return &Status{
+		State:           fmt.Sprint(secret.Data["state"]),
+		StepsUsed:       intOf(secret.Data["steps_used"]),
+		ViolationCount:  intOf(secret.Data["violation_count"]),
+		RevokedReason:   fmt.Sprint(secret.Data["revoked_reason"]),
+		CredentialCount: intOf(secret.Data["credential_count"]),
+	}, nil
+}
+
+// End ends the session: every credential it issued dies at once.
+func (s *Session) End(ctx context.Context) error {
+	_, err := s.c.vault.Logical().WriteWithContext(ctx, s.c.mount+"/sessions/"+s.ID+"/end", nil)
+	return asError(err)
+}
+
+// KeepAlive renews the session's lease in the background with Vault's
+// lifetime watcher until ctx is done, the session reaches its
+// session_max_ttl, or renewal fails (the session was ended or revoked). It
+// blocks; run it in a goroutine. It returns nil when ctx ends or the lease
+// reached its maximum, and the renewal error otherwise.
+func (s *Session) KeepAlive(ctx context.Context) error {
+	w, err := s.c.vault.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: s.secret})
+	if err != nil {
+		return err
+	}
+	go w.Start()
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-w.DoneCh():
+			return asError(err)
+		case r := <-w.RenewCh():
+			if r != nil && r.Secret != nil && r.Secret.LeaseDuration > 0 {
+				s.ExpiresAt = r.RenewedAt.Add(time.Duration(r.Secret.LeaseDuration) * time.Second)
+			}
+		}
+	}
+}
+
+func stringList(v interface{}) []string {
+	switch l := v.(type) {
+	case []string:
+		return l
+	case []interface{}:
+		out := make([]string, 0, len(l))
+		for _, x := range l {
+			out = append(out, fmt.Sprint(x))
+		}
+		return out
+	}
+	return nil
+}
+
+func intOf(v interface{}) int {
+	switch n := v.(type) {
+	case json.Number:
+		i, _ := n.Int64()
+		return int(i)
+	case float64:
+		return int(n)
+	case int:
+		return n
+	}
+	return 0
+}

@@ -1,0 +1,100 @@
+package verifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
+)
+
+// Mapper says which (action, resource) an HTTP request performs, e.g.
+// ("read", "docs/plan"). An error refuses the request with 400.
+type Mapper func(r *http.Request) (action, resource string, err error)
+
+// MethodAction maps an HTTP method to an action: GET and HEAD "read",
+// POST "create", PUT and PATCH "write", DELETE "delete", anything else its
+// lower-cased name.
+func MethodAction(r *http.Request) string {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return "read"
+	case http.MethodPost:
+		return "create"
+	case http.MethodPut, http.MethodPatch:
+		return "write"
+	case http.MethodDelete:
+		return "delete"
+	}
+	return strings.ToLower(r.Method)
+}
+
+type ctxKey struct{}
+
+// ClaimsFrom returns the verified claims the middleware put in the
+// request's context.
+func ClaimsFrom(ctx context.Context) *token.Claims {
+	c, _ := ctx.Value(ctxKey{}).(*token.Claims)
+	return c
+}
+
+// BearerToken returns the credential of an "Authorization: Bearer" header.
+func BearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// Middleware protects next: each request must carry a step credential
+// (Authorization: Bearer <token>) that verifies and allows the (action,
+// resource) that mapper says the request performs. Refusals are 401
+// (no or bad credential, dead session) or 403 (outside the scope), with a
+// JSON body {"error": "..."}. With Config.Report, every served request is
+// reported to the engine in the background; a refused out-of-scope use is
+// reported too, so the engine can charge the session with it.
+func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw := BearerToken(r)
+		if raw == "" {
+			refuse(w, http.StatusUnauthorized, ErrNoCredential)
+			return
+		}
+		action, resource, err := mapper(r)
+		if err != nil {
+			refuse(w, http.StatusBadRequest, err)
+			return
+		}
+		claims, err := v.Authorize(r.Context(), raw, action, resource)
+		switch {
+		case errors.Is(err, ErrScope):
+			if v.cfg.Report {
+				v.reportLater(raw, action, resource, "denied")
+			}
+			refuse(w, http.StatusForbidden, err)
+			return
+		case err != nil:
+			if v.cfg.Report && errors.Is(err, ErrRevoked) {
+				v.reportLater(raw, action, resource, "denied")
+			}
+			refuse(w, http.StatusUnauthorized, err)
+			return
+		}
+		if v.cfg.Report {
+			v.reportLater(raw, action, resource, "allowed")
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, claims)))
+	})
+}
+
+func refuse(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
