@@ -109,10 +109,14 @@ func newBackend() *backend {
 		Secrets: []*framework.Secret{
 			secretSession(b),
 		},
-		Invalidate:     b.invalidate,
-		Clean:          b.clean,
-		PeriodicFunc:   b.periodic,
-		RunningVersion: Version,
+		Invalidate:   b.invalidate,
+		Clean:        b.clean,
+		PeriodicFunc: b.periodic,
+		WALRollback:  b.walRollback,
+		// A finish interrupted for longer than this is completed by the
+		// rollback manager.
+		WALRollbackMinAge: 10 * time.Second,
+		RunningVersion:    Version,
 	}
 	answerCodedErrors(b.Backend.Paths)
 	return b

@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -337,9 +339,9 @@ func TestEndingASessionCostsConstantWrites(t *testing.T) {
 			few := writesToEndSession(t, 5, action)
 			many := writesToEndSession(t, 500, action)
 			assert.Equal(t, few, many, "ending a session must cost the same whatever the credential count")
-			// The session, its closing event, the revocation list, the
-			// role index entry.
-			assert.Equal(t, 4, many)
+			// The write-ahead log entry, the session, its closing event,
+			// the revocation list, the role index entry, the WAL's removal.
+			assert.Equal(t, 6, many)
 		})
 	}
 }
@@ -548,4 +550,49 @@ func TestUnauthenticatedPaths(t *testing.T) {
 	b, _ := testBackend(t)
 	assert.ElementsMatch(t, []string{"jwks", "revocations"}, b.PathsSpecial.Unauthenticated)
 	assert.Contains(t, b.PathsSpecial.SealWrapStorage, "keys/")
+}
+
+// TestInterruptedKillIsCompletedByRollback: if the plugin dies after
+// writing a revoked session but before listing it in revocations, Vault's
+// rollback of the write-ahead log entry completes the kill.
+func TestInterruptedKillIsCompletedByRollback(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	ctx := context.Background()
+
+	// What a crash half-way through finishSession leaves: the WAL entry
+	// and the revoked session, nothing else.
+	sess, err := getSession(ctx, s, id)
+	require.NoError(t, err)
+	walID, err := framework.PutWAL(ctx, s, walFinishSession, &finishWAL{Session: id, Time: time.Now()})
+	require.NoError(t, err)
+	require.True(t, sess.Revoke("operator: crash test", time.Now()))
+	require.NoError(t, putSession(ctx, s, sess))
+	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	require.Empty(t, rev.Data["sessions"])
+
+	// Vault's rollback manager hands the entry back, decoded from JSON.
+	entry, err := framework.GetWAL(ctx, s, walID)
+	require.NoError(t, err)
+	raw, err := json.Marshal(entry.Data)
+	require.NoError(t, err)
+	var data interface{}
+	require.NoError(t, json.Unmarshal(raw, &data))
+	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
+
+	rev = mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	listed := rev.Data["sessions"].([]map[string]interface{})
+	require.Len(t, listed, 1)
+	assert.Equal(t, id, listed[0]["id"])
+	idx, err := s.List(ctx, roleSessionsPrefix+"web/")
+	require.NoError(t, err)
+	assert.Empty(t, idx)
+
+	// A WAL entry for a session whose kill never reached storage leaves it
+	// alive: the request that was killing it failed.
+	alive, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, walFinishSession, map[string]interface{}{"session": alive}))
+	st := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+alive, nil)
+	assert.Equal(t, "active", st.Data["state"])
 }

@@ -339,6 +339,14 @@ func TestTidyExpiresAndDeletesSessions(t *testing.T) {
 	}
 	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
 	assert.Empty(t, rev.Data["sessions"])
+
+	// A dangling role index entry (a crash between a session's first
+	// writes) is dropped.
+	require.NoError(t, s.Put(ctx, &logical.StorageEntry{Key: roleSessionsPrefix + "web/ghost", Value: []byte("{}")}))
+	require.NoError(t, b.tidy(ctx, s))
+	idx, err := s.List(ctx, roleSessionsPrefix+"web/")
+	require.NoError(t, err)
+	assert.Empty(t, idx)
 }
 
 func TestPeriodicSkipsPerformanceStandbys(t *testing.T) {

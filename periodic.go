@@ -13,8 +13,9 @@ import (
 // periodic is called by Vault about once a minute. It marks sessions whose
 // lease ran out as expired (in case the lease's revocation has not reached
 // the engine yet), deletes finished sessions and their timelines once
-// session_retention has passed since their last credential expired, and
-// prunes the revocation list. Performance standbys and performance
+// session_retention has passed since their last credential expired, drops
+// role index entries of sessions that are gone or dead, and prunes the
+// revocation list. Performance standbys and performance
 // secondaries (for replicated mounts) skip it: the primary's active node
 // owns the storage.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
@@ -51,6 +52,29 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 			expired++
 		case "deleted":
 			deleted++
+		}
+	}
+
+	// Index entries left behind by a crash between a session's writes.
+	roles, err := s.List(ctx, roleSessionsPrefix)
+	if err != nil {
+		return err
+	}
+	for _, role := range roles {
+		ids, err := s.List(ctx, roleSessionsPrefix+role)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			sess, err := getSession(ctx, s, id)
+			if err != nil {
+				return err
+			}
+			if sess == nil || sess.State != trust.StateActive {
+				if err := s.Delete(ctx, roleSessionsPrefix+role+id); err != nil {
+					return err
+				}
+			}
 		}
 	}
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
@@ -141,9 +142,27 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 		b.events.send(eventSessionEnd, "session_id", sess.ID, "role", sess.Role)
 	}
 	events = append(events, stage(sess, now, closing)...)
+
+	// Killing a session spans several writes. A write-ahead log entry
+	// makes it all or nothing: if the plugin dies half-way, Vault's
+	// rollback manager calls walRollback, which completes it.
+	walID, err := framework.PutWAL(ctx, s, walFinishSession, &finishWAL{Session: sess.ID, Time: now})
+	if err != nil {
+		return err
+	}
 	if err := b.save(ctx, s, sess, events); err != nil {
 		return err
 	}
+	if err := b.completeFinish(ctx, s, sess, now); err != nil {
+		return err
+	}
+	return framework.DeleteWAL(ctx, s, walID)
+}
+
+// completeFinish does what follows persisting a finished session: list it
+// in revocations (unless it merely expired) and drop it from its role's
+// index. Both steps are idempotent.
+func (b *backend) completeFinish(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {
 	if sess.State != trust.StateExpired {
 		if err := b.addRevocation(ctx, s, sess, now); err != nil {
 			return err
@@ -154,6 +173,44 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	}
 	b.rates.Forget(sess.ID)
 	return nil
+}
+
+const walFinishSession = "finish_session"
+
+// finishWAL is the write-ahead log entry of a session being finished.
+type finishWAL struct {
+	Session string    `json:"session"`
+	Time    time.Time `json:"time"`
+}
+
+// walRollback completes a session kill that the plugin did not finish. If
+// the session record never reached storage, the session is still active
+// and stays so (the request that was killing it failed); otherwise its
+// revocation entry and index removal are completed.
+func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data interface{}) error {
+	if kind != walFinishSession {
+		return nil
+	}
+	// The WAL's data comes back from storage as decoded JSON.
+	m, _ := data.(map[string]interface{})
+	id, _ := m["session"].(string)
+	if id == "" {
+		return nil
+	}
+	w := finishWAL{Session: id}
+	lock := b.sessionLock(w.Session)
+	lock.Lock()
+	defer lock.Unlock()
+	sess, err := getSession(ctx, req.Storage, w.Session)
+	if err != nil || sess == nil || sess.State == trust.StateActive {
+		return err
+	}
+	at := sess.EndedAt
+	if at.IsZero() {
+		at = b.now()
+	}
+	b.Logger().Info("completing an interrupted session kill", "session_id", sess.ID)
+	return b.completeFinish(ctx, req.Storage, sess, at)
 }
 
 // eventKey is where event seq of a session is stored.

@@ -302,6 +302,30 @@ func TestJourney(t *testing.T) {
 	assert.Equal(t, []string{id9}, active)
 	ended := v.listWithQuery("agent/sessions", "state", "ended")
 	assert.Equal(t, []string{id}, ended)
+
+	// Secrets hygiene: after the whole journey, neither Vault's log nor the
+	// plugin's (which Vault's includes, at debug level) holds a token, a
+	// credential or key material.
+	assertNoSecretsInLogs(t, v, agent1, agent2, agent3, tok, child.Data["token"].(string), t5, t7, before, after, early)
+}
+
+// assertNoSecretsInLogs fails if any secret, any JWS-looking string, or a
+// private JWK member appears in the Vault and plugin logs.
+func assertNoSecretsInLogs(t *testing.T, v *vaultServer, secrets ...string) {
+	t.Helper()
+	logs := v.logs()
+	require.NotEmpty(t, logs)
+	require.Contains(t, logs, "vault-plugin-secrets-agent", "the plugin's log lines are in Vault's log")
+	for _, s := range secrets {
+		require.NotEmpty(t, s)
+		assert.NotContains(t, logs, s, "a secret appears in the logs")
+		// A credential's signature alone would leak it too.
+		if i := strings.LastIndexByte(s, '.'); i > 0 {
+			assert.NotContains(t, logs, s[i+1:], "a credential's signature appears in the logs")
+		}
+	}
+	assert.NotContains(t, logs, "eyJ", "something JWS-looking appears in the logs")
+	assert.NotContains(t, logs, `"d":"`, "private key material appears in the logs")
 }
 
 func (v *vaultServer) listWithQuery(path string, kv ...string) []string {

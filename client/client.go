@@ -241,7 +241,12 @@ func (s *Session) End(ctx context.Context) error {
 // blocks; run it in a goroutine. It returns nil when ctx ends or the lease
 // reached its maximum, and the renewal error otherwise.
 func (s *Session) KeepAlive(ctx context.Context) error {
-	w, err := s.c.vault.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: s.secret})
+	// ErrorOnErrors: by default the watcher swallows renewal errors and
+	// retries until the lease runs out, so an ended or revoked session
+	// would keep KeepAlive running for the rest of its TTL.
+	w, err := s.c.vault.NewLifetimeWatcher(&api.LifetimeWatcherInput{
+		Secret: s.secret, RenewBehavior: api.RenewBehaviorErrorOnErrors,
+	})
 	if err != nil {
 		return err
 	}

@@ -95,10 +95,11 @@ type Verifier struct {
 	revoked    map[string]int64 // session ID -> exp
 	revVersion uint64
 
-	fetchMu sync.Mutex
-	stop    chan struct{}
-	done    chan struct{}
-	reports chan report
+	fetchMu  sync.Mutex
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	reports  chan report
 }
 
 // New fetches the engine's keys and revocation list and starts polling
@@ -148,12 +149,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 
 // Close stops the background polling and reporting.
 func (v *Verifier) Close() {
-	select {
-	case <-v.stop:
-	default:
-		close(v.stop)
-		<-v.done
-	}
+	v.stopOnce.Do(func() { close(v.stop) })
+	<-v.done
 }
 
 func (v *Verifier) run() {
@@ -184,11 +181,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error
 		Leeway: v.cfg.Leeway, Algorithms: v.cfg.Algorithms,
 	}
 	claims, err := token.Verify(raw, v.lookup, opts)
-	if errors.Is(err, token.ErrUnknownKey) && v.refetchAllowed() {
-		// A key we have not seen: the engine may have rotated.
-		if ferr := v.fetchKeys(ctx); ferr == nil {
-			claims, err = token.Verify(raw, v.lookup, opts)
-		}
+	if errors.Is(err, token.ErrUnknownKey) {
+		// A key we have not seen: the engine may have rotated. Refetch
+		// (or wait for a refetch under way) and look again.
+		v.refetchKeys(ctx)
+		claims, err = token.Verify(raw, v.lookup, opts)
 	}
 	if err != nil {
 		return nil, err
@@ -232,10 +229,31 @@ func (v *Verifier) refetchAllowed() bool {
 	return v.cfg.Now().Sub(v.lastFetch) >= v.cfg.JWKSRefreshFloor
 }
 
-// fetchKeys fetches the JWKS; concurrent callers wait for one fetch.
+// refetchKeys fetches the JWKS again for an unknown key ID, at most once
+// per JWKSRefreshFloor however many callers ask at once and whether or not
+// the fetch succeeds; callers arriving during a fetch wait for it. A failed
+// fetch keeps the known keys.
+func (v *Verifier) refetchKeys(ctx context.Context) {
+	v.fetchMu.Lock()
+	defer v.fetchMu.Unlock()
+	if !v.refetchAllowed() {
+		return
+	}
+	v.mu.Lock()
+	v.lastFetch = v.cfg.Now()
+	v.mu.Unlock()
+	_ = v.fetchKeysLocked(ctx)
+}
+
+// fetchKeys fetches the JWKS.
 func (v *Verifier) fetchKeys(ctx context.Context) error {
 	v.fetchMu.Lock()
 	defer v.fetchMu.Unlock()
+	return v.fetchKeysLocked(ctx)
+}
+
+// fetchKeysLocked fetches the JWKS; the caller holds fetchMu.
+func (v *Verifier) fetchKeysLocked(ctx context.Context) error {
 	body, err := v.get(ctx, "/jwks")
 	if err != nil {
 		return fmt.Errorf("verifier: fetching jwks: %w", err)
