@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -78,11 +79,21 @@ type Session struct {
 	Scopes    []string
 	Audiences []string
 	MaxSteps  int
-	ExpiresAt time.Time
 	LeaseID   string
 
 	c      *Client
 	secret *api.Secret
+
+	mu        sync.Mutex
+	expiresAt time.Time
+}
+
+// ExpiresAt is when the session's lease runs out, as of its start or its
+// latest renewal by KeepAlive.
+func (s *Session) ExpiresAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expiresAt
 }
 
 // Start starts a session with a declared intent. The intent must lie
@@ -120,7 +131,7 @@ func (c *Client) Start(ctx context.Context, in Intent) (*Session, error) {
 	s.Audiences = stringList(secret.Data["audiences"])
 	s.MaxSteps = intOf(secret.Data["max_steps"])
 	if t, err := time.Parse(time.RFC3339, fmt.Sprint(secret.Data["expires_at"])); err == nil {
-		s.ExpiresAt = t
+		s.expiresAt = t
 	}
 	if s.ID == "" {
 		return nil, fmt.Errorf("client: starting a session returned no session_id")
@@ -260,7 +271,9 @@ func (s *Session) KeepAlive(ctx context.Context) error {
 			return asError(err)
 		case r := <-w.RenewCh():
 			if r != nil && r.Secret != nil && r.Secret.LeaseDuration > 0 {
-				s.ExpiresAt = r.RenewedAt.Add(time.Duration(r.Secret.LeaseDuration) * time.Second)
+				s.mu.Lock()
+				s.expiresAt = r.RenewedAt.Add(time.Duration(r.Secret.LeaseDuration) * time.Second)
+				s.mu.Unlock()
 			}
 		}
 	}

@@ -60,6 +60,8 @@ func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw := BearerToken(r)
 		if raw == "" {
+			// RFC 6750 section 3.1: no error code when no credential came.
+			w.Header().Set("WWW-Authenticate", "Bearer")
 			refuse(w, http.StatusUnauthorized, ErrNoCredential)
 			return
 		}
@@ -74,6 +76,7 @@ func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 			if v.cfg.Report {
 				v.reportLater(raw, action, resource, "denied")
 			}
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
 			refuse(w, http.StatusForbidden, err)
 			return
 		case err != nil:
@@ -92,7 +95,7 @@ func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 
 func refuse(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
-	if code == http.StatusUnauthorized {
+	if code == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
 	w.WriteHeader(code)
