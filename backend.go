@@ -64,6 +64,11 @@ type backend struct {
 	// revocationsLock serialises updates of the revocation list.
 	revocationsLock sync.Mutex
 
+	// live holds the exact counters of the sessions this node issues for;
+	// storage holds reservations ahead of them (see getSession).
+	liveMu sync.Mutex
+	live   map[string]liveCounts
+
 	// rates holds each active session's max_rate token bucket.
 	rates trust.RateLimiters
 
@@ -79,6 +84,7 @@ func newBackend() *backend {
 		sessionLocks: locksutil.CreateLocks(),
 		roleLocks:    locksutil.CreateLocks(),
 		now:          time.Now,
+		live:         map[string]liveCounts{},
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
@@ -134,6 +140,11 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.keyringLock.Lock()
 		b.keyring = nil
 		b.keyringLock.Unlock()
+	default:
+		// Another node wrote a session: its live counters here are stale.
+		if id, ok := strings.CutPrefix(key, sessionsPrefix); ok {
+			b.forgetLive(id)
+		}
 	}
 }
 

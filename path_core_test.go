@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
@@ -563,7 +565,7 @@ func TestInterruptedKillIsCompletedByRollback(t *testing.T) {
 
 	// What a crash half-way through finishSession leaves: the WAL entry
 	// and the revoked session, nothing else.
-	sess, err := getSession(ctx, s, id)
+	sess, err := b.getSession(ctx, s, id)
 	require.NoError(t, err)
 	walID, err := framework.PutWAL(ctx, s, walFinishSession, &finishWAL{Session: id, Time: time.Now()})
 	require.NoError(t, err)
@@ -595,4 +597,76 @@ func TestInterruptedKillIsCompletedByRollback(t *testing.T) {
 	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, walFinishSession, map[string]interface{}{"session": alive}))
 	st := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+alive, nil)
 	assert.Equal(t, "active", st.Data["state"])
+}
+
+// sessionWrites counts storage puts to session records.
+type sessionWrites struct {
+	logical.Storage
+	mu   sync.Mutex
+	puts map[string]int
+}
+
+func (s *sessionWrites) Put(ctx context.Context, e *logical.StorageEntry) error {
+	s.mu.Lock()
+	if strings.HasPrefix(e.Key, sessionsPrefix) {
+		s.puts[e.Key]++
+	}
+	s.mu.Unlock()
+	return s.Storage.Put(ctx, e)
+}
+
+// TestIssuanceWritesTheSessionOncePerBlock: a step credential costs its
+// event; the session record is written once per reserved block of steps.
+func TestIssuanceWritesTheSessionOncePerBlock(t *testing.T) {
+	b, _ := testBackend(t)
+	s := &sessionWrites{Storage: &logical.InmemStorage{}, puts: map[string]int{}}
+	writeRole(t, b, s, "web", map[string]interface{}{"max_steps": 1000, "max_rate": 100000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	for i := 0; i < 200; i++ {
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	}
+	// One write at start, then one per block of 64 steps (and of 64 events).
+	assert.LessOrEqual(t, s.puts[sessionsPrefix+id], 1+4)
+	st := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, 200, st.Data["steps_used"], "the node that issues knows the exact count")
+	events := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil).Data["events"].([]map[string]interface{})
+	assert.Len(t, events, 201)
+}
+
+// TestBudgetNeverExceededAcrossRestarts: a new backend on the same storage
+// (a restart, or another node becoming active) counts every reserved step
+// as used, so the budget errs towards fewer credentials, never more.
+func TestBudgetNeverExceededAcrossRestarts(t *testing.T) {
+	s := &logical.InmemStorage{}
+	newB := func() *backend {
+		conf := logical.TestBackendConfig()
+		conf.StorageView = s
+		conf.Logger = hclog.NewNullLogger()
+		raw, err := Factory(context.Background(), conf)
+		require.NoError(t, err)
+		return raw.(*backend)
+	}
+	b := newB()
+	writeRole(t, b, s, "web", map[string]interface{}{"max_steps": 50, "max_rate": 100000, "on_violation": "deny", "violation_limit": 1000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "max_steps": 50})
+	issued := 0
+	for restart := 0; restart < 20; restart++ {
+		for i := 0; i < 3; i++ {
+			if _, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}); err == nil {
+				issued++
+			}
+		}
+		b = newB() // the live counters are gone
+	}
+	assert.LessOrEqual(t, issued, 50)
+	st := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.GreaterOrEqual(t, st.Data["steps_used"], issued)
+	assert.LessOrEqual(t, st.Data["steps_used"], 50)
+	// Event numbers are never reused across restarts.
+	events := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil).Data["events"].([]map[string]interface{})
+	seen := map[interface{}]bool{}
+	for _, e := range events {
+		require.False(t, seen[e["seq"]], "event seq %v reused", e["seq"])
+		seen[e["seq"]] = true
+	}
 }

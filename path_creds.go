@@ -125,7 +125,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	lock.Lock()
 	defer lock.Unlock()
 
-	sess, err := getSession(ctx, req.Storage, id)
+	sess, err := b.getSession(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		Scopes: grant.Scopes.Strings(), Audience: grant.Audience, Depth: grant.Depth,
 		Step: sr.Step, Actor: sr.Actor, Expires: claims.Expiry, Source: requestSource(req),
 	})
-	if err := b.save(ctx, req.Storage, sess, issued); err != nil {
+	if err := b.save(ctx, req.Storage, sess, issued, false); err != nil {
 		return nil, err
 	}
 	signed, err := token.Mint(ring.current, claims)
@@ -232,7 +232,7 @@ func (b *backend) refuseStep(ctx context.Context, req *logical.Request, sess *tr
 		return nil, err
 	}
 	refused := stage(sess, now, timeline.Event{Kind: timeline.RequestRefused, Detail: err.Error(), Source: requestSource(req)})
-	if serr := b.save(ctx, req.Storage, sess, refused); serr != nil {
+	if serr := b.save(ctx, req.Storage, sess, refused, false); serr != nil {
 		return nil, serr
 	}
 	if se != nil {

@@ -84,7 +84,7 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 	lock := b.sessionLock(claims.Txn)
 	lock.Lock()
 	defer lock.Unlock()
-	sess, err := getSession(ctx, req.Storage, claims.Txn)
+	sess, err := b.getSession(ctx, req.Storage, claims.Txn)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 			Kind: timeline.Report, Credential: claims.ID, Action: action, Resource: resource,
 			Outcome: outcome, Source: requestSource(req), Detail: "reported by " + reporter,
 		})
-		if err := b.save(ctx, req.Storage, sess, events); err != nil {
+		if err := b.save(ctx, req.Storage, sess, events, false); err != nil {
 			return nil, err
 		}
 		data["violation"] = ""

@@ -266,7 +266,7 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 		Audience: strings.Join(intent.Audiences, " "),
 		Source:   requestSource(req),
 	})
-	if err := b.save(ctx, req.Storage, sess, start); err != nil {
+	if err := b.save(ctx, req.Storage, sess, start, true); err != nil {
 		return nil, err
 	}
 	b.Logger().Info("session started", "session_id", id, "role", roleName)
@@ -309,7 +309,7 @@ func (b *backend) pathSessionsList(ctx context.Context, req *logical.Request, d 
 	now := b.now()
 	keys := make([]string, 0, len(ids))
 	for _, id := range ids {
-		sess, err := getSession(ctx, req.Storage, id)
+		sess, err := b.getSession(ctx, req.Storage, id)
 		if err != nil {
 			return nil, err
 		}
@@ -322,7 +322,7 @@ func (b *backend) pathSessionsList(ctx context.Context, req *logical.Request, d 
 }
 
 func (b *backend) pathSessionRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	sess, err := getSession(ctx, req.Storage, d.Get("session_id").(string))
+	sess, err := b.getSession(ctx, req.Storage, d.Get("session_id").(string))
 	if err != nil || sess == nil {
 		return nil, err
 	}
@@ -450,7 +450,7 @@ func (b *backend) withSession(ctx context.Context, req *logical.Request, id stri
 	lock.Lock()
 	defer lock.Unlock()
 
-	sess, err := getSession(ctx, req.Storage, id)
+	sess, err := b.getSession(ctx, req.Storage, id)
 	if err != nil {
 		return err
 	}
@@ -505,7 +505,7 @@ func (b *backend) applyViolation(ctx context.Context, req *logical.Request, sess
 	if killed {
 		return true, b.finishSession(ctx, req.Storage, sess, v.Time, events...)
 	}
-	return false, b.save(ctx, req.Storage, sess, events)
+	return false, b.save(ctx, req.Storage, sess, events, true)
 }
 
 // revokeRoleSessions revokes every live session of a role.
@@ -518,7 +518,7 @@ func (b *backend) revokeRoleSessions(ctx context.Context, s logical.Storage, rol
 	for _, id := range ids {
 		lock := b.sessionLock(id)
 		lock.Lock()
-		sess, err := getSession(ctx, s, id)
+		sess, err := b.getSession(ctx, s, id)
 		if err == nil && sess != nil && sess.Revoke(reason, b.now()) {
 			err = b.finishSession(ctx, s, sess, b.now())
 			n++

@@ -57,11 +57,15 @@ func (b *backend) pathSessionEvents(ctx context.Context, req *logical.Request, d
 	if after < 0 {
 		return logical.ErrorResponse("after: must not be negative"), nil
 	}
-	sess, err := getSession(ctx, req.Storage, d.Get("session_id").(string))
+	sess, err := b.getSession(ctx, req.Storage, d.Get("session_id").(string))
 	if err != nil || sess == nil {
 		return nil, err
 	}
-	events, err := loadEvents(ctx, req.Storage, sess, uint64(after), 0)
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	events, err := loadEvents(ctx, req.Storage, sess, cfg.MaxEvents, uint64(after), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -72,22 +76,26 @@ func (b *backend) pathSessionEvents(ctx context.Context, req *logical.Request, d
 	return &logical.Response{Data: map[string]interface{}{
 		"session_id": sess.ID,
 		"events":     out,
-		"dropped":    sess.EventsDropped,
+		"dropped":    droppedEvents(sess, cfg.MaxEvents),
 		"last_seq":   sess.EventSeq,
 	}}, nil
 }
 
 func (b *backend) pathSessionGraph(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	sess, err := getSession(ctx, req.Storage, d.Get("session_id").(string))
+	sess, err := b.getSession(ctx, req.Storage, d.Get("session_id").(string))
 	if err != nil || sess == nil {
 		return nil, err
 	}
-	events, err := loadEvents(ctx, req.Storage, sess, 0, 0)
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	events, err := loadEvents(ctx, req.Storage, sess, cfg.MaxEvents, 0, 0)
 	if err != nil {
 		return nil, err
 	}
 	now := b.now()
-	g := timeline.Build(sess.ID, events, string(sess.StateAt(now)), now, sess.EventsDropped > 0)
+	g := timeline.Build(sess.ID, events, string(sess.StateAt(now)), now, droppedEvents(sess, cfg.MaxEvents) > 0)
 	return &logical.Response{Data: map[string]interface{}{
 		"session_id":       sess.ID,
 		"state":            string(sess.StateAt(now)),

@@ -117,7 +117,7 @@ func (b *backend) pathIntrospect(ctx context.Context, req *logical.Request, d *f
 		}
 		return nil, err
 	}
-	sess, err := getSession(ctx, req.Storage, claims.Txn)
+	sess, err := b.getSession(ctx, req.Storage, claims.Txn)
 	if err != nil {
 		return nil, err
 	}

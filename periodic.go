@@ -66,7 +66,7 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 			return err
 		}
 		for _, id := range ids {
-			sess, err := getSession(ctx, s, id)
+			sess, err := b.getSession(ctx, s, id)
 			if err != nil {
 				return err
 			}
@@ -98,7 +98,7 @@ func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string,
 	lock := b.sessionLock(id)
 	lock.Lock()
 	defer lock.Unlock()
-	sess, err := getSession(ctx, s, id)
+	sess, err := b.getSession(ctx, s, id)
 	if err != nil || sess == nil {
 		return "", err
 	}

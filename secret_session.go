@@ -48,7 +48,7 @@ func (b *backend) secretSessionRenew(ctx context.Context, req *logical.Request, 
 	lock.Lock()
 	defer lock.Unlock()
 
-	sess, err := getSession(ctx, req.Storage, id)
+	sess, err := b.getSession(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (b *backend) secretSessionRenew(ctx context.Context, req *logical.Request, 
 		return logical.ErrorResponse(err.Error()), nil
 	}
 	renewed := stage(sess, now, timeline.Event{Kind: timeline.SessionRenew, Detail: "lease renewed until " + sess.ExpiresAt.UTC().Format(time.RFC3339)})
-	if err := b.save(ctx, req.Storage, sess, renewed); err != nil {
+	if err := b.save(ctx, req.Storage, sess, renewed, true); err != nil {
 		return nil, err
 	}
 	resp := &logical.Response{Secret: req.Secret}

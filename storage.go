@@ -69,7 +69,9 @@ func getRole(ctx context.Context, s logical.Storage, name string) (*trust.Role, 
 	return &r, nil
 }
 
-func getSession(ctx context.Context, s logical.Storage, id string) (*trust.Session, error) {
+// readSession reads a session record as stored: its counters are the
+// reservations, not the live use (see backend.getSession).
+func readSession(ctx context.Context, s logical.Storage, id string) (*trust.Session, error) {
 	var sess trust.Session
 	ok, err := getJSON(ctx, s, sessionsPrefix+id, &sess)
 	if err != nil || !ok {
@@ -95,34 +97,85 @@ func stage(sess *trust.Session, now time.Time, events ...timeline.Event) []timel
 	return events
 }
 
-// save persists a session and its newly staged events, dropping the
-// oldest events beyond the engine's max_events.
-func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Session, events []timeline.Event) error {
+// getSession reads a session with its live counters: on the node that
+// has been issuing for it, the exact steps used and event sequence; on a
+// node that has not (after a restart or a change of active node), the
+// reservations, which are upper bounds.
+func (b *backend) getSession(ctx context.Context, s logical.Storage, id string) (*trust.Session, error) {
+	sess, err := readSession(ctx, s, id)
+	if err != nil || sess == nil {
+		return sess, err
+	}
+	b.liveMu.Lock()
+	lc, ok := b.live[id]
+	b.liveMu.Unlock()
+	if ok && lc.steps >= sess.StepsUsed && lc.seq >= sess.EventSeq {
+		sess.StepsUsed, sess.EventSeq = lc.steps, lc.seq
+	} else {
+		sess.Recover()
+	}
+	return sess, nil
+}
+
+// liveCounts are a session's exact counters on the node issuing for it.
+type liveCounts struct {
+	steps int
+	seq   uint64
+}
+
+func (b *backend) setLive(sess *trust.Session) {
+	b.liveMu.Lock()
+	b.live[sess.ID] = liveCounts{steps: sess.StepsUsed, seq: sess.EventSeq}
+	b.liveMu.Unlock()
+}
+
+func (b *backend) forgetLive(id string) {
+	b.liveMu.Lock()
+	delete(b.live, id)
+	b.liveMu.Unlock()
+}
+
+// save persists a session's newly staged events and, when force is set
+// or its use outgrew its reservations, the session record itself. A step
+// credential is usually just its event: the record is written once per
+// block of steps (see trust.Session.Reserve). Events older than the
+// engine's max_events are deleted as new ones arrive.
+func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Session, events []timeline.Event, force bool) error {
 	cfg, err := b.loadConfig(ctx, s)
 	if err != nil {
 		return err
 	}
-	from := sess.EventsDropped
-	if max := uint64(cfg.MaxEvents); sess.EventSeq > max && sess.EventSeq-max > sess.EventsDropped {
-		sess.EventsDropped = sess.EventSeq - max
+	if force || sess.NeedsReservation() {
+		sess.Reserve()
+		if err := putSession(ctx, s, sess); err != nil {
+			return err
+		}
 	}
-	if err := putSession(ctx, s, sess); err != nil {
-		return err
-	}
+	limit := uint64(cfg.MaxEvents)
 	for _, e := range events {
-		if e.Seq <= sess.EventsDropped {
-			continue
+		if e.Seq+limit <= sess.EventSeq {
+			continue // already beyond the window
 		}
 		if err := putJSON(ctx, s, eventKey(sess.ID, e.Seq), e); err != nil {
 			return err
 		}
-	}
-	for seq := from + 1; seq <= sess.EventsDropped; seq++ {
-		if err := s.Delete(ctx, eventKey(sess.ID, seq)); err != nil {
-			return fmt.Errorf("dropping event %d of session %s: %w", seq, sess.ID, err)
+		if e.Seq > limit {
+			if err := s.Delete(ctx, eventKey(sess.ID, e.Seq-limit)); err != nil {
+				return fmt.Errorf("dropping event %d of session %s: %w", e.Seq-limit, sess.ID, err)
+			}
 		}
 	}
+	b.setLive(sess)
 	return nil
+}
+
+// droppedEvents is how many of a session's oldest events are no longer
+// kept.
+func droppedEvents(sess *trust.Session, maxEvents int) uint64 {
+	if limit := uint64(maxEvents); sess.EventSeq > limit {
+		return max(sess.EventsDropped, sess.EventSeq-limit)
+	}
+	return sess.EventsDropped
 }
 
 // finishSession persists a session that just left the active state: the
@@ -150,7 +203,7 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	if err != nil {
 		return err
 	}
-	if err := b.save(ctx, s, sess, events); err != nil {
+	if err := b.save(ctx, s, sess, events, true); err != nil {
 		return err
 	}
 	if err := b.completeFinish(ctx, s, sess, now); err != nil {
@@ -201,7 +254,7 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	lock := b.sessionLock(w.Session)
 	lock.Lock()
 	defer lock.Unlock()
-	sess, err := getSession(ctx, req.Storage, w.Session)
+	sess, err := b.getSession(ctx, req.Storage, w.Session)
 	if err != nil || sess == nil || sess.State == trust.StateActive {
 		return err
 	}
@@ -219,9 +272,9 @@ func eventKey(session string, seq uint64) string {
 }
 
 // loadEvents reads a session's kept events after seq after, at most limit.
-func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, after uint64, limit int) ([]timeline.Event, error) {
-	if after < sess.EventsDropped {
-		after = sess.EventsDropped
+func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, maxEvents int, after uint64, limit int) ([]timeline.Event, error) {
+	if dropped := droppedEvents(sess, maxEvents); after < dropped {
+		after = dropped
 	}
 	var out []timeline.Event
 	for seq := after + 1; seq <= sess.EventSeq && (limit <= 0 || len(out) < limit); seq++ {

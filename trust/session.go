@@ -37,6 +37,10 @@ type Session struct {
 	MaxExpiresAt time.Time `json:"max_expires_at"`
 
 	StepsUsed      int         `json:"steps_used"`
+	// StepsReserved is the part of the budget reserved in storage: at
+	// least StepsUsed, so the budget is never exceeded even when the
+	// engine crashes between two writes (see Reserve).
+	StepsReserved int `json:"steps_reserved,omitempty"`
 	ViolationCount int         `json:"violation_count"`
 	Violations     []Violation `json:"violations,omitempty"`
 
@@ -47,6 +51,47 @@ type Session struct {
 	// event; events EventsDropped+1 .. EventSeq are kept.
 	EventSeq      uint64 `json:"event_seq,omitempty"`
 	EventsDropped uint64 `json:"events_dropped,omitempty"`
+	// EventSeqReserved is the highest event sequence number reserved in
+	// storage; a crash leaves a gap, never a reused number.
+	EventSeqReserved uint64 `json:"event_seq_reserved,omitempty"`
+}
+
+// Reservation blocks: how far ahead of use the budget and the event
+// sequence are reserved, so that most steps need no write of the session
+// record. A crash forfeits at most one block of steps: the budget errs on
+// the side of fewer credentials, never more.
+const (
+	maxStepBlock  = 64
+	eventSeqBlock = 64
+)
+
+// StepBlock is how many steps are reserved at a time for a budget of
+// maxSteps: a tenth of it, between 1 and 64.
+func StepBlock(maxSteps int) int {
+	return min(maxStepBlock, max(1, maxSteps/10))
+}
+
+// NeedsReservation reports whether the session's use has outgrown what is
+// reserved in storage, so the record must be written before the step is
+// acknowledged.
+func (s *Session) NeedsReservation() bool {
+	return s.StepsUsed > s.StepsReserved || s.EventSeq > s.EventSeqReserved
+}
+
+// Reserve grows both reservations to cover the current use plus a block,
+// so that they run out together and the record is written once per block.
+func (s *Session) Reserve() {
+	s.StepsReserved = max(s.StepsUsed, min(s.Intent.MaxSteps, s.StepsUsed+StepBlock(s.Intent.MaxSteps)-1))
+	s.EventSeqReserved = s.EventSeq + eventSeqBlock - 1
+}
+
+// Recover sets the counters of a session loaded from storage with no
+// record of its live use (after a restart or a change of active node):
+// every reserved step counts as used, and event numbering resumes past
+// the reservation.
+func (s *Session) Recover() {
+	s.StepsUsed = max(s.StepsUsed, s.StepsReserved)
+	s.EventSeq = max(s.EventSeq, s.EventSeqReserved)
 }
 
 // NewSession starts a session at now with a lease of ttl.
