@@ -36,11 +36,11 @@ type Session struct {
 	ExpiresAt    time.Time `json:"expires_at"`
 	MaxExpiresAt time.Time `json:"max_expires_at"`
 
-	StepsUsed      int         `json:"steps_used"`
+	StepsUsed int `json:"steps_used"`
 	// StepsReserved is the part of the budget reserved in storage: at
 	// least StepsUsed, so the budget is never exceeded even when the
 	// engine crashes between two writes (see Reserve).
-	StepsReserved int `json:"steps_reserved,omitempty"`
+	StepsReserved  int         `json:"steps_reserved,omitempty"`
 	ViolationCount int         `json:"violation_count"`
 	Violations     []Violation `json:"violations,omitempty"`
 
