@@ -327,3 +327,12 @@ var _ io.Writer = (*lockedBuffer)(nil)
 func writeFile(path, content string) error {
 	return os.WriteFile(path, []byte(content), 0o600)
 }
+
+// stopHard kills Vault with SIGKILL, as a crash would.
+func (v *vaultServer) stopHard() {
+	if v.cmd != nil && v.cmd.Process != nil {
+		_ = v.cmd.Process.Kill()
+		<-v.done
+		v.cmd = nil
+	}
+}
