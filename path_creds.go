@@ -105,7 +105,6 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 
 	// The parent is verified before the session lock: it needs no state.
 	var parentClaims *token.Claims
-	var parentProblem string
 	if parentRaw != "" {
 		parentClaims, err = b.verifyToken(ctx, req, parentRaw)
 		switch {
@@ -115,7 +114,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 				Depth: parentClaims.Depth, Expiry: time.Unix(parentClaims.Expiry, 0),
 			}
 		case isVerifyError(err):
-			parentProblem = parentError(err)
+			sr.ParentInvalid = parentError(err)
 		default:
 			return nil, err
 		}
@@ -137,18 +136,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		sr.Rate = b.rates.For(sess.ID, sess.Intent.MaxRate)
 	}
 
-	var grant trust.Grant
-	if parentProblem != "" {
-		// A parent that does not verify is a violation once the caller and
-		// the request are known to be the session's own.
-		if cerr := sess.CheckCaller(sr.Caller, now); cerr != nil {
-			err = cerr
-		} else {
-			err = &trust.Violation{Kind: trust.BadParent, Time: now, Detail: parentProblem}
-		}
-	} else {
-		grant, err = sess.CheckStep(sr, now)
-	}
+	grant, err := sess.CheckStep(sr, now)
 	if err != nil {
 		return b.refuseStep(ctx, req, sess, err, now)
 	}

@@ -32,8 +32,13 @@ type StepRequest struct {
 	Audience string
 	TTL      *time.Duration
 	Parent   *Parent
+	// ParentInvalid says why a parent_token did not verify (bad
+	// signature, expired, another issuer...); it makes the request a
+	// bad_parent violation once it is known to be well-formed and the
+	// creator's own.
 	Step     string
 	Actor    string
+	ParentInvalid string
 	// Rate is the session's token bucket; nil means no rate limit.
 	Rate RateLimiter
 }
@@ -104,6 +109,9 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 		return Grant{}, violation(ScopeOutsideIntent, now, "%s is not inside the session's intent%s", wide, witnessText(intent, wide))
 	}
 
+	if req.ParentInvalid != "" {
+		return Grant{}, violation(BadParent, now, "%s", req.ParentInvalid)
+	}
 	depth := 1
 	var parentExpiry time.Time
 	if p := req.Parent; p != nil {

@@ -650,3 +650,24 @@ func TestCheckStepCorruptIntentIsAnInternalError(t *testing.T) {
 	assert.Contains(t, err.Error(), "session sess-1 holds an invalid intent")
 	assert.Zero(t, s.StepsUsed)
 }
+
+// TestCheckStepInvalidParentIsBadParent: a parent_token that did not
+// verify is a bad_parent violation, but only for the creator's own
+// well-formed request; a malformed one stays a bad request.
+func TestCheckStepInvalidParentIsBadParent(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{})
+	req := StepRequest{Caller: creator, Scopes: []string{"read:secrets/web/tls"}, Audience: "vault", ParentInvalid: "parent_token has expired"}
+	_, err := s.CheckStep(req, t0)
+	v := requireViolation(t, err, BadParent, t0)
+	require.Equal(t, "parent_token has expired", v.Detail)
+	require.Equal(t, 0, s.StepsUsed)
+
+	req.Scopes = []string{"read:secrets//x"}
+	_, err = s.CheckStep(req, t0)
+	requireFieldError(t, err, "scope")
+
+	req.Scopes = []string{"read:secrets/web/tls"}
+	req.Caller = "someone-else"
+	_, err = s.CheckStep(req, t0)
+	requireViolation(t, err, ForeignCaller, t0)
+}
