@@ -36,8 +36,8 @@ type StepRequest struct {
 	// signature, expired, another issuer...); it makes the request a
 	// bad_parent violation once it is known to be well-formed and the
 	// creator's own.
-	Step     string
-	Actor    string
+	Step          string
+	Actor         string
 	ParentInvalid string
 	// Rate is the session's token bucket; nil means no rate limit.
 	Rate RateLimiter
