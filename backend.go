@@ -64,10 +64,10 @@ type backend struct {
 	// revocationsLock serialises updates of the revocation list.
 	revocationsLock sync.Mutex
 
-	// live holds the exact counters of the sessions this node issues for;
-	// storage holds reservations ahead of them (see getSession).
+	// live holds the sessions this node has written, with their exact
+	// counters; storage holds reservations ahead of them (see getSession).
 	liveMu sync.Mutex
-	live   map[string]liveCounts
+	live   map[string]*trust.Session
 
 	// rates holds each active session's max_rate token bucket.
 	rates trust.RateLimiters
@@ -84,7 +84,7 @@ func newBackend() *backend {
 		sessionLocks: locksutil.CreateLocks(),
 		roleLocks:    locksutil.CreateLocks(),
 		now:          time.Now,
-		live:         map[string]liveCounts{},
+		live:         map[string]*trust.Session{},
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
@@ -141,9 +141,9 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.keyring = nil
 		b.keyringLock.Unlock()
 	default:
-		// Another node wrote a session: its live counters here are stale.
+		// Another node wrote a session: the copy here is stale.
 		if id, ok := strings.CutPrefix(key, sessionsPrefix); ok {
-			b.forgetLive(id)
+			b.forget(id)
 		}
 	}
 }

@@ -113,7 +113,7 @@ func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string,
 			done = sess.EndedAt
 		}
 		if now.After(done.Add(cfg.SessionRetention)) {
-			return "deleted", deleteSession(ctx, s, sess)
+			return "deleted", b.deleteSession(ctx, s, sess)
 		}
 	}
 	return "", nil

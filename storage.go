@@ -97,39 +97,38 @@ func stage(sess *trust.Session, now time.Time, events ...timeline.Event) []timel
 	return events
 }
 
-// getSession reads a session with its live counters: on the node that
-// has been issuing for it, the exact steps used and event sequence; on a
-// node that has not (after a restart or a change of active node), the
-// reservations, which are upper bounds.
+// getSession returns a session as this node knows it. A session this
+// node has written is served from memory, with its exact live counters
+// (steps used, event sequence), which may run ahead of storage: storage
+// holds reservations, written once per block (see save). Any other session
+// is read from storage and its counters set to the reservations, which are
+// upper bounds (after a restart, or on a node that just became active).
+// The caller gets its own copy.
 func (b *backend) getSession(ctx context.Context, s logical.Storage, id string) (*trust.Session, error) {
+	b.liveMu.Lock()
+	cached, ok := b.live[id]
+	b.liveMu.Unlock()
+	if ok {
+		return cached.Clone(), nil
+	}
 	sess, err := readSession(ctx, s, id)
 	if err != nil || sess == nil {
 		return sess, err
 	}
-	b.liveMu.Lock()
-	lc, ok := b.live[id]
-	b.liveMu.Unlock()
-	if ok && lc.steps >= sess.StepsUsed && lc.seq >= sess.EventSeq {
-		sess.StepsUsed, sess.EventSeq = lc.steps, lc.seq
-	} else {
-		sess.Recover()
-	}
+	sess.Recover()
 	return sess, nil
 }
 
-// liveCounts are a session's exact counters on the node issuing for it.
-type liveCounts struct {
-	steps int
-	seq   uint64
-}
-
-func (b *backend) setLive(sess *trust.Session) {
+// remember keeps a copy of a session this node just saved.
+func (b *backend) remember(sess *trust.Session) {
+	c := sess.Clone()
 	b.liveMu.Lock()
-	b.live[sess.ID] = liveCounts{steps: sess.StepsUsed, seq: sess.EventSeq}
+	b.live[sess.ID] = c
 	b.liveMu.Unlock()
 }
 
-func (b *backend) forgetLive(id string) {
+// forget drops the copy of a session that changed elsewhere or is gone.
+func (b *backend) forget(id string) {
 	b.liveMu.Lock()
 	delete(b.live, id)
 	b.liveMu.Unlock()
@@ -165,7 +164,7 @@ func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Sessi
 			}
 		}
 	}
-	b.setLive(sess)
+	b.remember(sess)
 	return nil
 }
 
@@ -209,6 +208,9 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	if err := b.completeFinish(ctx, s, sess, now); err != nil {
 		return err
 	}
+	// Only active sessions are kept in memory; a finished one is read from
+	// storage when it is asked about.
+	b.forget(sess.ID)
 	return framework.DeleteWAL(ctx, s, walID)
 }
 
@@ -291,7 +293,8 @@ func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, max
 }
 
 // deleteSession removes a finished session and its whole timeline.
-func deleteSession(ctx context.Context, s logical.Storage, sess *trust.Session) error {
+func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *trust.Session) error {
+	b.forget(sess.ID)
 	keys, err := s.List(ctx, eventsPrefix+sess.ID+"/")
 	if err != nil {
 		return err

@@ -80,7 +80,13 @@ func (s *Session) NeedsReservation() bool {
 
 // Reserve grows both reservations to cover the current use plus a block,
 // so that they run out together and the record is written once per block.
+// A session that is no longer active issues nothing more, so its
+// reservations are exact: what is stored is what was used.
 func (s *Session) Reserve() {
+	if s.State != StateActive {
+		s.StepsReserved, s.EventSeqReserved = s.StepsUsed, s.EventSeq
+		return
+	}
 	s.StepsReserved = max(s.StepsUsed, min(s.Intent.MaxSteps, s.StepsUsed+StepBlock(s.Intent.MaxSteps)-1))
 	s.EventSeqReserved = s.EventSeq + eventSeqBlock - 1
 }
@@ -92,6 +98,21 @@ func (s *Session) Reserve() {
 func (s *Session) Recover() {
 	s.StepsUsed = max(s.StepsUsed, s.StepsReserved)
 	s.EventSeq = max(s.EventSeq, s.EventSeqReserved)
+}
+
+// Clone returns a deep copy of the session.
+func (s *Session) Clone() *Session {
+	c := *s
+	c.Intent.Scopes = append([]string(nil), s.Intent.Scopes...)
+	c.Intent.Audiences = append([]string(nil), s.Intent.Audiences...)
+	if s.Intent.Metadata != nil {
+		c.Intent.Metadata = make(map[string]string, len(s.Intent.Metadata))
+		for k, v := range s.Intent.Metadata {
+			c.Intent.Metadata[k] = v
+		}
+	}
+	c.Violations = append([]Violation(nil), s.Violations...)
+	return &c
 }
 
 // NewSession starts a session at now with a lease of ttl.

@@ -200,3 +200,31 @@ func TestSessionTokensValidUntil(t *testing.T) {
 	require.True(t, s.Expire(t0.Add(15*time.Minute)))
 	assert.True(t, s.TokensValidUntil().Equal(t0.Add(15*time.Minute)))
 }
+
+func TestCloneIsDeep(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{Metadata: map[string]string{"ticket": "OPS-1"}})
+	s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0})
+	c := s.Clone()
+	c.Intent.Scopes[0] = "changed"
+	c.Intent.Audiences[0] = "changed"
+	c.Intent.Metadata["ticket"] = "changed"
+	c.Violations[0].Detail = "changed"
+	c.StepsUsed = 99
+	require.NotEqual(t, "changed", s.Intent.Scopes[0])
+	require.NotEqual(t, "changed", s.Intent.Audiences[0])
+	require.Equal(t, "OPS-1", s.Intent.Metadata["ticket"])
+	require.NotEqual(t, "changed", s.Violations[0].Detail)
+	require.Equal(t, 0, s.StepsUsed)
+}
+
+func TestReserveIsExactOnceFinished(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{})
+	s.StepsUsed, s.EventSeq = 3, 5
+	s.Reserve()
+	require.Equal(t, 12, s.StepsReserved, "a block of a tenth of max_steps 100")
+	require.Equal(t, uint64(5+63), s.EventSeqReserved)
+	s.End(t0)
+	s.Reserve()
+	require.Equal(t, 3, s.StepsReserved)
+	require.Equal(t, uint64(5), s.EventSeqReserved)
+}
