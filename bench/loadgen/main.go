@@ -1,0 +1,336 @@
+// Command loadgen is the benchmark harness of the agent secrets engine
+// (issue 8). It drives a running Vault (a throw-away single-node server on
+// raft storage, started by scripts/bench.sh) with the same load generator
+// and concurrency for every scenario:
+//
+//   - rates:    step credentials issued per second (PUT agent/creds/<id>)
+//     beside auth/token/create, the engine's jwks read (the cheapest
+//     request through an external plugin), a kv-v2 write and token
+//     lookup-self;
+//   - sessions: time to end a session after N issued credentials, with the
+//     storage growth per credential and the plugin's memory along the way;
+//   - revoke:   time Vault takes to revoke a token with C child tokens;
+//   - verify:   offline verification per second in the verifier and token
+//     packages beside raw ed25519.Verify.
+//
+// It writes BENCHMARKS.md and BENCHMARKS.svg. Timings are reported, never
+// asserted. Every loop is bounded in count and time.
+//
+//	go run ./bench/loadgen -addr http://127.0.0.1:8200 -token <root> -max-creds 10000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	addr, token, mount string
+	concurrency        int
+	duration, warmup   time.Duration
+	scenarios          map[string]bool
+	rates              []string
+	endCounts          []int
+	maxCreds           int
+	endReps            int
+	endBudget          int
+	revokeChildren     []int
+	verifyDuration     time.Duration
+	verifyRounds       int
+	pluginCmd          string
+	vaultPID           int
+	outMD, outSVG      string
+	resultsJSON        string
+	renderOnly         string
+	micro              string
+	cpuProfile         string
+	vaultProfile       string
+	pluginVersion      string
+	pluginSHA          string
+	source             string
+	raftDir            string
+	timeout            time.Duration
+	kvMount            string
+	profileScenario    string
+	pluginSignals      bool
+}
+
+func main() {
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("loadgen: ")
+	cfg := parseFlags()
+
+	if cfg.renderOnly != "" {
+		res, err := loadResults(cfg.renderOnly)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if cfg.micro != "" {
+			res.Micro = parseMicroFile(cfg.micro)
+		}
+		if err := writeOutputs(cfg, res); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	res, err := run(ctx, cfg)
+	if res != nil {
+		if cfg.micro != "" {
+			res.Micro = parseMicroFile(cfg.micro)
+		}
+		if cfg.resultsJSON != "" {
+			if serr := res.save(cfg.resultsJSON); serr != nil {
+				log.Printf("saving results: %v", serr)
+			}
+		}
+		if werr := writeOutputs(cfg, res); werr != nil && err == nil {
+			err = werr
+		}
+		fmt.Println("\ntargets:")
+		for _, v := range res.verdicts() {
+			fmt.Printf("  %-3s %-62s %-26s %-50s %s\n", v.ID, v.What, v.Target, v.Measured, v.Met)
+		}
+	}
+	if err != nil {
+		if cfg.cpuProfile != "" {
+			pprof.StopCPUProfile()
+		}
+		log.Fatal(err)
+	}
+}
+
+func parseFlags() *config {
+	c := &config{}
+	var scen, rates, ends, revokes string
+	flag.StringVar(&c.addr, "addr", envOr("VAULT_ADDR", "http://127.0.0.1:8200"), "Vault address (loopback only)")
+	flag.StringVar(&c.token, "token", os.Getenv("VAULT_TOKEN"), "a root token of that Vault")
+	flag.StringVar(&c.mount, "mount", "agent", "mount path of the engine")
+	flag.StringVar(&c.kvMount, "kv-mount", "bench-kv", "mount path of the kv-v2 engine the loadgen enables for the kv reference")
+	flag.IntVar(&c.concurrency, "concurrency", 16, "concurrent requests (workers), the same for every scenario")
+	flag.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per throughput scenario")
+	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured time before each throughput scenario's window")
+	flag.StringVar(&scen, "scenarios", "all", "comma-separated: verify, rates, sessions, revoke (or all)")
+	flag.StringVar(&rates, "rates", "creds,creds-nd,jwks,kv,lookup,token", "throughput scenarios, in this order: creds, creds-nd (agent token without the default policy), jwks, kv, lookup, token")
+	flag.StringVar(&ends, "end-counts", "100,10000,100000", "credential counts after which a session is ended")
+	flag.IntVar(&c.maxCreds, "max-creds", 100000, "cap on every end count (scales the sessions scenario down for a quick run)")
+	flag.IntVar(&c.endReps, "end-reps", 5, "sessions ended per count (filled in parallel), while reps × count stays within -end-budget")
+	flag.IntVar(&c.endBudget, "end-budget", 300000, "most credentials issued for one count, over all its sessions (at least one session)")
+	flag.StringVar(&revokes, "revoke-children", "100,2000", "child-token counts for revoke-tree")
+	flag.DurationVar(&c.verifyDuration, "verify-duration", 2*time.Second, "time per verification round and method")
+	flag.IntVar(&c.verifyRounds, "verify-rounds", 3, "verification rounds (methods alternate; the best round counts)")
+	flag.StringVar(&c.pluginCmd, "plugin-cmd", "", "the plugin's path in Vault's plugin directory (finds its process)")
+	flag.IntVar(&c.vaultPID, "vault-pid", 0, "Vault's process ID (for its CPU time)")
+	flag.StringVar(&c.outMD, "out-md", "BENCHMARKS.md", "report to write (empty: none)")
+	flag.StringVar(&c.outSVG, "out-svg", "BENCHMARKS.svg", "picture to write (empty: none)")
+	flag.StringVar(&c.resultsJSON, "results", "", "also save the raw results as JSON here")
+	flag.StringVar(&c.renderOnly, "render-only", "", "only write the report and picture from a results JSON")
+	flag.StringVar(&c.micro, "micro", "", "`go test -bench` output to include in the report")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write the load generator's CPU profile here")
+	flag.StringVar(&c.vaultProfile, "vault-profile", "", "write a CPU profile of Vault (sys/pprof) taken during the creds scenario here")
+	flag.StringVar(&c.profileScenario, "profile-scenario", "creds", "the throughput scenario -vault-profile and -plugin-profile-signals profile")
+	flag.BoolVar(&c.pluginSignals, "plugin-profile-signals", false, "send the plugin SIGUSR1/SIGUSR2 around that scenario's window (only for bench/pluginprof, which profiles between them)")
+	flag.StringVar(&c.pluginVersion, "plugin-version", "", "the plugin version registered (for the report)")
+	flag.StringVar(&c.pluginSHA, "plugin-sha", "", "the plugin binary's sha256 (for the report)")
+	flag.StringVar(&c.source, "source", "", "what the plugin was built from (for the report)")
+	flag.StringVar(&c.raftDir, "raft-dir", "", "Vault's raft data directory (for the report: its file system)")
+	flag.DurationVar(&c.timeout, "timeout", 2*time.Hour, "give up after this long")
+	flag.Parse()
+
+	c.scenarios = map[string]bool{}
+	for _, s := range splitList(scen) {
+		if s == "all" {
+			for _, a := range []string{"verify", "rates", "sessions", "revoke"} {
+				c.scenarios[a] = true
+			}
+			continue
+		}
+		switch s {
+		case "verify", "rates", "sessions", "revoke":
+			c.scenarios[s] = true
+		default:
+			log.Fatalf("-scenarios: unknown scenario %q", s)
+		}
+	}
+	for _, r := range splitList(rates) {
+		if _, ok := rateScenarios[r]; !ok {
+			log.Fatalf("-rates: unknown scenario %q", r)
+		}
+		c.rates = append(c.rates, r)
+	}
+	c.endCounts = capCounts(parseInts("end-counts", ends), c.maxCreds)
+	c.revokeChildren = parseInts("revoke-children", revokes)
+	if c.concurrency < 1 || c.concurrency > 1024 {
+		log.Fatal("-concurrency: between 1 and 1024")
+	}
+	if c.renderOnly == "" {
+		if c.token == "" {
+			log.Fatal("-token (or VAULT_TOKEN) is required")
+		}
+		if !loopback(c.addr) {
+			log.Fatalf("-addr %s: only a loopback Vault (127.0.0.1, localhost) is benchmarked", c.addr)
+		}
+	}
+	return c
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseInts(name, s string) []int {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
+		if err != nil || n < 1 {
+			log.Fatalf("-%s: %q is not a positive count", name, f)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// capCounts caps every count at max, keeping them in order without
+// duplicates.
+func capCounts(counts []int, max int) []int {
+	var out []int
+	seen := map[int]bool{}
+	for _, n := range counts {
+		if max > 0 && n > max {
+			n = max
+		}
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func loopback(addr string) bool {
+	for _, p := range []string{"http://127.0.0.1:", "https://127.0.0.1:", "http://localhost:", "https://localhost:", "http://[::1]:", "https://[::1]:"} {
+		if strings.HasPrefix(addr, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// run measures every selected scenario. It returns what it has measured so
+// far even when it fails, so a partial report is still written.
+func run(ctx context.Context, cfg *config) (*Results, error) {
+	h, err := newHarness(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res := &Results{
+		Env: Env{
+			Date:          time.Now().UTC().Format("2006-01-02 15:04 MST"),
+			CPUModel:      cpuModel(),
+			NProc:         runtime.NumCPU(),
+			Memory:        memTotal(),
+			Kernel:        kernelRelease(),
+			GoVersion:     runtime.Version(),
+			VaultVersion:  h.vaultVersion,
+			PluginVersion: cfg.pluginVersion,
+			PluginSHA:     cfg.pluginSHA,
+			Source:        cfg.source,
+			RaftFS:        fsType(cfg.raftDir),
+		},
+		Run: RunSettings{
+			Concurrency:    cfg.concurrency,
+			DurationS:      cfg.duration.Seconds(),
+			WarmupS:        cfg.warmup.Seconds(),
+			EndCounts:      cfg.endCounts,
+			RevokeChildren: cfg.revokeChildren,
+			VerifyS:        cfg.verifyDuration.Seconds(),
+			MaxCreds:       cfg.maxCreds,
+		},
+	}
+	h.res = res
+	// Order: offline verification first, while Vault is idle; then the
+	// throughput scenarios (creds first, which also warms the plugin up
+	// before its memory is sampled; auth/token/create last, and its 60s
+	// tokens' expiry is waited out before anything is timed again); then
+	// the sessions and revoke-tree latencies.
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"verify", h.scenarioVerify},
+		{"rates", h.scenarioRates},
+		{"sessions", h.scenarioSessions},
+		{"revoke", h.scenarioRevoke},
+	}
+	for _, s := range steps {
+		if !cfg.scenarios[s.name] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("before %s: %w", s.name, err)
+		}
+		log.Printf("== %s", s.name)
+		t0 := time.Now()
+		if err := s.fn(ctx); err != nil {
+			return res, fmt.Errorf("%s: %w", s.name, err)
+		}
+		res.Scenarios = append(res.Scenarios, s.name)
+		log.Printf("== %s done in %s", s.name, time.Since(t0).Round(time.Second))
+	}
+	return res, nil
+}
+
+func writeOutputs(cfg *config, res *Results) error {
+	if cfg.outMD != "" {
+		if err := os.WriteFile(cfg.outMD, []byte(renderMarkdown(res, cfg.outSVG)), 0o644); err != nil {
+			return err
+		}
+		log.Printf("wrote %s", cfg.outMD)
+	}
+	if cfg.outSVG != "" {
+		if err := os.WriteFile(cfg.outSVG, []byte(renderSVG(res)), 0o644); err != nil {
+			return err
+		}
+		log.Printf("wrote %s", cfg.outSVG)
+	}
+	return nil
+}

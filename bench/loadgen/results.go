@@ -1,0 +1,192 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"sort"
+)
+
+// Results is everything one run measured. It is saved as JSON (-results)
+// so the report and the picture can be drawn again (-render-only).
+type Results struct {
+	Env     Env            `json:"env"`
+	Run     RunSettings    `json:"run"`
+	Rates   []RateResult   `json:"rates,omitempty"`
+	Ends    []EndResult    `json:"ends,omitempty"`
+	Revokes []RevokeResult `json:"revokes,omitempty"`
+	Verify  *VerifyResult  `json:"verify,omitempty"`
+	Storage []StorageStep  `json:"storage,omitempty"`
+	Memory  []MemSample    `json:"memory,omitempty"`
+	Micro   []MicroResult  `json:"micro,omitempty"`
+	Notes   []string       `json:"notes,omitempty"`
+	// WriteProbeMs is the median time of one idle storage write through
+	// Vault (a sys/raw PUT), for scale; 0 when not measured.
+	WriteProbeMs float64  `json:"write_probe_ms,omitempty"`
+	Scenarios    []string `json:"scenarios"`
+}
+
+// Env describes the machine and the software measured.
+type Env struct {
+	Date          string `json:"date"`
+	CPUModel      string `json:"cpu_model"`
+	NProc         int    `json:"nproc"`
+	Memory        string `json:"memory"`
+	Kernel        string `json:"kernel"`
+	GoVersion     string `json:"go_version"`
+	VaultVersion  string `json:"vault_version"`
+	PluginVersion string `json:"plugin_version"`
+	PluginSHA     string `json:"plugin_sha256"`
+	Source        string `json:"source"`
+	RaftFS        string `json:"raft_fs"`
+}
+
+// RunSettings are the load generator's settings for the run.
+type RunSettings struct {
+	Concurrency    int     `json:"concurrency"`
+	DurationS      float64 `json:"duration_s"`
+	WarmupS        float64 `json:"warmup_s"`
+	EndCounts      []int   `json:"end_counts"`
+	RevokeChildren []int   `json:"revoke_children"`
+	VerifyS        float64 `json:"verify_s"`
+	MaxCreds       int     `json:"max_creds"`
+}
+
+// RateResult is one throughput scenario.
+type RateResult struct {
+	Name    string  `json:"name"`
+	Label   string  `json:"label"`
+	Request string  `json:"request"`
+	Ops     int64   `json:"ops"`
+	Errors  int64   `json:"errors"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"per_sec"`
+	P50ms   float64 `json:"p50_ms"`
+	P99ms   float64 `json:"p99_ms"`
+	// CPU time per request, in µs, of each process (-1: unknown).
+	VaultCPUus   float64 `json:"vault_cpu_us"`
+	PluginCPUus  float64 `json:"plugin_cpu_us"`
+	LoadgenCPUus float64 `json:"loadgen_cpu_us"`
+	// Busy is the machine's CPU use by these three processes during the
+	// window, as a fraction of all cores.
+	Busy     float64 `json:"busy"`
+	FirstErr string  `json:"first_error,omitempty"`
+}
+
+// EndResult is the time to end sessions that issued N credentials.
+type EndResult struct {
+	N            int       `json:"n"`
+	Sessions     int       `json:"sessions"` // sessions of N credentials, filled in parallel, each ended once
+	SamplesMs    []float64 `json:"samples_ms"`
+	MedianMs     float64   `json:"median_ms"`
+	IssueSeconds float64   `json:"issue_seconds"` // time to fill the sessions
+	IssueRate    float64   `json:"issue_rate"`    // credentials per second into them, in all
+	DeadAfterEnd bool      `json:"dead_after_end"`
+}
+
+// RevokeResult is the time Vault takes to revoke a token tree.
+type RevokeResult struct {
+	Children      int     `json:"children"`
+	Ms            float64 `json:"ms"`
+	CreateSeconds float64 `json:"create_seconds"`
+	ChildGone     bool    `json:"child_gone"`
+}
+
+// VerifyResult compares offline verification with raw ed25519.Verify.
+type VerifyResult struct {
+	TokenBytes   int     `json:"token_bytes"`
+	SignedBytes  int     `json:"signed_bytes"`
+	RawPerSec    float64 `json:"raw_per_sec"`
+	TokenPerSec  float64 `json:"token_per_sec"`
+	VerifierPS   float64 `json:"verifier_per_sec"`
+	AuthorizePS  float64 `json:"authorize_per_sec"`
+	RoundSeconds float64 `json:"round_seconds"`
+	Rounds       int     `json:"rounds"`
+}
+
+// StorageStep is the storage growth over N credentials issued into one
+// (already started) session.
+type StorageStep struct {
+	N             int   `json:"n"`              // credentials per session
+	Sessions      int   `json:"sessions"`       // sessions filled (N each)
+	SnapshotDelta int64 `json:"snapshot_delta"` // bytes of `vault operator raft snapshot save`
+	RawDelta      int64 `json:"raw_delta"`      // bytes (keys + values) of the mount's storage, via sys/raw; -1 unknown
+	RawKeysDelta  int64 `json:"raw_keys_delta"`
+	RawTotal      int64 `json:"raw_total"`
+	RawKeys       int64 `json:"raw_keys"`
+}
+
+// MemSample is the plugin process's memory after some issuances.
+type MemSample struct {
+	Issued   int   `json:"issued"`   // into each session
+	Sessions int   `json:"sessions"` // sessions filled in parallel
+	RSSKB    int64 `json:"rss_kb"`
+	PID      int   `json:"pid"`
+}
+
+// MicroResult is one line of `go test -bench` output.
+type MicroResult struct {
+	Package string             `json:"package"`
+	Name    string             `json:"name"`
+	Iters   int64              `json:"iters"`
+	Metrics map[string]float64 `json:"metrics"`
+	Units   []string           `json:"units"` // in output order
+}
+
+func (r *Results) rate(name string) *RateResult {
+	for i := range r.Rates {
+		if r.Rates[i].Name == name {
+			return &r.Rates[i]
+		}
+	}
+	return nil
+}
+
+func (r *Results) end(n int) *EndResult {
+	for i := range r.Ends {
+		if r.Ends[i].N == n {
+			return &r.Ends[i]
+		}
+	}
+	return nil
+}
+
+func (r *Results) save(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func loadResults(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// percentile of sorted durations in ms.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
+}
