@@ -161,9 +161,9 @@ func (b *backend) rotateLocked(ctx context.Context, s logical.Storage, old *keyr
 	if old != nil {
 		for _, rk := range old.keys {
 			if rk.retired.IsZero() {
-				// No credential outlives max_step_ttl.
+				// No credential outlives the longest max_step_ttl.
 				rk.retired = now
-				rk.notAfter = now.Add(cfg.MaxStepTTL)
+				rk.notAfter = now.Add(cfg.keyLifetimeAfterRetirement())
 			}
 			if now.Before(rk.notAfter) {
 				r.keys = append(r.keys, rk)

@@ -45,6 +45,17 @@ type agentConfig struct {
 	// SessionRetention is how long a finished session's record and
 	// timeline stay readable after its last credential expired.
 	SessionRetention time.Duration `json:"session_retention"`
+	// MaxStepTTLSeen is the longest max_step_ttl ever configured: sessions
+	// started under it may still issue credentials that long, so a retired
+	// signing key stays in jwks for at least that long.
+	MaxStepTTLSeen time.Duration `json:"max_step_ttl_seen,omitempty"`
+}
+
+// keyLifetimeAfterRetirement is how long a retired signing key must stay
+// in jwks: the longest a credential signed just before (or, having waited
+// for a lock, just after) the rotation may live.
+func (c *agentConfig) keyLifetimeAfterRetirement() time.Duration {
+	return max(c.MaxStepTTL, c.MaxStepTTLSeen, defaultMaxStepTTL) + time.Minute
 }
 
 func defaultConfig() *agentConfig {
@@ -235,6 +246,7 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 		}
 		cfg.SessionRetention = ttl
 	}
+	cfg.MaxStepTTLSeen = max(cfg.MaxStepTTLSeen, current.MaxStepTTL, cfg.MaxStepTTL)
 	if cfg.MaxStepTTL > cfg.MaxSessionTTL {
 		return logical.ErrorResponse("max_step_ttl: %s exceeds max_session_ttl %s; a step credential cannot outlive its session",
 			cfg.MaxStepTTL, cfg.MaxSessionTTL), false, nil

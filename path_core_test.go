@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -526,7 +527,7 @@ func TestKeyRotationKeepsOldKeysUntilTheirTokensExpire(t *testing.T) {
 	}
 
 	// After max_step_ttl the old key leaves jwks.
-	b.now = func() time.Time { return time.Now().Add(61 * time.Minute) }
+	b.now = func() time.Time { return time.Now().Add(62 * time.Minute) }
 	keys = jwksKeys(t, b, s)
 	require.Len(t, keys, 1)
 	assert.Equal(t, newKid, keys[0].ID)
@@ -671,4 +672,103 @@ func TestBudgetNeverExceededAcrossRestarts(t *testing.T) {
 		require.False(t, seen[e["seq"]], "event seq %v reused", e["seq"])
 		seen[e["seq"]] = true
 	}
+}
+
+// failingStorage fails every Put whose key has the prefix, while armed.
+type failingStorage struct {
+	logical.Storage
+	mu     sync.Mutex
+	prefix string
+	armed  bool
+}
+
+func (f *failingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	f.mu.Lock()
+	fail := f.armed && strings.HasPrefix(e.Key, f.prefix)
+	f.mu.Unlock()
+	if fail {
+		return errors.New("injected storage failure")
+	}
+	return f.Storage.Put(ctx, e)
+}
+
+func (f *failingStorage) arm(on bool) {
+	f.mu.Lock()
+	f.armed = on
+	f.mu.Unlock()
+}
+
+// TestFailedKillNeverLeavesTheSessionAlive: if storage fails half-way
+// through a kill, the node must not go on serving the session from a stale
+// copy in memory: what storage says (revoked) wins, and the write-ahead log
+// completes the rest.
+func TestFailedKillNeverLeavesTheSessionAlive(t *testing.T) {
+	b, _ := testBackend(t)
+	s := &failingStorage{Storage: &logical.InmemStorage{}, prefix: eventsPrefix}
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["token"].(string)
+
+	s.arm(true)
+	_, err := do(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/revoke", nil)
+	require.Error(t, err, "the kill failed half-way")
+	s.arm(false)
+
+	_, err = issue(t, b, s, agentA, id, step)
+	require.ErrorContains(t, err, "is revoked")
+	in := mustDo(t, b, s, agentB, logical.UpdateOperation, "introspect", map[string]interface{}{"token": tok})
+	assert.Equal(t, false, in.Data["active"])
+
+	// Vault's rollback of the WAL entry lists it in revocations.
+	ctx := context.Background()
+	wals, err := framework.ListWAL(ctx, s)
+	require.NoError(t, err)
+	require.Len(t, wals, 1)
+	entry, err := framework.GetWAL(ctx, s, wals[0])
+	require.NoError(t, err)
+	raw, _ := json.Marshal(entry.Data)
+	var data interface{}
+	require.NoError(t, json.Unmarshal(raw, &data))
+	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
+	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	require.Len(t, rev.Data["sessions"], 1)
+}
+
+// TestRevocationsOutlastClockSkew: an entry stays listed for a minute past
+// its last credential's expiry, longer than verifiers' 30s leeway.
+func TestRevocationsOutlastClockSkew(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", map[string]interface{}{"step_ttl": "60s", "step_max_ttl": "60s"})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/revoke", nil)
+	start := time.Now()
+	b.now = func() time.Time { return start.Add(60*time.Second + 45*time.Second) }
+	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	assert.Len(t, rev.Data["sessions"], 1, "still listed 45s past the last credential's expiry")
+	b.now = func() time.Time { return start.Add(3 * time.Minute) }
+	rev = mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	assert.Empty(t, rev.Data["sessions"])
+}
+
+// TestLoweredEngineStepTTLBindsExistingRoles: lowering config's
+// max_step_ttl lowers what sessions of existing roles may be issued, and a
+// rotated key stays in jwks as long as any credential it signed may live.
+func TestLoweredEngineStepTTLBindsExistingRoles(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil) // step_max_ttl 5m
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"max_step_ttl": 60})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/x", "audience": "secrets-api", "ttl": 300,
+	})
+	c, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(60), c.Expiry-c.IssuedAt)
+
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "keys/rotate", nil)
+	start := time.Now()
+	b.now = func() time.Time { return start.Add(55 * time.Minute) }
+	assert.Len(t, jwksKeys(t, b, s), 2, "the default max_step_ttl of 1h was in force before: the old key stays")
 }

@@ -231,7 +231,8 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 	if role == nil {
 		return logical.ErrorResponse("role: no role named %q", roleName), nil
 	}
-	intent, ttl, err := trust.Negotiate(roleName, *role, ir, cfg.MaxSessionTTL)
+	limits := trust.Limits{MaxSessionTTL: cfg.MaxSessionTTL, MaxStepTTL: cfg.MaxStepTTL}
+	intent, ttl, err := trust.Negotiate(roleName, role.Within(limits), ir, cfg.MaxSessionTTL)
 	if err != nil {
 		return badRequest(err)
 	}

@@ -92,7 +92,7 @@ func (b *backend) pathRevocationsRead(ctx context.Context, req *logical.Request,
 	now := b.now()
 	sessions := make([]map[string]interface{}, 0, len(list.Sessions))
 	for _, r := range list.Sessions {
-		if r.Exp < now.Unix() {
+		if !r.Listed(now) {
 			continue // expired since the last write; pruned at the next
 		}
 		sessions = append(sessions, map[string]interface{}{"id": r.ID, "revoked_at": r.RevokedAt, "exp": r.Exp})
@@ -233,7 +233,8 @@ const pathRevocationsHelpSyn = `The sessions whose credentials must no longer be
 const pathRevocationsHelpDesc = `
 Lists every session that is no longer active (ended or revoked) while some
 of its credentials could still be unexpired, as {id, revoked_at, exp}. An
-entry leaves the list once exp has passed. "version" grows with every
+entry stays for a minute past exp (verifiers tolerate some clock skew),
+then leaves the list. "version" grows with every
 change: a resource server polls this path, compares the version, and
 rejects any credential whose "txn" claim is listed. No Vault token is
 needed.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -61,20 +62,8 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 		return err
 	}
 	for _, role := range roles {
-		ids, err := s.List(ctx, roleSessionsPrefix+role)
-		if err != nil {
+		if err := b.tidyRoleIndex(ctx, s, strings.TrimSuffix(role, "/")); err != nil {
 			return err
-		}
-		for _, id := range ids {
-			sess, err := b.getSession(ctx, s, id)
-			if err != nil {
-				return err
-			}
-			if sess == nil || sess.State != trust.StateActive {
-				if err := s.Delete(ctx, roleSessionsPrefix+role+id); err != nil {
-					return err
-				}
-			}
 		}
 	}
 
@@ -117,4 +106,30 @@ func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string,
 		}
 	}
 	return "", nil
+}
+
+// tidyRoleIndex drops a role's index entries whose session is gone or no
+// longer active. It holds the role's lock, as session start does between
+// writing the index entry and the session record.
+func (b *backend) tidyRoleIndex(ctx context.Context, s logical.Storage, role string) error {
+	lock := b.roleLock(role)
+	lock.Lock()
+	defer lock.Unlock()
+	prefix := roleSessionsPrefix + role + "/"
+	ids, err := s.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		sess, err := b.getSession(ctx, s, id)
+		if err != nil {
+			return err
+		}
+		if sess == nil || sess.State != trust.StateActive {
+			if err := s.Delete(ctx, prefix+id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

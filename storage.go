@@ -139,7 +139,14 @@ func (b *backend) forget(id string) {
 // credential is usually just its event: the record is written once per
 // block of steps (see trust.Session.Reserve). Events older than the
 // engine's max_events are deleted as new ones arrive.
-func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Session, events []timeline.Event, force bool) error {
+func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Session, events []timeline.Event, force bool) (err error) {
+	// Whatever fails half-way, the copy in memory must not outlive what
+	// storage holds: drop it, so the next request reads storage.
+	defer func() {
+		if err != nil {
+			b.forget(sess.ID)
+		}
+	}()
 	cfg, err := b.loadConfig(ctx, s)
 	if err != nil {
 		return err

@@ -2,6 +2,11 @@ package trust
 
 import "time"
 
+// RevocationGrace is how long an entry stays in the revocation list after
+// its session's last credential expired: verifiers tolerate some clock
+// skew past "exp" (token.DefaultLeeway, 30s), so the list must outlast it.
+const RevocationGrace = time.Minute
+
 // Revoked is one entry of the revocation list: a session that is no
 // longer active while some of its credentials may still be unexpired.
 type Revoked struct {
@@ -10,6 +15,12 @@ type Revoked struct {
 	// Exp is when the last credential the session could have issued
 	// expires; the entry leaves the list after it.
 	Exp int64 `json:"exp"`
+}
+
+// Listed reports whether the entry must still be served at now: until
+// RevocationGrace after Exp.
+func (r Revoked) Listed(now time.Time) bool {
+	return now.Unix() <= r.Exp+int64(RevocationGrace/time.Second)
 }
 
 // RevocationList is what resource servers poll to learn of dead sessions.
@@ -39,12 +50,13 @@ func (l *RevocationList) Add(s *Session, now time.Time) bool {
 	return true
 }
 
-// Prune drops entries whose every credential has expired, and reports
-// whether it dropped any (the version then grows).
+// Prune drops entries whose every credential has expired more than
+// RevocationGrace ago, and reports whether it dropped any (the version then
+// grows).
 func (l *RevocationList) Prune(now time.Time) bool {
 	kept := l.Sessions[:0]
 	for _, r := range l.Sessions {
-		if r.Exp >= now.Unix() {
+		if r.Listed(now) {
 			kept = append(kept, r)
 		}
 	}

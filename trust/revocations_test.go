@@ -103,15 +103,16 @@ func TestRevocationListPrune(t *testing.T) {
 	v := l.Version
 
 	assert.False(t, l.Prune(t0.Add(6*time.Minute)), "kept through its exp second")
+	assert.False(t, l.Prune(t0.Add(6*time.Minute+RevocationGrace)), "and for RevocationGrace after it")
 	assert.Equal(t, v, l.Version, "no change, no new version")
 	assert.Len(t, l.Sessions, 2)
 
-	assert.True(t, l.Prune(t0.Add(6*time.Minute+time.Second)))
+	assert.True(t, l.Prune(t0.Add(6*time.Minute+RevocationGrace+time.Second)))
 	assert.Equal(t, v+1, l.Version)
 	require.Len(t, l.Sessions, 1)
 	assert.Equal(t, "b", l.Sessions[0].ID)
 
-	assert.False(t, l.Prune(t0.Add(8*time.Minute)))
+	assert.False(t, l.Prune(t0.Add(8*time.Minute+RevocationGrace)))
 	assert.Equal(t, v+1, l.Version)
 
 	assert.True(t, l.Prune(t0.Add(time.Hour)))

@@ -77,6 +77,22 @@ type Limits struct {
 	MaxStepTTL    time.Duration
 }
 
+// Within returns the role with its TTLs lowered to the engine's limits,
+// which may have been lowered since the role was written: the role as it
+// applies now.
+func (r Role) Within(l Limits) Role {
+	if l.MaxSessionTTL > 0 {
+		r.SessionMaxTTL = min(r.SessionMaxTTL, l.MaxSessionTTL)
+		r.SessionTTL = min(r.SessionTTL, r.SessionMaxTTL)
+	}
+	if l.MaxStepTTL > 0 {
+		r.StepMaxTTL = min(r.StepMaxTTL, l.MaxStepTTL)
+	}
+	r.StepMaxTTL = min(r.StepMaxTTL, r.SessionMaxTTL)
+	r.StepTTL = min(r.StepTTL, r.StepMaxTTL)
+	return r
+}
+
 // Validate checks every field of the role against its own rules and the
 // engine's limits, and returns a *FieldError naming the first bad field.
 // On success the role's scopes are in canonical form.
