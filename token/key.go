@@ -135,11 +135,15 @@ func UnmarshalPrivate(b []byte) (*Key, error) {
 		priv = p // go-jose has checked that x matches d
 	case AlgES256:
 		p, ok := jwk.Key.(*ecdsa.PrivateKey)
-		if !ok || p.Curve == nil || p.Curve.Params() != elliptic.P256().Params() || p.D == nil || p.D.BitLen() > 256 {
+		if !ok || p.Curve == nil || p.Curve.Params() != elliptic.P256().Params() {
+			return nil, errors.New("token: stored key: ES256 key is not a P-256 private key")
+		}
+		raw, err := p.Bytes()
+		if err != nil {
 			return nil, errors.New("token: stored key: ES256 key is not a P-256 private key")
 		}
 		// Rebuild from the scalar so x/y cannot disagree with d.
-		clean, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), p.D.FillBytes(make([]byte, 32)))
+		clean, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), raw)
 		if err != nil || !clean.PublicKey.Equal(&p.PublicKey) {
 			return nil, errors.New("token: stored key: ES256 public and private parts disagree")
 		}

@@ -542,7 +542,11 @@ func keyFitsAlgorithm(alg string, pub crypto.PublicKey) bool {
 		return ok && len(p) == ed25519.PublicKeySize
 	case AlgES256:
 		p, ok := pub.(*ecdsa.PublicKey)
-		return ok && p != nil && p.Curve == elliptic.P256() && p.X != nil && p.Y != nil
+		if !ok || p == nil || p.Curve != elliptic.P256() {
+			return false
+		}
+		_, err := p.Bytes() // fails for an incomplete or off-curve key
+		return err == nil
 	}
 	return false
 }

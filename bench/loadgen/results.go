@@ -141,15 +141,6 @@ func (r *Results) rate(name string) *RateResult {
 	return nil
 }
 
-func (r *Results) end(n int) *EndResult {
-	for i := range r.Ends {
-		if r.Ends[i].N == n {
-			return &r.Ends[i]
-		}
-	}
-	return nil
-}
-
 func (r *Results) save(path string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
