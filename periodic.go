@@ -11,8 +11,9 @@ import (
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
-// periodic is called by Vault about once a minute. It marks sessions whose
-// lease ran out as expired (in case the lease's revocation has not reached
+// periodic is called by Vault about once a minute. It deletes timeline
+// events that fell out of a session's max_events window, marks sessions
+// whose lease ran out as expired (in case the lease's revocation has not reached
 // the engine yet), deletes finished sessions and their timelines once
 // session_retention has passed since their last credential expired, drops
 // role index entries of sessions that are gone or dead, and prunes the
@@ -92,6 +93,9 @@ func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string,
 		return "", err
 	}
 	now := b.now()
+	if err := b.trimEvents(ctx, s, sess, cfg.MaxEvents); err != nil {
+		return "", err
+	}
 	if sess.State == trust.StateActive && sess.StateAt(now) == trust.StateExpired {
 		sess.Expire(now)
 		return "expired", b.finishSession(ctx, s, sess, now)

@@ -138,7 +138,8 @@ func (b *backend) forget(id string) {
 // or its use outgrew its reservations, the session record itself. A step
 // credential is usually just its event: the record is written once per
 // block of steps (see trust.Session.Reserve). Events older than the
-// engine's max_events are deleted as new ones arrive.
+// engine's max_events are no longer served at once, and deleted in bulk
+// by the periodic tidy (trimEvents), off the request path.
 func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Session, events []timeline.Event, force bool) (err error) {
 	// Whatever fails half-way, the copy in memory must not outlive what
 	// storage holds: drop it, so the next request reads storage.
@@ -164,11 +165,6 @@ func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Sessi
 		}
 		if err := putJSON(ctx, s, eventKey(sess.ID, e.Seq), e); err != nil {
 			return err
-		}
-		if e.Seq > limit {
-			if err := s.Delete(ctx, eventKey(sess.ID, e.Seq-limit)); err != nil {
-				return fmt.Errorf("dropping event %d of session %s: %w", e.Seq-limit, sess.ID, err)
-			}
 		}
 	}
 	b.remember(sess)
@@ -328,4 +324,21 @@ func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *tr
 		return nil
 	}
 	return putJSON(ctx, s, revocationsPath, &list)
+}
+
+// trimEvents deletes the events of a session that fell out of its
+// max_events window since the last trim, and records how far it got. The
+// session must be locked.
+func (b *backend) trimEvents(ctx context.Context, s logical.Storage, sess *trust.Session, maxEvents int) error {
+	target := droppedEvents(sess, maxEvents)
+	if target <= sess.EventsDropped {
+		return nil
+	}
+	for seq := sess.EventsDropped + 1; seq <= target; seq++ {
+		if err := s.Delete(ctx, eventKey(sess.ID, seq)); err != nil {
+			return fmt.Errorf("dropping event %d of session %s: %w", seq, sess.ID, err)
+		}
+	}
+	sess.EventsDropped = target
+	return b.save(ctx, s, sess, nil, true)
 }
