@@ -21,11 +21,13 @@ import (
 //	events/<id>/<seq>            a session's timeline, one event per entry
 //	revocations                  the revocation list
 //	keys/ring                    signing keys (seal-wrapped)
+//	wal/...                      Vault's write-ahead log entries of kills in progress
 //
-// Ending or revoking a session writes sessions/<id>, its closing event and
-// revocations, and deletes its role-sessions entry (and at most one event
-// beyond max_events): a constant number of operations, whatever the number
-// of credentials the session issued.
+// Issuing a step credential writes its event; the session record is
+// written once per reserved block of steps. Ending or revoking a session
+// writes a WAL entry, sessions/<id>, its closing event and revocations,
+// deletes its role-sessions entry and the WAL entry: a constant number of
+// operations, whatever the number of credentials the session issued.
 const (
 	rolesPrefix        = "roles/"
 	sessionsPrefix     = "sessions/"
