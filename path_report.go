@@ -93,18 +93,11 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 	}
 
 	now := b.now()
-	granted, err := scope.ParseSpaceSeparated(claims.Scope)
+	misuse, err := sess.JudgeUse(trust.ObservedUse{
+		Scope: claims.Scope, Expiry: time.Unix(claims.Expiry, 0), Action: action, Resource: resource,
+	}, now)
 	if err != nil {
-		return nil, fmt.Errorf("credential %s carries an invalid scope: %w", claims.ID, err)
-	}
-	var misuse string
-	switch {
-	case sess.StateAt(now) != trust.StateActive:
-		misuse = fmt.Sprintf("use of a credential of a session that is %s", sess.StateAt(now))
-	case now.Unix() >= claims.Expiry:
-		misuse = fmt.Sprintf("use of a credential that expired at %s", time.Unix(claims.Expiry, 0).UTC().Format(time.RFC3339))
-	case !granted.Match(action, resource):
-		misuse = fmt.Sprintf("%s on %s is outside the credential's scope %q", action, resource, claims.Scope)
+		return nil, fmt.Errorf("credential %s: %w", claims.ID, err)
 	}
 	reporter := callerID(req)
 	data := map[string]interface{}{

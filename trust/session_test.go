@@ -228,3 +228,27 @@ func TestReserveIsExactOnceFinished(t *testing.T) {
 	require.Equal(t, 3, s.StepsReserved)
 	require.Equal(t, uint64(5), s.EventSeqReserved)
 }
+
+func TestJudgeUse(t *testing.T) {
+	s := newSession(t, nil, IntentRequest{})
+	exp := t0.Add(time.Minute)
+	use := ObservedUse{Scope: "read:secrets/web/*", Expiry: exp, Action: "read", Resource: "secrets/web/tls"}
+	why, err := s.JudgeUse(use, t0)
+	require.NoError(t, err)
+	require.Empty(t, why, "in scope, live, active: not misuse")
+
+	out := use
+	out.Action = "write"
+	why, _ = s.JudgeUse(out, t0)
+	require.Contains(t, why, "outside the credential's scope")
+
+	why, _ = s.JudgeUse(use, exp)
+	require.Contains(t, why, "expired")
+
+	s.Revoke("test", t0)
+	why, _ = s.JudgeUse(use, t0)
+	require.Contains(t, why, "session that is revoked")
+
+	_, err = s.JudgeUse(ObservedUse{Scope: "not a scope", Expiry: exp}, t0)
+	require.Error(t, err)
+}
