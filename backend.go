@@ -75,6 +75,10 @@ type backend struct {
 	// events sends Vault events in the background.
 	events *eventQueue
 
+	// journal group-commits timeline events and compacts them into each
+	// session's timeline (see journal.go).
+	journal *journal
+
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -86,6 +90,7 @@ func newBackend() *backend {
 		now:          time.Now,
 		live:         map[string]*trust.Session{},
 	}
+	b.journal = newJournal(func(msg string, args ...interface{}) { b.Logger().Warn(msg, args...) })
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -150,6 +155,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 
 // clean runs when the mount is unmounted or the plugin shuts down.
 func (b *backend) clean(context.Context) {
+	b.journal.close()
 	b.events.close()
 }
 

@@ -13,8 +13,16 @@ import (
 // testBackend returns a backend mounted at agent/ on in-memory storage.
 func testBackend(t *testing.T) (*backend, logical.Storage) {
 	t.Helper()
+	s := &logical.InmemStorage{}
+	return newTestBackendOn(t, s), s
+}
+
+// newTestBackendOn returns a backend on existing storage: a restarted
+// plugin, or a node that just became active.
+func newTestBackendOn(t *testing.T, s logical.Storage) *backend {
+	t.Helper()
 	conf := logical.TestBackendConfig()
-	conf.StorageView = &logical.InmemStorage{}
+	conf.StorageView = s
 	conf.Logger = hclog.NewNullLogger()
 	conf.System = &logical.StaticSystemView{
 		DefaultLeaseTTLVal: 24 * time.Hour,
@@ -22,7 +30,9 @@ func testBackend(t *testing.T) (*backend, logical.Storage) {
 	}
 	raw, err := Factory(context.Background(), conf)
 	require.NoError(t, err)
-	return raw.(*backend), conf.StorageView
+	b := raw.(*backend)
+	t.Cleanup(func() { b.Cleanup(context.Background()) })
+	return b
 }
 
 // request sends one request to the backend the way Vault's router would.

@@ -25,6 +25,13 @@ func eventKinds(t *testing.T, b *backend, s logical.Storage, id string) []string
 	return kinds
 }
 
+// timelineEvents reads a session's whole timeline.
+func timelineEvents(t *testing.T, b *backend, s logical.Storage, id string) []map[string]interface{} {
+	t.Helper()
+	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil)
+	return resp.Data["events"].([]map[string]interface{})
+}
+
 func TestTimelineRecordsEveryDecision(t *testing.T) {
 	b, s := testBackend(t)
 	writeRole(t, b, s, "web", nil)
@@ -61,8 +68,9 @@ func TestTimelineRecordsEveryDecision(t *testing.T) {
 
 func TestTimelineIsBounded(t *testing.T) {
 	b, s := testBackend(t)
+	ctx := context.Background()
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"max_events": 5})
-	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 1000})
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 1000, "max_steps": 500})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	for i := 0; i < 10; i++ {
 		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
@@ -71,15 +79,26 @@ func TestTimelineIsBounded(t *testing.T) {
 	assert.Len(t, resp.Data["events"], 5)
 	assert.EqualValues(t, 6, resp.Data["dropped"])
 	assert.EqualValues(t, 11, resp.Data["last_seq"])
-	// The periodic tidy deletes dropped events in bulk, off the request
-	// path.
-	require.NoError(t, b.tidy(context.Background(), s))
-	keys, err := s.List(context.Background(), eventsPrefix+id+"/")
+
+	// The periodic tidy deletes whole chunks of dropped events, off the
+	// request path: after 200 events with 195 dropped, chunks 0-2
+	// (events 1-192) go, and chunk 3 stays.
+	for i := 10; i < 199; i++ {
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	}
+	require.NoError(t, b.tidy(ctx, s))
+	keys, err := s.List(ctx, eventsPrefix+id+"/")
 	require.NoError(t, err)
-	assert.Len(t, keys, 5, "dropped events are deleted from storage")
+	assert.Equal(t, []string{"000000000003"}, keys, "chunks of dropped events are deleted")
+	journal, err := s.List(ctx, journalPrefix)
+	require.NoError(t, err)
+	assert.Empty(t, journal, "the tidy compacts the journal")
 	resp = mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil)
-	assert.Len(t, resp.Data["events"], 5)
-	assert.EqualValues(t, 6, resp.Data["dropped"])
+	events := resp.Data["events"].([]map[string]interface{})
+	require.Len(t, events, 5)
+	assert.EqualValues(t, 196, events[0]["seq"])
+	assert.EqualValues(t, 200, events[4]["seq"])
+	assert.EqualValues(t, 195, resp.Data["dropped"])
 	graph := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/graph", nil)
 	assert.Equal(t, true, graph.Data["partial"])
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
-// periodic is called by Vault about once a minute. It deletes timeline
+// periodic is called by Vault about once a minute. It compacts the
+// timeline journal, deletes timeline
 // events that fell out of a session's max_events window, marks sessions
 // whose lease ran out as expired (in case the lease's revocation has not reached
 // the engine yet), deletes finished sessions and their timelines once
@@ -34,6 +35,12 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	cfg, err := b.loadConfig(ctx, s)
 	if err != nil {
+		return err
+	}
+	// Timeline events still in the journal (left by a crash, or by the
+	// node that was active before) reach their chunks before sessions are
+	// trimmed or deleted.
+	if err := b.journal.compact(ctx, s); err != nil {
 		return err
 	}
 	ids, err := s.List(ctx, sessionsPrefix)

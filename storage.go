@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -18,16 +19,20 @@ import (
 //	roles/<name>                 a role
 //	sessions/<id>                a session: state, intent, counters, violations
 //	role-sessions/<role>/<id>    index of a role's active sessions (empty entries)
-//	events/<id>/<seq>            a session's timeline, one event per entry
+//	journal/<writer>-<n>         timeline events of any sessions, group-committed,
+//	                             waiting to be compacted (see journal.go)
+//	events/<id>/<chunk>          a session's timeline, 64 events per entry
 //	revocations                  the revocation list
 //	keys/ring                    signing keys (seal-wrapped)
 //	wal/...                      Vault's write-ahead log entries of kills in progress
 //
-// Issuing a step credential writes its event; the session record is
+// Issuing a step credential writes its event into the journal, where the
+// events of concurrent requests share one write; the session record is
 // written once per reserved block of steps. Ending or revoking a session
-// writes a WAL entry, sessions/<id>, its closing event and revocations,
-// deletes its role-sessions entry and the WAL entry: a constant number of
-// operations, whatever the number of credentials the session issued.
+// writes a WAL entry, then sessions/<id> and its closing event together,
+// then revocations (and the role-sessions deletion) together, and deletes
+// the WAL entry after answering: a constant number of operations, whatever
+// the number of credentials the session issued.
 const (
 	rolesPrefix        = "roles/"
 	sessionsPrefix     = "sessions/"
@@ -138,10 +143,11 @@ func (b *backend) forget(id string) {
 
 // save persists a session's newly staged events and, when force is set
 // or its use outgrew its reservations, the session record itself. A step
-// credential is usually just its event: the record is written once per
-// block of steps (see trust.Session.Reserve). Events older than the
-// engine's max_events are no longer served at once, and deleted in bulk
-// by the periodic tidy (trimEvents), off the request path.
+// credential is usually just its event, group-committed with the events of
+// other requests (see journal.go): the record is written once per block of
+// steps (see trust.Session.Reserve). Events older than the engine's
+// max_events are no longer served, and deleted in bulk by the periodic
+// tidy (trimEvents), off the request path.
 func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Session, events []timeline.Event, force bool) (err error) {
 	// Whatever fails half-way, the copy in memory must not outlive what
 	// storage holds: drop it, so the next request reads storage.
@@ -154,20 +160,25 @@ func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Sessi
 	if err != nil {
 		return err
 	}
-	if force || sess.NeedsReservation() {
-		sess.Reserve()
-		if err := putSession(ctx, s, sess); err != nil {
-			return err
+	limit := uint64(cfg.MaxEvents)
+	keep := events[:0:0]
+	for _, e := range events {
+		if e.Seq+limit > sess.EventSeq {
+			keep = append(keep, e)
 		}
 	}
-	limit := uint64(cfg.MaxEvents)
-	for _, e := range events {
-		if e.Seq+limit <= sess.EventSeq {
-			continue // already beyond the window
-		}
-		if err := putJSON(ctx, s, eventKey(sess.ID, e.Seq), e); err != nil {
-			return err
-		}
+	// The events and the record are written at the same time; the request
+	// is answered once both are stored.
+	journaled := b.journal.append(s, sess.ID, keep)
+	if force || sess.NeedsReservation() {
+		sess.Reserve()
+		err = putSession(ctx, s, sess)
+	}
+	if jerr := <-journaled; err == nil {
+		err = jerr
+	}
+	if err != nil {
+		return err
 	}
 	b.remember(sess)
 	return nil
@@ -216,20 +227,40 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	// Only active sessions are kept in memory; a finished one is read from
 	// storage when it is asked about.
 	b.forget(sess.ID)
-	return framework.DeleteWAL(ctx, s, walID)
+	// The kill is complete: the WAL entry is removed after the answer. If
+	// that fails, the rollback manager finds nothing left to do and
+	// removes it.
+	b.journal.background(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), journalWriteTimeout)
+		defer cancel()
+		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
+			b.Logger().Debug("deleting a finished kill's WAL entry", "session_id", sess.ID, "error", err)
+		}
+	})
+	return nil
 }
 
 // completeFinish does what follows persisting a finished session: list it
 // in revocations (unless it merely expired) and drop it from its role's
-// index. Both steps are idempotent.
+// index, both at once. Both steps are idempotent.
 func (b *backend) completeFinish(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {
-	if sess.State != trust.StateExpired {
-		if err := b.addRevocation(ctx, s, sess, now); err != nil {
-			return err
+	unindexed := make(chan error, 1)
+	go func() {
+		err := s.Delete(ctx, roleSessionsPrefix+sess.Role+"/"+sess.ID)
+		if err != nil {
+			err = fmt.Errorf("deleting role index of session %s: %w", sess.ID, err)
 		}
+		unindexed <- err
+	}()
+	var err error
+	if sess.State != trust.StateExpired {
+		err = b.addRevocation(ctx, s, sess, now)
 	}
-	if err := s.Delete(ctx, roleSessionsPrefix+sess.Role+"/"+sess.ID); err != nil {
-		return fmt.Errorf("deleting role index of session %s: %w", sess.ID, err)
+	if ierr := <-unindexed; err == nil {
+		err = ierr
+	}
+	if err != nil {
+		return err
 	}
 	b.rates.Forget(sess.ID)
 	return nil
@@ -273,24 +304,33 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	return b.completeFinish(ctx, req.Storage, sess, at)
 }
 
-// eventKey is where event seq of a session is stored.
-func eventKey(session string, seq uint64) string {
-	return fmt.Sprintf("%s%s/%020d", eventsPrefix, session, seq)
-}
-
-// loadEvents reads a session's kept events after seq after, at most limit.
+// loadEvents reads a session's kept events after seq after, at most limit:
+// those compacted into its chunks and those still in the journal.
 func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, maxEvents int, after uint64, limit int) ([]timeline.Event, error) {
 	if dropped := droppedEvents(sess, maxEvents); after < dropped {
 		after = dropped
 	}
-	var out []timeline.Event
-	for seq := after + 1; seq <= sess.EventSeq && (limit <= 0 || len(out) < limit); seq++ {
-		var e timeline.Event
-		ok, err := getJSON(ctx, s, eventKey(sess.ID, seq), &e)
-		if err != nil {
+	if after >= sess.EventSeq {
+		return nil, nil
+	}
+	// The journal first: an entry compacted between the two reads is then
+	// found in the chunks.
+	pending, err := journalEvents(ctx, s, sess.ID)
+	if err != nil {
+		return nil, err
+	}
+	var events []timeline.Event
+	for c := chunkOf(after + 1); c <= chunkOf(sess.EventSeq); c++ {
+		var chunk []timeline.Event
+		if _, err := getCompressed(ctx, s, chunkKey(sess.ID, c), &chunk); err != nil {
 			return nil, err
 		}
-		if ok {
+		events = append(events, chunk...)
+	}
+	events = mergeEvents(events, pending)
+	out := events[:0]
+	for _, e := range events {
+		if e.Seq > after && e.Seq <= sess.EventSeq && (limit <= 0 || len(out) < limit) {
 			out = append(out, e)
 		}
 	}
@@ -300,19 +340,32 @@ func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, max
 // deleteSession removes a finished session and its whole timeline.
 func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *trust.Session) error {
 	b.forget(sess.ID)
-	keys, err := s.List(ctx, eventsPrefix+sess.ID+"/")
-	if err != nil {
+	if err := b.deleteChunks(ctx, s, sess.ID, func(uint64) bool { return true }); err != nil {
 		return err
-	}
-	for _, k := range keys {
-		if err := s.Delete(ctx, eventsPrefix+sess.ID+"/"+k); err != nil {
-			return err
-		}
 	}
 	if err := s.Delete(ctx, roleSessionsPrefix+sess.Role+"/"+sess.ID); err != nil {
 		return err
 	}
 	return s.Delete(ctx, sessionsPrefix+sess.ID)
+}
+
+// deleteChunks deletes the timeline chunks of a session that drop says to.
+func (b *backend) deleteChunks(ctx context.Context, s logical.Storage, id string, drop func(chunk uint64) bool) error {
+	b.journal.compactMu.Lock()
+	defer b.journal.compactMu.Unlock()
+	keys, err := s.List(ctx, eventsPrefix+id+"/")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		c, err := strconv.ParseUint(k, 10, 64)
+		if err != nil || drop(c) {
+			if err := s.Delete(ctx, eventsPrefix+id+"/"+k); err != nil {
+				return fmt.Errorf("deleting timeline of session %s: %w", id, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {
@@ -328,19 +381,18 @@ func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *tr
 	return putJSON(ctx, s, revocationsPath, &list)
 }
 
-// trimEvents deletes the events of a session that fell out of its
-// max_events window since the last trim, and records how far it got. The
+// trimEvents deletes the timeline chunks of a session whose events all
+// fell out of its max_events window, and records how far it got. The
 // session must be locked.
 func (b *backend) trimEvents(ctx context.Context, s logical.Storage, sess *trust.Session, maxEvents int) error {
-	target := droppedEvents(sess, maxEvents)
-	if target <= sess.EventsDropped {
+	// Chunks 0 .. whole-1 hold only dropped events.
+	whole := droppedEvents(sess, maxEvents) / chunkEvents
+	if whole*chunkEvents <= sess.EventsDropped {
 		return nil
 	}
-	for seq := sess.EventsDropped + 1; seq <= target; seq++ {
-		if err := s.Delete(ctx, eventKey(sess.ID, seq)); err != nil {
-			return fmt.Errorf("dropping event %d of session %s: %w", seq, sess.ID, err)
-		}
+	if err := b.deleteChunks(ctx, s, sess.ID, func(c uint64) bool { return c < whole }); err != nil {
+		return err
 	}
-	sess.EventsDropped = target
+	sess.EventsDropped = whole * chunkEvents
 	return b.save(ctx, s, sess, nil, true)
 }

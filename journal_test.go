@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
+)
+
+// slowStorage makes every journal write take a while, as a raft write
+// does, and counts them.
+type slowStorage struct {
+	logical.Storage
+	delay time.Duration
+	mu    sync.Mutex
+	puts  map[string]int // by first path segment
+}
+
+func (s *slowStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	prefix, _, _ := strings.Cut(e.Key, "/")
+	s.mu.Lock()
+	if s.puts == nil {
+		s.puts = map[string]int{}
+	}
+	s.puts[prefix]++
+	s.mu.Unlock()
+	if prefix == "journal" {
+		time.Sleep(s.delay)
+	}
+	return s.Storage.Put(ctx, e)
+}
+
+func (s *slowStorage) count(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.puts[prefix]
+}
+
+// TestJournalGroupCommitsConcurrentCredentials: credentials issued at the
+// same time into different sessions share journal writes, and every one of
+// them is in its session's timeline when its request returns.
+func TestJournalGroupCommitsConcurrentCredentials(t *testing.T) {
+	b, _ := testBackend(t)
+	s := &slowStorage{Storage: &logical.InmemStorage{}, delay: 5 * time.Millisecond}
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000, "max_steps": 1000})
+	const sessions, each = 8, 25
+	ids := make([]string, sessions)
+	for i := range ids {
+		ids[i], _ = startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	}
+	before := s.count("journal")
+
+	var wg sync.WaitGroup
+	issued := make([][]string, sessions)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < each; n++ {
+				resp, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+				if !assert.NoError(t, err) {
+					return
+				}
+				issued[i] = append(issued[i], resp.Data["credential_id"].(string))
+			}
+		}()
+	}
+	wg.Wait()
+
+	writes := s.count("journal") - before
+	assert.Less(t, writes, sessions*each/2, "%d credentials took %d journal writes: they must share them", sessions*each, writes)
+	for i, id := range ids {
+		var got []string
+		for _, e := range timelineEvents(t, b, s, id) {
+			if e["kind"] == string(timeline.CredentialIssued) {
+				got = append(got, e["credential"].(string))
+			}
+		}
+		assert.Equal(t, issued[i], got, "session %d's timeline holds its credentials, in order", i)
+	}
+}
+
+// TestJournalEntriesOfAnEarlierProcessAreKept: entries a crashed process
+// (or the node active before) left in the journal are read with the
+// timeline, and compacted by the next tidy.
+func TestJournalEntriesOfAnEarlierProcessAreKept(t *testing.T) {
+	ctx := context.Background()
+	first, s := testBackend(t)
+	first.journal.compactAt, first.journal.compactAfter = 1<<30, time.Hour
+	writeRole(t, first, s, "web", map[string]interface{}{"max_rate": 100000})
+	id, _ := startSession(t, first, s, agentA, map[string]interface{}{"role": "web"})
+	for i := 0; i < 70; i++ {
+		mustDo(t, first, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	}
+	pending, err := s.List(ctx, journalPrefix)
+	require.NoError(t, err)
+	require.Len(t, pending, 71, "one entry per request when requests do not overlap")
+
+	// A new process on the same storage: the first one's copy of the
+	// session in memory is gone.
+	second := newTestBackendOn(t, s)
+	events := timelineEvents(t, second, s, id)
+	require.Len(t, events, 71)
+	for i, e := range events {
+		assert.EqualValues(t, i+1, e["seq"])
+	}
+
+	require.NoError(t, second.tidy(ctx, s))
+	pending, err = s.List(ctx, journalPrefix)
+	require.NoError(t, err)
+	assert.Empty(t, pending, "the tidy compacts the journal")
+	chunks, err := s.List(ctx, eventsPrefix+id+"/")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"000000000000", "000000000001"}, chunks)
+	assert.Equal(t, events, timelineEvents(t, second, s, id), "compaction changes nothing a reader sees")
+
+	// Compacting what is already compacted changes nothing either.
+	require.NoError(t, mergeIntoChunks(ctx, s, id, []timeline.Event{{Seq: 3, Kind: timeline.CredentialIssued, Credential: "x"}}))
+	again := timelineEvents(t, second, s, id)
+	require.Len(t, again, 71)
+	assert.Equal(t, "x", again[2]["credential"])
+}
+
+// TestJournalCompactsInTheBackground: once enough entries wait, a
+// background compaction moves them into chunks.
+func TestJournalCompactsInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	b.journal.compactAt = 4
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	for i := 0; i < 9; i++ {
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	}
+	b.journal.settle()
+	pending, err := s.List(ctx, journalPrefix)
+	require.NoError(t, err)
+	assert.Less(t, len(pending), 4, "at most compactAt-1 entries are left waiting")
+	chunks, err := s.List(ctx, eventsPrefix+id+"/")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"000000000000"}, chunks)
+	assert.Len(t, timelineEvents(t, b, s, id), 10)
+
+	// The delay compacts the rest.
+	b.journal.mu.Lock()
+	b.journal.compactAfter = time.Millisecond
+	b.journal.mu.Unlock()
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	require.Eventually(t, func() bool {
+		pending, err := s.List(ctx, journalPrefix)
+		return err == nil && len(pending) == 0
+	}, 10*time.Second, 10*time.Millisecond)
+	assert.Len(t, timelineEvents(t, b, s, id), 11)
+}
+
+// TestJournalWriteFailureFailsTheRequest: a credential whose event could
+// not be stored is not issued, and the budget it reserved stays spent.
+func TestJournalWriteFailureFailsTheRequest(t *testing.T) {
+	b, _ := testBackend(t)
+	s := &failingStorage{Storage: &logical.InmemStorage{}, prefix: journalPrefix}
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	s.arm(true)
+	resp, err := issue(t, b, s, agentA, id, step)
+	require.Error(t, err)
+	assert.Nil(t, resp)
+	s.arm(false)
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	kinds := eventKinds(t, b, s, id)
+	assert.Equal(t, []string{"session_start", "credential_issued"}, kinds)
+}
+
+func TestMergeEvents(t *testing.T) {
+	ev := func(seq uint64, cred string) timeline.Event { return timeline.Event{Seq: seq, Credential: cred} }
+	got := mergeEvents([]timeline.Event{ev(1, "a"), ev(3, "c")}, []timeline.Event{ev(2, "b"), ev(3, "C"), ev(1, "A")})
+	assert.Equal(t, []timeline.Event{ev(1, "A"), ev(2, "b"), ev(3, "C")}, got)
+	assert.Empty(t, mergeEvents(nil, nil))
+}
+
+func BenchmarkJournalCompaction(b *testing.B) {
+	ctx := context.Background()
+	s := &logical.InmemStorage{}
+	j := newJournal(func(string, ...interface{}) {})
+	j.compactAt, j.compactAfter = 1<<30, time.Hour
+	defer j.close()
+	events := make([]timeline.Event, 16)
+	for b.Loop() {
+		for i := 0; i < 16; i++ {
+			for k := range events {
+				events[k] = timeline.Event{Seq: uint64(k + 1), Kind: timeline.CredentialIssued, Credential: fmt.Sprint(k)}
+			}
+			require.NoError(b, <-j.append(s, fmt.Sprintf("s%d", i), events))
+		}
+		require.NoError(b, j.compact(ctx, s))
+	}
+}
