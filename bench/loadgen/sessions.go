@@ -278,7 +278,8 @@ func (h *harness) rawWalk(ctx context.Context) (int64, int64, error) {
 
 // rawSize is the length of one stored value.
 func (h *harness) rawSize(ctx context.Context, path string) (int64, error) {
-	sec, err := h.root.Logical().ReadWithDataWithContext(ctx, path, map[string][]string{"encoding": {"base64"}})
+	// compressed=false: the value as stored, not decompressed by sys/raw.
+	sec, err := h.root.Logical().ReadWithDataWithContext(ctx, path, map[string][]string{"encoding": {"base64"}, "compressed": {"false"}})
 	if err != nil {
 		return 0, err
 	}
