@@ -42,6 +42,11 @@ const (
 	chunkEvents = 64
 	// journalBatchEvents bounds the events in one journal entry.
 	journalBatchEvents = 256
+	// journalWriters writes may be under way at once. A request that
+	// finds one under way starts another rather than waiting for it to
+	// end (the storage, raft, commits both together); beyond that,
+	// requests wait and share the next write.
+	journalWriters = 2
 	// compactEntries journal entries waiting start a compaction at once;
 	// fewer wait at most compactDelay.
 	compactEntries = 32
@@ -74,9 +79,11 @@ type journal struct {
 	// writer names this process's journal entries (journal/<writer>-<n>).
 	writer string
 	next   uint64
-	// queue holds the requests waiting for the next write.
-	queue   []journalWait
-	writing bool
+	// queue holds the requests waiting for the next write; writers is
+	// how many writes are under way, at most maxWriters (journalWriters).
+	queue      []journalWait
+	writers    int
+	maxWriters int
 	// inflight are the keys being written now: compaction leaves them
 	// alone until their write returns.
 	inflight map[string]bool
@@ -110,7 +117,7 @@ func newJournal(warn func(msg string, args ...interface{})) *journal {
 	}
 	return &journal{
 		writer: writer, inflight: map[string]bool{}, warn: warn,
-		compactAt: compactEntries, compactAfter: compactDelay,
+		compactAt: compactEntries, compactAfter: compactDelay, maxWriters: journalWriters,
 	}
 }
 
@@ -134,8 +141,8 @@ func (j *journal) append(s logical.Storage, session string, events []timeline.Ev
 		return done
 	}
 	j.queue = append(j.queue, w)
-	if !j.writing {
-		j.writing = true
+	if j.writers < j.maxWriters {
+		j.writers++
 		j.bg.Add(1)
 		go j.writeLoop(s)
 	}
@@ -143,14 +150,14 @@ func (j *journal) append(s logical.Storage, session string, events []timeline.Ev
 }
 
 // writeLoop writes everything queued, one entry per round, until the
-// queue is empty. Requests that arrive while a write is under way share
-// the next one.
+// queue is empty. Requests that arrive while maxWriters writes are under
+// way share the next one.
 func (j *journal) writeLoop(s logical.Storage) {
 	defer j.bg.Done()
 	for {
 		j.mu.Lock()
 		if len(j.queue) == 0 {
-			j.writing = false
+			j.writers--
 			j.mu.Unlock()
 			return
 		}
@@ -259,7 +266,7 @@ func (j *journal) settle() {
 	for {
 		j.bg.Wait()
 		j.mu.Lock()
-		idle := !j.writing && !j.compacting
+		idle := j.writers == 0 && !j.compacting
 		j.mu.Unlock()
 		if idle {
 			return
