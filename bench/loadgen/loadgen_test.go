@@ -17,6 +17,8 @@ func sampleResults() *Results {
 			{Name: "kv", Label: "kv-v2 write", PerSec: 240},
 			{Name: "lookup", Label: "token lookup-self", PerSec: 3500},
 			{Name: "token", Label: "auth/token/create", PerSec: 316},
+			{Name: "session-read", Label: "session read (plugin, authenticated)", PerSec: 2000},
+			{Name: "token-agent", Label: "auth/token/create (ordinary token)", PerSec: 300},
 		},
 		Ends:    []EndResult{{N: 100, MedianMs: 6, SamplesMs: []float64{6}}, {N: 10000, MedianMs: 7}, {N: 100000, MedianMs: 8}},
 		Revokes: []RevokeResult{{Children: 100, Ms: 900}, {Children: 2000, Ms: 16000}},
@@ -66,6 +68,55 @@ func TestVerdicts(t *testing.T) {
 	md := renderMarkdown(sampleResults(), "BENCHMARKS.svg")
 	if !strings.Contains(md, `Test CPU \| x`) || !strings.Contains(md, "![") {
 		t.Errorf("markdown is missing the CPU or the picture:\n%s", md)
+	}
+}
+
+func TestIssuanceComparisons(t *testing.T) {
+	r := sampleResults()
+	var names []string
+	for _, x := range displayOrder(r.Rates) {
+		names = append(names, x.Name)
+	}
+	if got, want := strings.Join(names, ","), "creds,token,token-agent,jwks,session-read,kv,lookup"; got != want {
+		t.Errorf("display order %s, want %s", got, want)
+	}
+
+	md := renderMarkdown(r, "")
+	for _, want := range []string{
+		"issued at **3.80×** the rate of `auth/token/create` as root",
+		"holds the default policy\n(300/s), the factor is **4.00×**",
+		"runs at 2,000/s; issuance runs at **60%** of that rate",
+		"cannot be faster than the read",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown is missing %q:\n%s", want, md)
+		}
+	}
+	// Met: the verdict compares with the root row only.
+	v := r.verdicts()[0]
+	if v.Met != "yes" || strings.Contains(v.Measured, "plugin read") {
+		t.Errorf("target 1: met %q, measured %q", v.Met, v.Measured)
+	}
+
+	// Not met: the share of the ceiling is added to what was measured.
+	r.rate("token").PerSec = 600
+	v = r.verdicts()[0]
+	if v.Met != "no" || v.Measured != "1,200/s vs 600/s = 2.00× (60% of an authenticated plugin read)" {
+		t.Errorf("target 1: met %q, measured %q", v.Met, v.Measured)
+	}
+
+	// Without the new rows (older results), neither sentence is written.
+	r = sampleResults()
+	r.Rates = r.Rates[:5]
+	md = renderMarkdown(r, "")
+	if strings.Contains(md, "ordinary token") || strings.Contains(md, "ceiling") {
+		t.Errorf("sentences about rows that were not measured:\n%s", md)
+	}
+	if !strings.Contains(md, "issued at **3.80×**") {
+		t.Errorf("the root comparison is missing:\n%s", md)
+	}
+	if v := r.verdicts()[0]; strings.Contains(v.Measured, "plugin read") {
+		t.Errorf("target 1 measured %q", v.Measured)
 	}
 }
 

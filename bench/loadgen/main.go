@@ -4,8 +4,10 @@
 // and concurrency for every scenario:
 //
 //   - rates:    step credentials issued per second (PUT agent/creds/<id>)
-//     beside auth/token/create, the engine's jwks read (the cheapest
-//     request through an external plugin), a kv-v2 write and token
+//     beside auth/token/create (as root, and by an ordinary token holding
+//     the default policy, like the agent), the engine's jwks read (the
+//     cheapest request through an external plugin), a session read as the
+//     agent (the cheapest authenticated one), a kv-v2 write and token
 //     lookup-self;
 //   - sessions: time to end a session after N issued credentials, with the
 //     storage growth per credential and the plugin's memory along the way;
@@ -137,7 +139,9 @@ func parseFlags() *config {
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per throughput scenario")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured time before each throughput scenario's window")
 	flag.StringVar(&scen, "scenarios", "all", "comma-separated: verify, rates, sessions, revoke (or all)")
-	flag.StringVar(&rates, "rates", "creds,creds-nd,jwks,kv,lookup,token", "throughput scenarios, in this order: creds, creds-nd (agent token without the default policy), jwks, kv, lookup, token")
+	flag.StringVar(&rates, "rates", "creds,creds-nd,token,token-agent,jwks,session-read,kv,lookup",
+		"throughput scenarios, run in this order: creds, creds-nd (agent token without the default policy), token (auth/token/create as root), "+
+			"token-agent (auth/token/create by a non-root token with the default policy), jwks, session-read (GET agent/sessions/<id> as the agent), kv, lookup")
 	flag.StringVar(&ends, "end-counts", "100,10000,100000", "credential counts after which a session is ended")
 	flag.IntVar(&c.maxCreds, "max-creds", 100000, "cap on every end count (scales the sessions scenario down for a quick run)")
 	flag.IntVar(&c.endReps, "end-reps", 5, "sessions ended per count (filled in parallel), while reps × count stays within -end-budget")
@@ -289,9 +293,9 @@ func run(ctx context.Context, cfg *config) (*Results, error) {
 	h.res = res
 	// Order: offline verification first, while Vault is idle; then the
 	// throughput scenarios (creds first, which also warms the plugin up
-	// before its memory is sampled; auth/token/create last, and its 60s
-	// tokens' expiry is waited out before anything is timed again); then
-	// the sessions and revoke-tree latencies.
+	// before its memory is sampled; after the auth/token/create scenarios
+	// the expiry of their 60s tokens is waited out before anything else is
+	// timed); then the sessions and revoke-tree latencies.
 	steps := []struct {
 		name string
 		fn   func(context.Context) error

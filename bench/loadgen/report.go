@@ -70,17 +70,42 @@ func renderMarkdown(r *Results, svgPath string) string {
 				mdEsc(x.Label), mdEsc(x.Request), num(x.PerSec), x.P50ms, x.P99ms, x.Errors, us(x.VaultCPUus), us(x.PluginCPUus), us(x.LoadgenCPUus), 100*x.Busy)
 		}
 		p("\n")
-		for _, x := range r.Rates {
+		errList := false
+		for _, x := range displayOrder(r.Rates) {
 			if x.FirstErr != "" {
 				p("- %s: first error: `%s`\n", x.Label, mdEsc(x.FirstErr))
+				errList = true
 			}
 		}
-		if c, t := r.rate("creds"), r.rate("token"); c != nil && t != nil && t.PerSec > 0 {
-			p("Step credentials are issued at **%.2f×** the rate of `auth/token/create`", c.PerSec/t.PerSec)
-			if j := r.rate("jwks"); j != nil && j.PerSec > 0 {
-				p(", and at %.0f%% of the rate of the plugin's cheapest request (`jwks`)", 100*c.PerSec/j.PerSec)
+		if errList {
+			p("\n") // end the list before the paragraphs
+		}
+		if c := r.rate("creds"); c != nil {
+			para := false
+			if t := r.rate("token"); t != nil && t.PerSec > 0 {
+				p("Step credentials are issued at **%.2f×** the rate of `auth/token/create` as root", c.PerSec/t.PerSec)
+				if j := r.rate("jwks"); j != nil && j.PerSec > 0 {
+					p(", and at %.0f%% of the rate of the plugin's cheapest request (`jwks`, unauthenticated)", 100*c.PerSec/j.PerSec)
+				}
+				p(".\n")
+				para = true
 			}
-			p(".\n\n")
+			if ta := r.rate("token-agent"); ta != nil && ta.PerSec > 0 {
+				p("Against `auth/token/create` called by an ordinary token that, like the agent's, holds the default policy\n")
+				p("(%s/s), the factor is **%.2f×**; the target is set against the root row.\n", num(ta.PerSec), c.PerSec/ta.PerSec)
+				para = true
+			}
+			if sr := r.rate("session-read"); sr != nil && sr.PerSec > 0 {
+				p("The cheapest authenticated request through the plugin, `GET agent/sessions/<session>` with the agent's token,\n")
+				p("runs at %s/s; issuance runs at **%.0f%%** of that rate. An issuance takes the same path as that read (Vault\n", num(sr.PerSec), 100*c.PerSec/sr.PerSec)
+				p("checks the token and its policies and passes the request to the plugin, which looks the session up) and then\n")
+				p("signs and records a credential, so it cannot be faster than the read: the percentage is how much of that\n")
+				p("ceiling the engine reaches.\n")
+				para = true
+			}
+			if para {
+				p("\n")
+			}
 		}
 		if c, nd := r.rate("creds"), r.rate("creds-nd"); c != nil && nd != nil && c.PerSec > 0 {
 			p("The same issuance with an agent token created with `no_default_policy=true` runs at %s/s (%+.0f%%): Vault\n", num(nd.PerSec), 100*(nd.PerSec/c.PerSec-1))
