@@ -61,8 +61,10 @@ type backend struct {
 	// for a role and its max_sessions count.
 	sessionLocks []*locksutil.LockEntry
 	roleLocks    []*locksutil.LockEntry
-	// revocationsLock serialises updates of the revocation list.
+	// revocationsLock guards revs, the revocation list as this node
+	// knows it (see revocations.go), and serialises its updates.
 	revocationsLock sync.Mutex
+	revs            revocations
 
 	// live holds the sessions this node has written, with their exact
 	// counters; storage holds reservations ahead of them (see getSession).
@@ -149,6 +151,9 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		// Another node wrote a session: the copy here is stale.
 		if id, ok := strings.CutPrefix(key, sessionsPrefix); ok {
 			b.forget(id)
+		}
+		if strings.HasPrefix(key, legacyRevocationsPath) {
+			b.forgetRevocations()
 		}
 	}
 }

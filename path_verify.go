@@ -85,20 +85,16 @@ func (b *backend) pathJWKSRead(ctx context.Context, req *logical.Request, _ *fra
 }
 
 func (b *backend) pathRevocationsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	var list trust.RevocationList
-	if _, err := getJSON(ctx, req.Storage, revocationsPath, &list); err != nil {
+	listed, version, err := b.listRevocations(ctx, req.Storage, b.now())
+	if err != nil {
 		return nil, err
 	}
-	now := b.now()
-	sessions := make([]map[string]interface{}, 0, len(list.Sessions))
-	for _, r := range list.Sessions {
-		if !r.Listed(now) {
-			continue // expired since the last write; pruned at the next
-		}
+	sessions := make([]map[string]interface{}, 0, len(listed))
+	for _, r := range listed {
 		sessions = append(sessions, map[string]interface{}{"id": r.ID, "revoked_at": r.RevokedAt, "exp": r.Exp})
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"version":  list.Version,
+		"version":  version,
 		"sessions": sessions,
 	}}, nil
 }

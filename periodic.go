@@ -75,14 +75,7 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 		}
 	}
 
-	b.revocationsLock.Lock()
-	var list trust.RevocationList
-	_, err = getJSON(ctx, s, revocationsPath, &list)
-	if err == nil && list.Prune(b.now()) {
-		err = putJSON(ctx, s, revocationsPath, &list)
-	}
-	b.revocationsLock.Unlock()
-	if err != nil {
+	if err := b.pruneRevocations(ctx, s, b.now()); err != nil {
 		return err
 	}
 	if expired+deleted > 0 {

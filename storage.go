@@ -22,7 +22,9 @@ import (
 //	journal/<writer>-<n>         timeline events of any sessions, group-committed,
 //	                             waiting to be compacted (see journal.go)
 //	events/<id>/<chunk>          a session's timeline, 64 events per entry
-//	revocations                  the revocation list
+//	revocations/<minute>         the revocation list, bucketed by the minute its
+//	                             sessions' last credentials expire (see revocations.go)
+//	revocations/version          the list's version at its last prune
 //	keys/ring                    signing keys (seal-wrapped)
 //	wal/...                      Vault's write-ahead log entries of kills in progress
 //
@@ -30,7 +32,7 @@ import (
 // events of concurrent requests share one write; the session record is
 // written once per reserved block of steps. Ending or revoking a session
 // writes a WAL entry, then sessions/<id> and its closing event together,
-// then revocations (and the role-sessions deletion) together, and deletes
+// then one revocations bucket (and the role-sessions deletion) together, and deletes
 // the WAL entry after answering: a constant number of operations, whatever
 // the number of credentials the session issued.
 const (
@@ -38,7 +40,6 @@ const (
 	sessionsPrefix     = "sessions/"
 	roleSessionsPrefix = "role-sessions/"
 	eventsPrefix       = "events/"
-	revocationsPath    = "revocations"
 	keyringPath        = keysStoragePrefix + "ring"
 )
 
@@ -366,19 +367,6 @@ func (b *backend) deleteChunks(ctx context.Context, s logical.Storage, id string
 		}
 	}
 	return nil
-}
-
-func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {
-	b.revocationsLock.Lock()
-	defer b.revocationsLock.Unlock()
-	var list trust.RevocationList
-	if _, err := getJSON(ctx, s, revocationsPath, &list); err != nil {
-		return err
-	}
-	if !list.Add(sess, now) {
-		return nil
-	}
-	return putJSON(ctx, s, revocationsPath, &list)
 }
 
 // trimEvents deletes the timeline chunks of a session whose events all

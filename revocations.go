@@ -1,0 +1,177 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+// The revocation list is stored in buckets, one per minute in which the
+// last credentials of its sessions expire (revocations/<minute>), so that
+// no storage entry grows with the number of kills: adding a session
+// rewrites one bucket, and pruning deletes whole buckets once their minute
+// plus trust.RevocationGrace has passed.
+//
+// The list's version grows with every change: each bucket records the
+// version it was written at, revocations/version the version of the last
+// prune, and the list's version is the largest of them. The active node
+// keeps the whole list in memory, so that polling resource servers cost no
+// storage reads.
+const (
+	revocationsPrefix     = "revocations/"
+	revocationsVersionKey = revocationsPrefix + "version"
+	// legacyRevocationsPath is where versions before the buckets kept the
+	// whole list in one entry; it is read as one more bucket, and deleted
+	// by the tidy once empty.
+	legacyRevocationsPath = "revocations"
+)
+
+// revocations is the in-memory copy of the list. The backend's
+// revocationsLock guards it.
+type revocations struct {
+	loaded  bool
+	version uint64
+	// buckets by storage key.
+	buckets map[string]*trust.RevocationList
+}
+
+// bucketKey is the bucket of a session whose credentials all expire by exp.
+func bucketKey(exp time.Time) string {
+	return fmt.Sprintf("%s%012d", revocationsPrefix, exp.Unix()/60)
+}
+
+// loadRevocations fills the in-memory copy from storage, once.
+// revocationsLock must be held.
+func (b *backend) loadRevocations(ctx context.Context, s logical.Storage) (*revocations, error) {
+	if b.revs.loaded {
+		return &b.revs, nil
+	}
+	r := revocations{buckets: map[string]*trust.RevocationList{}}
+	keys, err := s.List(ctx, revocationsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing revocations: %w", err)
+	}
+	for _, k := range append(keys, "") {
+		key := revocationsPrefix + k
+		if k == "" {
+			key = legacyRevocationsPath
+		}
+		var list trust.RevocationList
+		ok, err := getJSON(ctx, s, key, &list)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		r.version = max(r.version, list.Version)
+		if key != revocationsVersionKey {
+			r.buckets[key] = &list
+		}
+	}
+	r.loaded = true
+	b.revs = r
+	return &b.revs, nil
+}
+
+// forgetRevocations drops the in-memory copy: another node changed the
+// list.
+func (b *backend) forgetRevocations() {
+	b.revocationsLock.Lock()
+	b.revs = revocations{}
+	b.revocationsLock.Unlock()
+}
+
+// addRevocation lists a finished session until its last credential has
+// expired, by rewriting one bucket. Listing it again changes nothing.
+func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {
+	b.revocationsLock.Lock()
+	defer b.revocationsLock.Unlock()
+	r, err := b.loadRevocations(ctx, s)
+	if err != nil {
+		return err
+	}
+	key := bucketKey(sess.TokensValidUntil())
+	bucket := &trust.RevocationList{}
+	if have := r.buckets[key]; have != nil {
+		bucket.Sessions = slices.Clone(have.Sessions)
+	}
+	if !bucket.Add(sess, now) {
+		return nil
+	}
+	bucket.Version = r.version + 1
+	if err := putJSON(ctx, s, key, bucket); err != nil {
+		// Storage may or may not hold it: read it again next time.
+		b.revs = revocations{}
+		return err
+	}
+	r.buckets[key] = bucket
+	r.version = bucket.Version
+	return nil
+}
+
+// listRevocations returns the sessions to serve at now, oldest revocation
+// first, and the list's version.
+func (b *backend) listRevocations(ctx context.Context, s logical.Storage, now time.Time) ([]trust.Revoked, uint64, error) {
+	b.revocationsLock.Lock()
+	defer b.revocationsLock.Unlock()
+	r, err := b.loadRevocations(ctx, s)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []trust.Revoked
+	for _, bucket := range r.buckets {
+		for _, e := range bucket.Sessions {
+			if e.Listed(now) {
+				out = append(out, e)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b trust.Revoked) int {
+		return cmp.Or(cmp.Compare(a.RevokedAt, b.RevokedAt), strings.Compare(a.ID, b.ID))
+	})
+	return out, r.version, nil
+}
+
+// pruneRevocations deletes the buckets whose every entry has expired past
+// its grace. The version is raised first, so that it grows with the change
+// even on a node that reads the list afresh.
+func (b *backend) pruneRevocations(ctx context.Context, s logical.Storage, now time.Time) error {
+	b.revocationsLock.Lock()
+	defer b.revocationsLock.Unlock()
+	r, err := b.loadRevocations(ctx, s)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for key, bucket := range r.buckets {
+		if !slices.ContainsFunc(bucket.Sessions, func(e trust.Revoked) bool { return e.Listed(now) }) {
+			gone = append(gone, key)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	slices.Sort(gone)
+	next := r.version + 1
+	if err := putJSON(ctx, s, revocationsVersionKey, &trust.RevocationList{Version: next}); err != nil {
+		b.revs = revocations{}
+		return err
+	}
+	r.version = next
+	for _, key := range gone {
+		if err := s.Delete(ctx, key); err != nil {
+			b.revs = revocations{}
+			return fmt.Errorf("pruning revocations: %w", err)
+		}
+		delete(r.buckets, key)
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+// endedSession is a session ended at now whose last credential expires
+// at exp.
+func endedSession(id string, now, exp time.Time) *trust.Session {
+	return &trust.Session{ID: id, State: trust.StateEnded, EndedAt: now, ExpiresAt: exp,
+		Intent: trust.Intent{StepMaxTTL: exp.Sub(now)}}
+}
+
+func revocationIDs(t *testing.T, b *backend, s logical.Storage, now time.Time) ([]string, uint64) {
+	t.Helper()
+	listed, version, err := b.listRevocations(context.Background(), s, now)
+	require.NoError(t, err)
+	ids := []string{}
+	for _, r := range listed {
+		ids = append(ids, r.ID)
+	}
+	return ids, version
+}
+
+// TestRevocationsAreBucketedByExpiry: no storage entry grows with the
+// number of kills; each minute of expiry has its own bucket, pruned whole.
+func TestRevocationsAreBucketedByExpiry(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var want []string
+	for i := 0; i < 300; i++ {
+		id := fmt.Sprintf("s%03d", i)
+		at := now.Add(time.Duration(i) * time.Second)
+		// Expiries spread over 10 minutes: 10 buckets.
+		require.NoError(t, b.addRevocation(ctx, s, endedSession(id, at, now.Add(time.Duration(i%10)*time.Minute+5*time.Minute)), at))
+		want = append(want, id)
+	}
+	keys, err := s.List(ctx, revocationsPrefix)
+	require.NoError(t, err)
+	assert.Len(t, keys, 10)
+	for _, k := range keys {
+		e, err := s.Get(ctx, revocationsPrefix+k)
+		require.NoError(t, err)
+		assert.Less(t, len(e.Value), 3000, "a bucket holds one minute's kills")
+	}
+
+	ids, v300 := revocationIDs(t, b, s, now)
+	assert.Equal(t, want, ids, "served oldest revocation first")
+	assert.EqualValues(t, 300, v300, "the version grows with every change")
+
+	// Listing a session again changes nothing.
+	require.NoError(t, b.addRevocation(ctx, s, endedSession("s000", now, now.Add(5*time.Minute)), now))
+	_, v := revocationIDs(t, b, s, now)
+	assert.Equal(t, v300, v)
+
+	// A node that reads storage afresh sees the same list and version.
+	other := newTestBackendOn(t, s)
+	ids, v = revocationIDs(t, other, s, now)
+	assert.Equal(t, want, ids)
+	assert.Equal(t, v300, v)
+
+	// Eight minutes on, the sessions expiring at minutes 5, 6 and 7 are
+	// past their grace minute: their buckets are deleted, and the version
+	// grows, also for a node that reads afresh.
+	later := now.Add(7*time.Minute + trust.RevocationGrace + time.Second)
+	require.NoError(t, b.pruneRevocations(ctx, s, later))
+	keys, err = s.List(ctx, revocationsPrefix)
+	require.NoError(t, err)
+	assert.Len(t, keys, 7+1, "7 buckets and the version")
+	ids, v = revocationIDs(t, b, s, later)
+	assert.Len(t, ids, 210)
+	assert.Greater(t, v, v300)
+	fresh := newTestBackendOn(t, s)
+	_, fv := revocationIDs(t, fresh, s, later)
+	assert.Equal(t, v, fv)
+
+	// Adding after a prune goes on from there.
+	require.NoError(t, b.addRevocation(ctx, s, endedSession("new", later, later.Add(time.Minute)), later))
+	_, v2 := revocationIDs(t, b, s, later)
+	assert.Equal(t, v+1, v2)
+}
+
+// TestLegacyRevocationListIsRead: the single entry earlier versions wrote
+// is served, and pruned once it has expired.
+func TestLegacyRevocationListIsRead(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	legacy := trust.RevocationList{Version: 7, Sessions: []trust.Revoked{{ID: "old", RevokedAt: now.Unix(), Exp: now.Add(time.Minute).Unix()}}}
+	require.NoError(t, putJSON(ctx, s, legacyRevocationsPath, &legacy))
+
+	ids, v := revocationIDs(t, b, s, now)
+	assert.Equal(t, []string{"old"}, ids)
+	assert.EqualValues(t, 7, v)
+	require.NoError(t, b.addRevocation(ctx, s, endedSession("new", now, now.Add(10*time.Minute)), now))
+	ids, v = revocationIDs(t, b, s, now)
+	assert.Equal(t, []string{"new", "old"}, ids)
+	assert.EqualValues(t, 8, v)
+
+	later := now.Add(3 * time.Minute)
+	require.NoError(t, b.pruneRevocations(ctx, s, later))
+	e, err := s.Get(ctx, legacyRevocationsPath)
+	require.NoError(t, err)
+	assert.Nil(t, e, "the legacy entry is deleted once every session in it has expired")
+	ids, _ = revocationIDs(t, b, s, later)
+	assert.Equal(t, []string{"new"}, ids)
+}
+
+// TestRevocationsReadAfterAnotherNodeWrites: a node drops its copy of the
+// list when Vault says another node changed it.
+func TestRevocationsReadAfterAnotherNodeWrites(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	active, s := testBackend(t)
+	standby := newTestBackendOn(t, s)
+	ids, _ := revocationIDs(t, standby, s, now)
+	assert.Empty(t, ids)
+	require.NoError(t, active.addRevocation(ctx, s, endedSession("x", now, now.Add(time.Minute)), now))
+	standby.invalidate(ctx, bucketKey(now.Add(time.Minute)))
+	ids, _ = revocationIDs(t, standby, s, now)
+	assert.Equal(t, []string{"x"}, ids)
+}
