@@ -49,7 +49,10 @@ func (s *slowStorage) count(prefix string) int {
 // them is in its session's timeline when its request returns.
 func TestJournalGroupCommitsConcurrentCredentials(t *testing.T) {
 	b, _ := testBackend(t)
-	s := &slowStorage{Storage: &logical.InmemStorage{}, delay: 5 * time.Millisecond}
+	// One write at a time, so that the sharing does not depend on how
+	// the two writers' rounds interleave.
+	b.journal.maxWriters = 1
+	s := &slowStorage{Storage: &logical.InmemStorage{}, delay: 20 * time.Millisecond}
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000, "max_steps": 1000})
 	const sessions, each = 8, 25
 	ids := make([]string, sessions)
@@ -76,7 +79,8 @@ func TestJournalGroupCommitsConcurrentCredentials(t *testing.T) {
 	wg.Wait()
 
 	writes := s.count("journal") - before
-	assert.Less(t, writes, sessions*each/2, "%d credentials took %d journal writes: they must share them", sessions*each, writes)
+	t.Logf("%d credentials in %d sessions took %d journal writes", sessions*each, sessions, writes)
+	assert.Less(t, writes, sessions*each/3, "%d credentials took %d journal writes: they must share them", sessions*each, writes)
 	for i, id := range ids {
 		var got []string
 		for _, e := range timelineEvents(t, b, s, id) {

@@ -168,15 +168,26 @@ func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Sessi
 			keep = append(keep, e)
 		}
 	}
-	// The events and the record are written at the same time; the request
-	// is answered once both are stored.
-	journaled := b.journal.append(s, sess.ID, keep)
-	if force || sess.NeedsReservation() {
+	// When the stored reservation already numbers these events, they and
+	// the record are written at the same time. Otherwise the record goes
+	// first: no event may reach storage with a number that a restart
+	// could hand out again.
+	covered := !sess.NeedsReservation()
+	var journaled <-chan error
+	if covered {
+		journaled = b.journal.append(s, sess.ID, keep)
+	}
+	if force || !covered {
 		sess.Reserve()
 		err = putSession(ctx, s, sess)
 	}
-	if jerr := <-journaled; err == nil {
-		err = jerr
+	if !covered && err == nil {
+		journaled = b.journal.append(s, sess.ID, keep)
+	}
+	if journaled != nil {
+		if jerr := <-journaled; err == nil {
+			err = jerr
+		}
 	}
 	if err != nil {
 		return err
