@@ -1,6 +1,7 @@
 package token
 
 import (
+	"encoding/base64"
 	"errors"
 	"reflect"
 	"strings"
@@ -15,7 +16,9 @@ var sentinels = []error{ErrMalformed, ErrUnknownKey, ErrAlgorithm, ErrSignature,
 // panic, every failure must carry a sentinel error, and the only inputs
 // that may verify are the genuine tokens minted here: for Ed25519 the exact
 // string (signatures are deterministic and encodings canonical), for ES256
-// any signature over a genuine header and payload.
+// any signature over a genuine header and payload. Accepted tokens must
+// round-trip through Mint, and Verify must accept nothing that the previous,
+// go-jose based verifier refused (compareWithReference).
 func FuzzVerify(f *testing.F) {
 	ed, es := fixedKey(f, AlgEdDSA), fixedKey(f, AlgES256)
 	lookup := StaticKeys(ed.Public(), es.Public())
@@ -40,9 +43,19 @@ func FuzzVerify(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	for _, tc := range strictCases(f) {
+		if tc.want != nil { // the others are validly signed by the test keys
+			f.Add(tc.tok)
+		}
+	}
 
 	f.Fuzz(func(t *testing.T, s string) {
 		_, _ = PeekKeyID(s)
+		var hb []byte // the header, for compareWithReference, when it decodes
+		if i := strings.IndexByte(s, '.'); i > 0 {
+			hb, _ = base64.RawURLEncoding.DecodeString(s[:i])
+		}
+		compareWithReference(t, s, hb, lookup)
 		c, err := Verify(s, lookup, testOpts())
 		if err != nil {
 			if c != nil {
@@ -61,6 +74,11 @@ func FuzzVerify(f *testing.F) {
 		}
 		if !reflect.DeepEqual(c, want) {
 			t.Fatalf("claims differ: %+v", c)
+		}
+		if s == edTok {
+			assertRoundTrip(t, ed, s, c, lookup)
+		} else {
+			assertRoundTrip(t, es, s, c, lookup)
 		}
 	})
 }

@@ -7,16 +7,18 @@
 // exactly three members: "alg", "kid" and "typ" (always [Type]). The
 // payload is a [Claims] value.
 //
-// JWS signing, parsing and signature verification are done by go-jose
-// (github.com/go-jose/go-jose/v4); this package adds strict checks around
-// it. [Verify] accepts only the compact serialisation in canonical
-// base64url with one signature, only the algorithms in its allow-list, and
-// only when the header algorithm equals the algorithm bound to the key
-// named by "kid"; the algorithm is never taken from the token alone. The
-// claims are decoded only after the signature has been checked.
-// Failures are reported with sentinel errors (see [ErrMalformed] and the
-// others) that work with errors.Is; error messages never contain the token
-// or key material.
+// Tokens are signed with go-jose (github.com/go-jose/go-jose/v4), which
+// also handles the JSON Web Keys. [Verify] does not use go-jose's JWS
+// parser: it parses the compact serialisation itself, strictly, and checks
+// the signature with crypto/ed25519 or crypto/ecdsa over the exact bytes
+// received (jws.go says why and what is accepted). It accepts only three
+// segments of canonical base64url, only the algorithms in its allow-list,
+// and only when the header algorithm equals the algorithm bound to the key
+// named by "kid"; the algorithm is never taken from the token alone, and
+// the key never comes from the token. The claims are decoded only after
+// the signature has been checked. Failures are reported with sentinel
+// errors (see [ErrMalformed] and the others) that work with errors.Is;
+// error messages never contain the token or key material.
 //
 // Signing keys are handled by [Key] (private, for the issuer) and
 // [PublicKey] (for verifiers), and are exchanged as JSON Web Keys
@@ -92,7 +94,10 @@ var (
 	ErrClaims = errors.New("token: invalid claims")
 )
 
-// Claims is the payload of a step credential.
+// Claims is the payload of a step credential. (Verify reads the JSON that
+// Mint writes for it without reflection: a member added here must be added
+// to mintedClaims too, or Verify falls back to encoding/json and
+// TestMintedClaims fails.)
 type Claims struct {
 	// Issuer ("iss") identifies the engine that minted the credential.
 	Issuer string `json:"iss"`
@@ -209,26 +214,18 @@ func checkRequired(c *Claims) error {
 // supportedAlgorithms are the only JWS algorithms this package signs or
 // verifies with; it is also the allow-list Verify uses when
 // VerifyOptions.Algorithms is empty.
-var supportedAlgorithms = []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256}
+var supportedAlgorithms = []string{AlgEdDSA, AlgES256}
 
-// allowedAlgorithms returns the allow-list handed to go-jose: the supported
-// algorithms named in names, or all of them when names is empty. Names
-// outside supportedAlgorithms are dropped, so they never verify.
-func allowedAlgorithms(names []string) []jose.SignatureAlgorithm {
-	if len(names) == 0 {
-		return supportedAlgorithms
-	}
-	out := make([]jose.SignatureAlgorithm, 0, len(supportedAlgorithms))
-	for _, a := range supportedAlgorithms {
-		if slices.Contains(names, string(a)) {
-			out = append(out, a)
-		}
-	}
-	return out
+// algorithmAllowed reports whether alg is a supported algorithm named in
+// names, or any supported algorithm when names is empty. Names outside
+// supportedAlgorithms never verify.
+func algorithmAllowed(alg string, names []string) bool {
+	return slices.Contains(supportedAlgorithms, alg) && (len(names) == 0 || slices.Contains(names, alg))
 }
 
-// b64 is the strict (canonical) unpadded base64url decoder; see canonical
-// and ValidThumbprint.
+// b64 is the strict (canonical) unpadded base64url decoder: it refuses
+// padding and non-zero trailing bits, so each byte string has one encoding.
+// It skips CR and LF, which split and ValidThumbprint refuse beforehand.
 var b64 = base64.RawURLEncoding.Strict()
 
 // Mint signs c with k and returns the compact serialisation. The header is
@@ -335,162 +332,80 @@ func StaticKeys(keys ...PublicKey) KeyLookup {
 	}
 }
 
-// split checks the outer shape of a compact JWS before go-jose sees it and
-// returns the positions of its two dots. Only the base64url alphabet and
-// exactly two dots are allowed, which also rules out the JSON
-// serialisation and whitespace (which go-jose's lenient decoder would
-// skip).
-func split(raw string) (dot1, dot2 int, err error) {
-	if len(raw) > MaxTokenSize {
-		return 0, 0, ErrTooLarge
-	}
-	if raw == "" {
-		return 0, 0, fmt.Errorf("%w: empty", ErrMalformed)
-	}
-	dot1, dot2 = -1, -1
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		case c == '.':
-			switch {
-			case dot1 < 0:
-				dot1 = i
-			case dot2 < 0:
-				dot2 = i
-			default:
-				return 0, 0, fmt.Errorf("%w: not a compact JWS (too many parts)", ErrMalformed)
-			}
-		default:
-			return 0, 0, fmt.Errorf("%w: not a compact JWS (invalid character)", ErrMalformed)
-		}
-	}
-	if dot2 < 0 {
-		return 0, 0, fmt.Errorf("%w: not a compact JWS (too few parts)", ErrMalformed)
-	}
-	return dot1, dot2, nil
-}
-
-// canonical reports whether seg, which split has confirmed holds only
-// base64url characters, is the canonical unpadded encoding of its bytes.
-// go-jose decodes leniently and verifies a re-encoding of what it decoded,
-// so without this check one signed token would have several accepted
-// spellings. Only the final, partial quantum can be non-canonical (or
-// impossible, with one character left over), so only it is decoded.
-func canonical(seg string) bool {
-	tail := seg[len(seg)&^3:]
-	if tail == "" {
-		return true
-	}
-	var buf [3]byte
-	_, err := b64.Decode(buf[:], []byte(tail))
-	return err == nil
-}
-
-// parseCompact parses raw as a compact JWS with go-jose, accepting only the
-// algorithms in algs, and returns it with its protected header. It enforces
-// the size limit and strict encoding first, and maps every go-jose error to
-// a sentinel without quoting it (go-jose messages can contain header
-// content).
-func parseCompact(raw string, algs []jose.SignatureAlgorithm) (*jose.JSONWebSignature, *jose.Header, error) {
-	dot1, dot2, err := split(raw)
-	if err != nil {
-		return nil, nil, err
-	}
-	if dot1 == 0 {
-		return nil, nil, fmt.Errorf("%w: empty header", ErrMalformed)
-	}
-	if !canonical(raw[:dot1]) {
-		return nil, nil, fmt.Errorf("%w: header is not canonical base64url", ErrMalformed)
-	}
-	if !canonical(raw[dot1+1 : dot2]) {
-		return nil, nil, fmt.Errorf("%w: payload is not canonical base64url", ErrMalformed)
-	}
-	if !canonical(raw[dot2+1:]) {
-		return nil, nil, fmt.Errorf("%w: signature is not canonical base64url", ErrMalformed)
-	}
-	if len(algs) == 0 {
-		return nil, nil, fmt.Errorf("%w: no supported algorithm allowed", ErrAlgorithm)
-	}
-	jws, err := jose.ParseSignedCompact(raw, algs)
-	if err != nil {
-		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
-		}
-		return nil, nil, fmt.Errorf("%w: header is not a valid JWS header", ErrMalformed)
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, nil, fmt.Errorf("%w: not exactly one signature", ErrMalformed)
-	}
-	return jws, &jws.Signatures[0].Protected, nil
-}
-
 // PeekKeyID returns the "kid" header of raw without verifying anything
 // else. Use it only to pick or prefetch keys, never to trust the token.
 // It parses exactly as Verify does, so it fails (with ErrAlgorithm) for a
 // header algorithm this package never verifies.
 func PeekKeyID(raw string) (string, error) {
-	_, h, err := parseCompact(raw, supportedAlgorithms)
+	jws, err := parseCompact(raw)
 	if err != nil {
 		return "", err
 	}
-	if h.KeyID == "" {
+	if !algorithmAllowed(jws.header.Alg, nil) {
+		return "", fmt.Errorf("%w: header alg not supported", ErrAlgorithm)
+	}
+	if jws.header.Kid == "" {
 		return "", fmt.Errorf("%w: missing kid", ErrMalformed)
 	}
-	return h.KeyID, nil
+	return jws.header.Kid, nil
 }
 
 // Verify checks raw and returns its claims. In order, it rejects: inputs
 // over MaxTokenSize (ErrTooLarge); anything but a three-part compact JWS
-// in canonical base64url (ErrMalformed); a header algorithm outside the
-// allow-list (ErrAlgorithm); a header that is not a JSON object of valid
-// JWS members (ErrMalformed); a "crit" or "b64" header (ErrMalformed); a
-// "typ" other than Type (ErrType); a missing "kid" (ErrMalformed); a "kid"
-// that lookup does not know (ErrUnknownKey); a header algorithm different
-// from the key's, or a key whose Go type does not fit its algorithm
-// (ErrAlgorithm); a bad signature (ErrSignature); an undecodable payload
-// (ErrMalformed); missing required claims (ErrClaims); a wrong issuer or
-// audience (ErrIssuer, ErrAudience); and expiry, "nbf" or "iat" outside the
-// leeway (ErrExpired, ErrNotYetValid). Verify is safe for concurrent use.
+// in canonical base64url (ErrMalformed); a header that is not a JSON
+// object, has a duplicate member, or has a non-string "alg", "kid" or
+// "typ" (ErrMalformed); a header algorithm outside the allow-list
+// (ErrAlgorithm); a "crit", "b64", "jwk", "jku", "x5u", "x5c", "x5t" or
+// "x5t#S256" header (ErrMalformed); a "typ" other than Type (ErrType); a
+// missing "kid" (ErrMalformed); a "kid" that lookup does not know
+// (ErrUnknownKey); a header algorithm different from the key's, or a key
+// whose Go type does not fit its algorithm (ErrAlgorithm); a bad signature
+// (ErrSignature); an undecodable payload (ErrMalformed); missing required
+// claims (ErrClaims); a wrong issuer or audience (ErrIssuer, ErrAudience);
+// and expiry, "nbf" or "iat" outside the leeway (ErrExpired,
+// ErrNotYetValid). Every call checks the signature: nothing is cached.
+// Verify is safe for concurrent use.
 func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
-	jws, h, err := parseCompact(raw, allowedAlgorithms(opts.Algorithms))
+	jws, err := parseCompact(raw)
 	if err != nil {
 		return nil, err
 	}
-	// RFC 7515 allows no other critical extension here; "b64" (RFC 7797)
-	// would change what is signed, so it is refused even outside "crit".
-	if _, ok := h.ExtraHeaders["crit"]; ok {
-		return nil, fmt.Errorf("%w: crit header not supported", ErrMalformed)
+	h := jws.header
+	if !algorithmAllowed(h.Alg, opts.Algorithms) {
+		return nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
 	}
-	if _, ok := h.ExtraHeaders["b64"]; ok {
-		return nil, fmt.Errorf("%w: b64 header not supported", ErrMalformed)
+	// RFC 7515 allows no critical extension here, "b64" (RFC 7797) would
+	// change what is signed, and the key never comes from the token.
+	if name := h.refused(); name != "" {
+		return nil, fmt.Errorf("%w: %s header not supported", ErrMalformed, name)
 	}
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != Type {
+	if h.Typ != Type {
 		return nil, fmt.Errorf("%w: typ must be %q", ErrType, Type)
 	}
-	if h.KeyID == "" {
+	if h.Kid == "" {
 		return nil, fmt.Errorf("%w: missing kid", ErrMalformed)
 	}
 	if lookup == nil {
 		return nil, fmt.Errorf("%w: no key lookup", ErrUnknownKey)
 	}
-	pk, ok := lookup(h.KeyID)
+	pk, ok := lookup(h.Kid)
 	if !ok {
 		return nil, ErrUnknownKey
 	}
-	if pk.Algorithm != h.Algorithm {
+	if pk.Algorithm != h.Alg {
 		return nil, fmt.Errorf("%w: header alg does not match key", ErrAlgorithm)
 	}
 	if !keyFitsAlgorithm(pk.Algorithm, pk.Key) {
 		return nil, fmt.Errorf("%w: key does not fit its algorithm", ErrAlgorithm)
 	}
-	payload, err := jws.Verify(pk.Key)
-	if err != nil {
+	// The algorithm is the key's own (equal to the header's, checked above).
+	if !validSignature(pk.Algorithm, pk.Key, jws.signingInput, jws.signature) {
 		return nil, ErrSignature
 	}
-	c := new(Claims)
-	if err := json.Unmarshal(payload, c); err != nil {
-		return nil, fmt.Errorf("%w: payload is not a valid claims object", ErrMalformed)
+	// Only now, with the signature checked, is the payload looked at.
+	c, err := decodeClaims(jws.payload)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkRequired(c); err != nil {
 		return nil, err
@@ -533,8 +448,9 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 
 // keyFitsAlgorithm reports whether pub is a usable public key for alg: a
 // 32-byte ed25519.PublicKey for EdDSA, a complete P-256 *ecdsa.PublicKey
-// for ES256. It guards go-jose, which would otherwise report a misfit as a
-// bad signature or, for a short Ed25519 key, panic.
+// for ES256. Verify uses it to report a misfit as ErrAlgorithm rather than
+// as a bad signature, and Mint to refuse a key that cannot sign for its
+// algorithm.
 func keyFitsAlgorithm(alg string, pub crypto.PublicKey) bool {
 	switch alg {
 	case AlgEdDSA:

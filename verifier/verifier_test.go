@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"net"
 	"net/http"
@@ -708,4 +709,45 @@ func TestMethodActionAndBearerToken(t *testing.T) {
 		assert.Equal(t, want, BearerToken(r), "%q", header)
 	}
 	assert.Nil(t, ClaimsFrom(context.Background()))
+}
+
+// TestVerifyNeverTakesKeysFromTheToken: a credential signed by an attacker
+// who embeds his key ("jwk") or points at it ("jku", "x5u") is refused
+// before any key lookup: the URLs are never fetched and the JWKS is not
+// refetched for it.
+func TestVerifyNeverTakesKeysFromTheToken(t *testing.T) {
+	k := genKey(t, token.AlgEdDSA)
+	f := newFakeEngine(t, k)
+	v := newVerifier(t, testConfig(f, newClock(t0)))
+
+	var hits sync.Mutex
+	fetched := 0
+	evil := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Lock()
+		fetched++
+		hits.Unlock()
+		http.NotFound(w, nil)
+	}))
+
+	attacker := genKey(t, token.AlgEdDSA)
+	pub, priv, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	jwk := `{"kty":"OKP","crv":"Ed25519","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
+	payload := strings.Split(mint(t, attacker, nil), ".")[1]
+	sign := func(header string) string {
+		input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + payload
+		return input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, []byte(input)))
+	}
+	for _, kid := range []string{k.ID, "attacker"} {
+		for _, extra := range []string{`"jwk":` + jwk, `"jku":"` + evil + `/jwks"`, `"x5u":"` + evil + `/cert"`} {
+			raw := sign(`{"alg":"EdDSA","kid":"` + kid + `","typ":"txntoken+jwt",` + extra + `}`)
+			c, err := v.Verify(context.Background(), raw)
+			assert.Nil(t, c)
+			assert.ErrorIs(t, err, token.ErrMalformed, "kid %s, %s", kid, extra[:6])
+		}
+	}
+	hits.Lock()
+	assert.Zero(t, fetched, "a URL from a token was fetched")
+	hits.Unlock()
+	assert.Equal(t, 1, f.jwksCount(), "a refused token caused a JWKS refetch")
 }
