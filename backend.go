@@ -93,6 +93,7 @@ func newBackend() *backend {
 		live:         map[string]*trust.Session{},
 	}
 	b.journal = newJournal(func(msg string, args ...interface{}) { b.Logger().Warn(msg, args...) })
+	b.journal.floor = b.timelineFloor
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -38,10 +40,13 @@ const (
 	journalPrefix = "journal/"
 
 	// chunkEvents is how many consecutive events of a session share one
-	// storage entry.
-	chunkEvents = 64
-	// journalBatchEvents bounds the events in one journal entry.
-	journalBatchEvents = 256
+	// storage entry. An event is at most about 20 KiB (64 scopes of 256
+	// bytes, and a few more fields of 256), so a chunk stays well under
+	// the storage backends' entry limits (raft's 1 MiB, Consul's 512 KiB).
+	chunkEvents = 16
+	// journalBatchBytes bounds the encoded events of one journal entry;
+	// a single request always goes, whatever its size.
+	journalBatchBytes = 256 << 10
 	// journalWriters writes may be under way at once. A request that
 	// finds one under way starts another rather than waiting for it to
 	// end (the storage, raft, commits both together); beyond that,
@@ -67,10 +72,19 @@ type journalEntry struct {
 	Records []journalRecord `json:"r"`
 }
 
-// journalWait is one request's events, and how it learns they are stored.
+// journalWait is one request's events, encoded, and how it learns they
+// are stored.
 type journalWait struct {
-	records []journalRecord
-	done    chan error
+	records []byte // comma-separated JSON journalRecords
+	done    chan journalResult
+}
+
+// journalResult is the outcome of the write that held a request's events:
+// its error, or the storage index it reached (which Vault Enterprise's
+// performance standbys use to read a request's own writes).
+type journalResult struct {
+	err   error
+	index logical.WALState
 }
 
 // journal is a mount's group committer and compactor.
@@ -99,8 +113,11 @@ type journal struct {
 	compacting   bool
 	timer        *time.Timer
 	closed       bool
-	// bg tracks background work, so that Clean can wait for it.
-	bg sync.WaitGroup
+	// bg tracks background work, so that Clean can wait for it; ctx is
+	// cancelled by close, so that none of it outlives the mount.
+	bg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// compactMu serialises every change of timeline chunks: compaction,
 	// trimming and deletion.
@@ -108,6 +125,9 @@ type journal struct {
 
 	// warn logs what went wrong in the background.
 	warn func(msg string, args ...interface{})
+	// floor says whether a session still exists and up to which sequence
+	// number its events are dropped (see backend.timelineFloor).
+	floor func(ctx context.Context, s logical.Storage, id string) (floor uint64, exists bool, err error)
 }
 
 func newJournal(warn func(msg string, args ...interface{})) *journal {
@@ -115,29 +135,41 @@ func newJournal(warn func(msg string, args ...interface{})) *journal {
 	if err != nil {
 		writer = fmt.Sprintf("%x", time.Now().UnixNano())
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &journal{
+		floor: func(context.Context, logical.Storage, string) (uint64, bool, error) { return 0, true, nil },
 		writer: writer, inflight: map[string]bool{}, warn: warn,
 		compactAt: compactEntries, compactAfter: compactDelay, maxWriters: journalWriters,
+		ctx: ctx, cancel: cancel,
 	}
 }
 
 // append queues a session's events for the next group commit. The
 // returned channel yields the outcome of the write that holds them; the
-// caller must wait for it before answering its request.
-func (j *journal) append(s logical.Storage, session string, events []timeline.Event) <-chan error {
-	done := make(chan error, 1)
+// caller must wait for it before answering its request (see commit).
+func (j *journal) append(s logical.Storage, session string, events []timeline.Event) <-chan journalResult {
+	done := make(chan journalResult, 1)
 	if len(events) == 0 {
-		done <- nil
+		done <- journalResult{}
 		return done
 	}
-	w := journalWait{records: make([]journalRecord, len(events)), done: done}
+	var buf bytes.Buffer
 	for i, e := range events {
-		w.records[i] = journalRecord{Session: session, Event: e}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		raw, err := json.Marshal(journalRecord{Session: session, Event: e})
+		if err != nil {
+			done <- journalResult{err: fmt.Errorf("encoding timeline event: %w", err)}
+			return done
+		}
+		buf.Write(raw)
 	}
+	w := journalWait{records: buf.Bytes(), done: done}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
-		done <- fmt.Errorf("the engine is shutting down")
+		done <- journalResult{err: errShuttingDown}
 		return done
 	}
 	j.queue = append(j.queue, w)
@@ -161,9 +193,9 @@ func (j *journal) writeLoop(s logical.Storage) {
 			j.mu.Unlock()
 			return
 		}
-		n, events := 0, 0
-		for n < len(j.queue) && (n == 0 || events+len(j.queue[n].records) <= journalBatchEvents) {
-			events += len(j.queue[n].records)
+		n, size := 0, 0
+		for n < len(j.queue) && (n == 0 || size+len(j.queue[n].records) <= journalBatchBytes) {
+			size += len(j.queue[n].records) + 1
 			n++
 		}
 		batch := slices.Clone(j.queue[:n])
@@ -174,12 +206,18 @@ func (j *journal) writeLoop(s logical.Storage) {
 		j.storage = s
 		j.mu.Unlock()
 
-		entry := journalEntry{Records: make([]journalRecord, 0, events)}
-		for _, w := range batch {
-			entry.Records = append(entry.Records, w.records...)
+		raw := make([]byte, 0, size+8)
+		raw = append(raw, `{"r":[`...)
+		for i, w := range batch {
+			if i > 0 {
+				raw = append(raw, ',')
+			}
+			raw = append(raw, w.records...)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), journalWriteTimeout)
-		err := putCompressed(ctx, s, key, &entry)
+		raw = append(raw, "]}"...)
+		var index logical.WALState
+		ctx, cancel := context.WithTimeout(logical.IndexStateContext(j.ctx, &index), journalWriteTimeout)
+		err := putCompressedRaw(ctx, s, key, raw)
 		cancel()
 
 		j.mu.Lock()
@@ -190,9 +228,26 @@ func (j *journal) writeLoop(s logical.Storage) {
 		}
 		j.mu.Unlock()
 		for _, w := range batch {
-			w.done <- err
+			w.done <- journalResult{err: err, index: index}
 		}
 	}
+}
+
+// errShuttingDown answers requests that arrive while the mount closes.
+var errShuttingDown = errors.New("the engine is shutting down")
+
+// commit waits for a write started by append, and passes the storage index
+// it reached on to the request's context, as Vault's storage client does
+// for the request's own writes.
+func commit(ctx context.Context, done <-chan journalResult) error {
+	res := <-done
+	if res.err != nil {
+		return res.err
+	}
+	if ws := logical.IndexStateFromContext(ctx); ws != nil && res.index.LocalIndex > ws.LocalIndex {
+		ws.LocalIndex, ws.ReplicatedIndex = res.index.LocalIndex, res.index.ReplicatedIndex
+	}
+	return nil
 }
 
 // scheduleCompaction starts a background compaction when enough entries
@@ -225,7 +280,7 @@ func (j *journal) scheduleCompaction() {
 
 func (j *journal) compactInBackground(s logical.Storage) {
 	defer j.bg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(j.ctx, 5*time.Minute)
 	err := j.compact(ctx, s)
 	cancel()
 	if err != nil {
@@ -239,12 +294,20 @@ func (j *journal) compactInBackground(s logical.Storage) {
 	j.mu.Unlock()
 }
 
-// background runs f in the background; Clean waits for it.
-func (j *journal) background(f func()) {
+// background runs f in the background with a context that close
+// cancels; Clean waits for it. After close, f does not run.
+func (j *journal) background(f func(ctx context.Context)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return
+	}
 	j.bg.Add(1)
 	go func() {
 		defer j.bg.Done()
-		f()
+		ctx, cancel := context.WithTimeout(j.ctx, journalWriteTimeout)
+		defer cancel()
+		f(ctx)
 	}()
 }
 
@@ -257,6 +320,7 @@ func (j *journal) close() {
 		j.timer = nil
 	}
 	j.mu.Unlock()
+	j.cancel()
 	j.bg.Wait()
 }
 
@@ -275,7 +339,11 @@ func (j *journal) settle() {
 }
 
 // compact moves every journal entry in storage (except those being
-// written) into its sessions' timeline chunks, and deletes it.
+// written) into its sessions' timeline chunks, and deletes it. Events of
+// sessions that are gone, or that fell out of their max_events window,
+// are dropped. A session whose chunks cannot be written does not hold up
+// the others: the entries that hold its events stay for the next
+// compaction, and the error is returned after the rest is done.
 func (j *journal) compact(ctx context.Context, s logical.Storage) error {
 	j.compactMu.Lock()
 	defer j.compactMu.Unlock()
@@ -286,20 +354,22 @@ func (j *journal) compact(ctx context.Context, s logical.Storage) error {
 	j.mu.Lock()
 	keys = slices.DeleteFunc(keys, func(k string) bool { return j.inflight[journalPrefix+k] })
 	j.mu.Unlock()
+	var errs []error
 	for len(keys) > 0 {
 		n := min(len(keys), 256)
-		if err := compactEntriesInto(ctx, s, keys[:n]); err != nil {
-			return err
+		if err := j.compactEntries(ctx, s, keys[:n]); err != nil {
+			errs = append(errs, err)
 		}
 		keys = keys[n:]
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// compactEntriesInto merges the named journal entries into chunks, then
-// deletes them.
-func compactEntriesInto(ctx context.Context, s logical.Storage, keys []string) error {
+// compactEntries merges the named journal entries into chunks, then
+// deletes those whose every session was merged.
+func (j *journal) compactEntries(ctx context.Context, s logical.Storage, keys []string) error {
 	bySession := map[string][]timeline.Event{}
+	sessionsOf := map[string][]string{}
 	for _, k := range keys {
 		var entry journalEntry
 		ok, err := getCompressed(ctx, s, journalPrefix+k, &entry)
@@ -311,19 +381,31 @@ func compactEntriesInto(ctx context.Context, s logical.Storage, keys []string) e
 		}
 		for _, r := range entry.Records {
 			bySession[r.Session] = append(bySession[r.Session], r.Event)
+			sessionsOf[k] = append(sessionsOf[k], r.Session)
 		}
 	}
+	failed := map[string]bool{}
+	var errs []error
 	for id, events := range bySession {
-		if err := mergeIntoChunks(ctx, s, id, events); err != nil {
-			return err
+		floor, exists, err := j.floor(ctx, s, id)
+		if err == nil && exists {
+			events = slices.DeleteFunc(events, func(e timeline.Event) bool { return e.Seq <= floor })
+			err = mergeIntoChunks(ctx, s, id, events)
+		}
+		if err != nil {
+			failed[id] = true
+			errs = append(errs, fmt.Errorf("compacting the timeline of session %s: %w", id, err))
 		}
 	}
 	for _, k := range keys {
+		if slices.ContainsFunc(sessionsOf[k], func(id string) bool { return failed[id] }) {
+			continue
+		}
 		if err := s.Delete(ctx, journalPrefix+k); err != nil {
 			return fmt.Errorf("deleting compacted journal entry: %w", err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // mergeIntoChunks writes a session's events into their chunks. An event
@@ -379,7 +461,8 @@ func mergeEvents(have, add []timeline.Event) []timeline.Event {
 // chunkOf is the chunk that holds event seq (sequence numbers start at 1).
 func chunkOf(seq uint64) uint64 { return (seq - 1) / chunkEvents }
 
-// chunkKey is where chunk c of a session's timeline is stored.
+// chunkKey is where chunk c of a session's timeline is stored (see
+// parseEventKey).
 func chunkKey(session string, c uint64) string {
 	return fmt.Sprintf("%s%s/%012d", eventsPrefix, session, c)
 }
@@ -414,6 +497,11 @@ func putCompressed(ctx context.Context, s logical.Storage, key string, v interfa
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)
 	}
+	return putCompressedRaw(ctx, s, key, raw)
+}
+
+// putCompressedRaw stores JSON text compressed.
+func putCompressedRaw(ctx context.Context, s logical.Storage, key string, raw []byte) error {
 	value, err := compressutil.Compress(raw, &compressutil.CompressionConfig{Type: compressutil.CompressionTypeSnappy})
 	if err != nil {
 		return fmt.Errorf("compressing %s: %w", key, err)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -123,7 +124,7 @@ func TestJournalEntriesOfAnEarlierProcessAreKept(t *testing.T) {
 	assert.Empty(t, pending, "the tidy compacts the journal")
 	chunks, err := s.List(ctx, eventsPrefix+id+"/")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"000000000000", "000000000001"}, chunks)
+	assert.Equal(t, []string{"000000000000", "000000000001", "000000000002", "000000000003", "000000000004"}, chunks, "71 events in chunks of 16")
 	assert.Equal(t, events, timelineEvents(t, second, s, id), "compaction changes nothing a reader sees")
 
 	// Compacting what is already compacted changes nothing either.
@@ -202,8 +203,176 @@ func BenchmarkJournalCompaction(b *testing.B) {
 			for k := range events {
 				events[k] = timeline.Event{Seq: uint64(k + 1), Kind: timeline.CredentialIssued, Credential: fmt.Sprint(k)}
 			}
-			require.NoError(b, <-j.append(s, fmt.Sprintf("s%d", i), events))
+			require.NoError(b, commit(ctx, j.append(s, fmt.Sprintf("s%d", i), events)))
 		}
 		require.NoError(b, j.compact(ctx, s))
 	}
+}
+
+// TestJournalBatchesAreBoundedInBytes: large events (64 long scopes each)
+// are spread over several journal entries, none much larger than
+// journalBatchBytes.
+func TestJournalBatchesAreBoundedInBytes(t *testing.T) {
+	ctx := context.Background()
+	s := &logical.InmemStorage{}
+	j := newJournal(func(string, ...interface{}) {})
+	j.compactAt, j.compactAfter, j.maxWriters = 1<<30, time.Hour, 1
+	t.Cleanup(j.close)
+	big := strings.Repeat("x", 250)
+	scopes := make([]string, 64)
+	for i := range scopes {
+		scopes[i] = fmt.Sprintf("read:secrets/%03d/%s", i, big)
+	}
+	// Hold the writer while the requests queue up.
+	j.mu.Lock()
+	j.writers = j.maxWriters
+	j.mu.Unlock()
+	var done []<-chan journalResult
+	for i := 0; i < 40; i++ {
+		done = append(done, j.append(s, fmt.Sprintf("s%d", i), []timeline.Event{{Seq: 1, Kind: timeline.CredentialIssued, Scopes: scopes}}))
+	}
+	j.mu.Lock()
+	j.writers = 0
+	j.mu.Unlock()
+	done = append(done, j.append(s, "last", []timeline.Event{{Seq: 1, Kind: timeline.CredentialIssued}}))
+	for _, d := range done {
+		require.NoError(t, commit(ctx, d))
+	}
+	keys, err := s.List(ctx, journalPrefix)
+	require.NoError(t, err)
+	assert.Greater(t, len(keys), 2, "about 700 KiB of events take several entries")
+	for _, k := range keys {
+		e, err := s.Get(ctx, journalPrefix+k)
+		require.NoError(t, err)
+		var entry journalEntry
+		_, err = getCompressed(ctx, s, journalPrefix+k, &entry)
+		require.NoError(t, err)
+		raw, _ := json.Marshal(entry)
+		assert.Less(t, len(raw), journalBatchBytes+20<<10, "entry %s", k)
+		assert.NotEmpty(t, e.Value)
+	}
+	require.NoError(t, j.compact(ctx, s))
+	chunks, err := s.List(ctx, eventsPrefix+"s0/")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"000000000000"}, chunks)
+}
+
+// chunkFailingStorage refuses writes of one session's timeline chunks.
+type chunkFailingStorage struct {
+	logical.Storage
+	session string
+}
+
+func (c *chunkFailingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if strings.HasPrefix(e.Key, eventsPrefix+c.session+"/") {
+		return fmt.Errorf("injected failure")
+	}
+	return c.Storage.Put(ctx, e)
+}
+
+// TestCompactionFailureIsContained: a session whose chunks cannot be
+// written keeps its events in the journal, where readers still find them;
+// the other sessions are compacted, and the tidy carries on.
+func TestCompactionFailureIsContained(t *testing.T) {
+	ctx := context.Background()
+	b, _ := testBackend(t)
+	b.journal.compactAt, b.journal.compactAfter = 1<<30, time.Hour
+	mem := &logical.InmemStorage{}
+	writeRole(t, b, mem, "web", map[string]interface{}{"max_rate": 100000})
+	bad, _ := startSession(t, b, mem, agentA, map[string]interface{}{"role": "web"})
+	good, _ := startSession(t, b, mem, agentA, map[string]interface{}{"role": "web"})
+	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	for i := 0; i < 3; i++ {
+		mustDo(t, b, mem, agentA, logical.UpdateOperation, "creds/"+bad, step)
+		mustDo(t, b, mem, agentA, logical.UpdateOperation, "creds/"+good, step)
+	}
+	s := &chunkFailingStorage{Storage: mem, session: bad}
+	require.Error(t, b.journal.compact(ctx, s))
+	chunks, err := s.List(ctx, eventsPrefix+good+"/")
+	require.NoError(t, err)
+	assert.NotEmpty(t, chunks, "the healthy session was compacted")
+	pending, err := s.List(ctx, journalPrefix)
+	require.NoError(t, err)
+	assert.Len(t, pending, 4, "the entries with the failing session's events stay: its start and its 3 credentials")
+	assert.Len(t, eventKinds(t, b, s, bad), 4)
+	assert.Len(t, eventKinds(t, b, s, good), 4)
+	require.NoError(t, b.tidy(ctx, s), "the tidy logs the failure and carries on")
+}
+
+// TestCompactionDropsEventsOfDeletedSessions: an event that reaches the
+// journal after its session was deleted (a late report on a dead token)
+// does not bring back chunks nobody will delete.
+func TestCompactionDropsEventsOfDeletedSessions(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	b.journal.compactAt, b.journal.compactAfter = 1<<30, time.Hour
+	require.NoError(t, commit(ctx, b.journal.append(s, "gone", []timeline.Event{{Seq: 7, Kind: timeline.Violation}})))
+	require.NoError(t, b.journal.compact(ctx, s))
+	keys, err := s.List(ctx, eventsPrefix)
+	require.NoError(t, err)
+	assert.Empty(t, keys)
+	pending, err := s.List(ctx, journalPrefix)
+	require.NoError(t, err)
+	assert.Empty(t, pending)
+}
+
+// TestLegacyEventKeysAreRead: events stored one per key by versions
+// before chunks are still in the timeline, and deleted with it.
+func TestLegacyEventKeysAreRead(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	require.NoError(t, b.journal.compact(ctx, s))
+	// Rewrite the start event the old way.
+	require.NoError(t, s.Delete(ctx, chunkKey(id, 0)))
+	require.NoError(t, putJSON(ctx, s, fmt.Sprintf("%s%s/%020d", eventsPrefix, id, 1), timeline.Event{Seq: 1, Kind: timeline.SessionStart}))
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	assert.Equal(t, []string{"session_start", "credential_issued"}, eventKinds(t, b, s, id))
+	sess, err := b.getSession(ctx, s, id)
+	require.NoError(t, err)
+	require.NoError(t, b.deleteSession(ctx, s, sess))
+	keys, err := s.List(ctx, eventsPrefix+id+"/")
+	require.NoError(t, err)
+	assert.Empty(t, keys)
+}
+
+// TestNumberingResumesAfterAnotherProcess: a process that takes over a
+// session whose events are still in the journal numbers new events past
+// them; nothing is overwritten.
+func TestNumberingResumesAfterAnotherProcess(t *testing.T) {
+	first, s := testBackend(t)
+	first.journal.compactAt, first.journal.compactAfter = 1<<30, time.Hour
+	writeRole(t, first, s, "web", map[string]interface{}{"max_rate": 100000})
+	id, _ := startSession(t, first, s, agentA, map[string]interface{}{"role": "web"})
+	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	var creds []string
+	for i := 0; i < 5; i++ {
+		creds = append(creds, mustDo(t, first, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["credential_id"].(string))
+	}
+	second := newTestBackendOn(t, s)
+	for i := 0; i < 5; i++ {
+		creds = append(creds, mustDo(t, second, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["credential_id"].(string))
+	}
+	require.NoError(t, second.tidy(context.Background(), s))
+	var got []string
+	for _, e := range timelineEvents(t, second, s, id) {
+		if e["kind"] == string(timeline.CredentialIssued) {
+			got = append(got, e["credential"].(string))
+		}
+	}
+	assert.Equal(t, creds, got)
+}
+
+// TestNothingRunsAfterClose: background work asked for after Clean does
+// not start, and requests are refused rather than left waiting.
+func TestNothingRunsAfterClose(t *testing.T) {
+	j := newJournal(func(string, ...interface{}) {})
+	j.close()
+	ran := false
+	j.background(func(context.Context) { ran = true })
+	j.bg.Wait()
+	assert.False(t, ran)
+	err := commit(context.Background(), j.append(&logical.InmemStorage{}, "s", []timeline.Event{{Seq: 1}}))
+	assert.ErrorIs(t, err, errShuttingDown)
 }

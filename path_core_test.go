@@ -739,6 +739,42 @@ func TestFailedKillNeverLeavesTheSessionAlive(t *testing.T) {
 	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
 	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
 	require.Len(t, rev.Data["sessions"], 1)
+	// The closing event, lost with the journal write, comes back from
+	// the WAL entry.
+	assert.Equal(t, []string{"session_start", "credential_issued", "session_revoke", "request_refused"}, eventKinds(t, b, s, id))
+}
+
+// TestKillWhoseRecordFailsLeavesNoTrace: when the session record cannot
+// be written, the kill did not happen: the session stays active, and its
+// timeline does not claim it ended.
+func TestKillWhoseRecordFailsLeavesNoTrace(t *testing.T) {
+	b, _ := testBackend(t)
+	s := &failingStorage{Storage: &logical.InmemStorage{}, prefix: sessionsPrefix}
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+
+	s.arm(true)
+	_, err := do(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+	require.Error(t, err)
+	s.arm(false)
+
+	ctx := context.Background()
+	wals, err := framework.ListWAL(ctx, s)
+	require.NoError(t, err)
+	require.Len(t, wals, 1)
+	entry, err := framework.GetWAL(ctx, s, wals[0])
+	require.NoError(t, err)
+	raw, _ := json.Marshal(entry.Data)
+	var data interface{}
+	require.NoError(t, json.Unmarshal(raw, &data))
+	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
+
+	assert.Equal(t, []string{"session_start", "credential_issued"}, eventKinds(t, b, s, id))
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	assert.Empty(t, rev.Data["sessions"])
 }
 
 // TestRevocationsOutlastClockSkew: an entry stays listed for a minute past

@@ -81,15 +81,15 @@ func TestTimelineIsBounded(t *testing.T) {
 	assert.EqualValues(t, 11, resp.Data["last_seq"])
 
 	// The periodic tidy deletes whole chunks of dropped events, off the
-	// request path: after 200 events with 195 dropped, chunks 0-2
-	// (events 1-192) go, and chunk 3 stays.
+	// request path: after 200 events with 195 dropped, chunks 0-11
+	// (events 1-192) go, and chunk 12 stays.
 	for i := 10; i < 199; i++ {
 		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
 	}
 	require.NoError(t, b.tidy(ctx, s))
 	keys, err := s.List(ctx, eventsPrefix+id+"/")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"000000000003"}, keys, "chunks of dropped events are deleted")
+	assert.Equal(t, []string{"000000000012"}, keys, "chunks of dropped events are deleted")
 	journal, err := s.List(ctx, journalPrefix)
 	require.NoError(t, err)
 	assert.Empty(t, journal, "the tidy compacts the journal")

@@ -41,7 +41,9 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	// node that was active before) reach their chunks before sessions are
 	// trimmed or deleted.
 	if err := b.journal.compact(ctx, s); err != nil {
-		return err
+		// What could not be compacted stays in the journal, where readers
+		// find it; the rest of the tidy must not wait for it.
+		b.Logger().Warn("compacting the timeline journal", "error", err)
 	}
 	ids, err := s.List(ctx, sessionsPrefix)
 	if err != nil {

@@ -13,11 +13,12 @@ import (
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
-// The revocation list is stored in buckets, one per minute in which the
-// last credentials of its sessions expire (revocations/<minute>), so that
-// no storage entry grows with the number of kills: adding a session
-// rewrites one bucket, and pruning deletes whole buckets once their minute
-// plus trust.RevocationGrace has passed.
+// The revocation list is stored in buckets of at most bucketSessions
+// sessions, by the minute in which their last credentials expire
+// (revocations/<minute>-<n>), so that no storage entry grows with the
+// number of kills: adding a session rewrites one bucket, and pruning
+// deletes whole buckets once their minute plus trust.RevocationGrace has
+// passed.
 //
 // The list's version grows with every change: each bucket records the
 // version it was written at, revocations/version the version of the last
@@ -31,6 +32,8 @@ const (
 	// whole list in one entry; it is read as one more bucket, and deleted
 	// by the tidy once empty.
 	legacyRevocationsPath = "revocations"
+	// bucketSessions bounds a bucket: about 22 KB of JSON.
+	bucketSessions = 256
 )
 
 // revocations is the in-memory copy of the list. The backend's
@@ -38,13 +41,20 @@ const (
 type revocations struct {
 	loaded  bool
 	version uint64
-	// buckets by storage key.
+	// buckets by storage key, and the bucket that lists each session.
 	buckets map[string]*trust.RevocationList
+	listed  map[string]string
 }
 
-// bucketKey is the bucket of a session whose credentials all expire by exp.
-func bucketKey(exp time.Time) string {
-	return fmt.Sprintf("%s%012d", revocationsPrefix, exp.Unix()/60)
+// bucketFor is the bucket with room for a session whose credentials all
+// expire by exp: the first of that minute's buckets that is not full.
+func (r *revocations) bucketFor(exp time.Time) string {
+	for n := 0; ; n++ {
+		key := fmt.Sprintf("%s%012d-%d", revocationsPrefix, exp.Unix()/60, n)
+		if b := r.buckets[key]; b == nil || len(b.Sessions) < bucketSessions {
+			return key
+		}
+	}
 }
 
 // loadRevocations fills the in-memory copy from storage, once.
@@ -53,7 +63,7 @@ func (b *backend) loadRevocations(ctx context.Context, s logical.Storage) (*revo
 	if b.revs.loaded {
 		return &b.revs, nil
 	}
-	r := revocations{buckets: map[string]*trust.RevocationList{}}
+	r := revocations{buckets: map[string]*trust.RevocationList{}, listed: map[string]string{}}
 	keys, err := s.List(ctx, revocationsPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing revocations: %w", err)
@@ -74,6 +84,9 @@ func (b *backend) loadRevocations(ctx context.Context, s logical.Storage) (*revo
 		r.version = max(r.version, list.Version)
 		if key != revocationsVersionKey {
 			r.buckets[key] = &list
+			for _, e := range list.Sessions {
+				r.listed[e.ID] = key
+			}
 		}
 	}
 	r.loaded = true
@@ -98,7 +111,10 @@ func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *tr
 	if err != nil {
 		return err
 	}
-	key := bucketKey(sess.TokensValidUntil())
+	if _, ok := r.listed[sess.ID]; ok {
+		return nil
+	}
+	key := r.bucketFor(sess.TokensValidUntil())
 	bucket := &trust.RevocationList{}
 	if have := r.buckets[key]; have != nil {
 		bucket.Sessions = slices.Clone(have.Sessions)
@@ -113,6 +129,7 @@ func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *tr
 		return err
 	}
 	r.buckets[key] = bucket
+	r.listed[sess.ID] = key
 	r.version = bucket.Version
 	return nil
 }
@@ -170,6 +187,9 @@ func (b *backend) pruneRevocations(ctx context.Context, s logical.Storage, now t
 		if err := s.Delete(ctx, key); err != nil {
 			b.revs = revocations{}
 			return fmt.Errorf("pruning revocations: %w", err)
+		}
+		for _, e := range r.buckets[key].Sessions {
+			delete(r.listed, e.ID)
 		}
 		delete(r.buckets, key)
 	}

@@ -126,7 +126,48 @@ func TestRevocationsReadAfterAnotherNodeWrites(t *testing.T) {
 	ids, _ := revocationIDs(t, standby, s, now)
 	assert.Empty(t, ids)
 	require.NoError(t, active.addRevocation(ctx, s, endedSession("x", now, now.Add(time.Minute)), now))
-	standby.invalidate(ctx, bucketKey(now.Add(time.Minute)))
+	keys, err := s.List(ctx, revocationsPrefix)
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	standby.invalidate(ctx, revocationsPrefix+keys[0])
 	ids, _ = revocationIDs(t, standby, s, now)
 	assert.Equal(t, []string{"x"}, ids)
+}
+
+// TestRevocationBucketsAreBounded: a burst of kills expiring in the same
+// minute (a role deleted with all its sessions) fills several buckets of
+// bounded size, never one that grows with the burst.
+func TestRevocationBucketsAreBounded(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 600; i++ {
+		require.NoError(t, b.addRevocation(ctx, s, endedSession(fmt.Sprintf("s%03d", i), now, now.Add(time.Hour)), now))
+	}
+	keys, err := s.List(ctx, revocationsPrefix)
+	require.NoError(t, err)
+	assert.Len(t, keys, 3)
+	for _, k := range keys {
+		var bucket trust.RevocationList
+		_, err := getJSON(ctx, s, revocationsPrefix+k, &bucket)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, len(bucket.Sessions), bucketSessions)
+	}
+	ids, v := revocationIDs(t, newTestBackendOn(t, s), s, now)
+	assert.Len(t, ids, 600)
+	assert.EqualValues(t, 600, v)
+}
+
+// TestSessionInLegacyListIsNotListedTwice: a kill completed again after
+// an upgrade (by the WAL rollback) does not list its session twice.
+func TestSessionInLegacyListIsNotListedTwice(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	legacy := trust.RevocationList{Version: 3, Sessions: []trust.Revoked{{ID: "x", RevokedAt: now.Unix(), Exp: now.Add(time.Hour).Unix()}}}
+	require.NoError(t, putJSON(ctx, s, legacyRevocationsPath, &legacy))
+	require.NoError(t, b.addRevocation(ctx, s, endedSession("x", now, now.Add(time.Hour)), now))
+	ids, v := revocationIDs(t, b, s, now)
+	assert.Equal(t, []string{"x"}, ids)
+	assert.EqualValues(t, 3, v)
 }

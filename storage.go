@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -161,39 +163,27 @@ func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Sessi
 	if err != nil {
 		return err
 	}
-	limit := uint64(cfg.MaxEvents)
-	keep := events[:0:0]
-	for _, e := range events {
-		if e.Seq+limit > sess.EventSeq {
-			keep = append(keep, e)
-		}
-	}
-	// When the stored reservation already numbers these events, they and
-	// the record are written at the same time. Otherwise the record goes
-	// first: no event may reach storage with a number that a restart
-	// could hand out again.
-	covered := !sess.NeedsReservation()
-	var journaled <-chan error
-	if covered {
-		journaled = b.journal.append(s, sess.ID, keep)
-	}
-	if force || !covered {
+	// The record first, when it must be written: no event may reach
+	// storage with a number that a restart could hand out again, nor tell
+	// of a change (an end, a violation, a renewal) that is not stored.
+	if force || sess.NeedsReservation() {
 		sess.Reserve()
-		err = putSession(ctx, s, sess)
-	}
-	if !covered && err == nil {
-		journaled = b.journal.append(s, sess.ID, keep)
-	}
-	if journaled != nil {
-		if jerr := <-journaled; err == nil {
-			err = jerr
+		if err := putSession(ctx, s, sess); err != nil {
+			return err
 		}
 	}
-	if err != nil {
+	if err := commit(ctx, b.journal.append(s, sess.ID, inWindow(sess, cfg.MaxEvents, events))); err != nil {
 		return err
 	}
 	b.remember(sess)
 	return nil
+}
+
+// inWindow drops the events that are already beyond a session's
+// max_events window.
+func inWindow(sess *trust.Session, maxEvents int, events []timeline.Event) []timeline.Event {
+	limit := uint64(maxEvents)
+	return slices.DeleteFunc(slices.Clone(events), func(e timeline.Event) bool { return e.Seq+limit <= sess.EventSeq })
 }
 
 // droppedEvents is how many of a session's oldest events are no longer
@@ -223,17 +213,30 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	}
 	events = append(events, stage(sess, now, closing)...)
 
-	// Killing a session spans several writes. A write-ahead log entry
-	// makes it all or nothing: if the plugin dies half-way, Vault's
-	// rollback manager calls walRollback, which completes it.
-	walID, err := framework.PutWAL(ctx, s, walFinishSession, &finishWAL{Session: sess.ID, Time: now})
+	// Killing a session spans several writes. A write-ahead log entry,
+	// which holds the kill's events, makes it all or nothing: if the
+	// plugin dies half-way, Vault's rollback manager calls walRollback,
+	// which completes it.
+	walID, err := framework.PutWAL(ctx, s, walFinishSession, &finishWAL{Session: sess.ID, Time: now, Events: events})
 	if err != nil {
 		return err
 	}
-	if err := b.save(ctx, s, sess, events, true); err != nil {
+	// The record decides the kill. Then, at once, its events, its
+	// revocation entry and the removal from its role's index.
+	if err := b.save(ctx, s, sess, nil, true); err != nil {
 		return err
 	}
-	if err := b.completeFinish(ctx, s, sess, now); err != nil {
+	cfg, err := b.loadConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	journaled := b.journal.append(s, sess.ID, inWindow(sess, cfg.MaxEvents, events))
+	err = b.completeFinish(ctx, s, sess, now)
+	if jerr := commit(ctx, journaled); err == nil {
+		err = jerr
+	}
+	if err != nil {
+		b.forget(sess.ID)
 		return err
 	}
 	// Only active sessions are kept in memory; a finished one is read from
@@ -242,9 +245,7 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	// The kill is complete: the WAL entry is removed after the answer. If
 	// that fails, the rollback manager finds nothing left to do and
 	// removes it.
-	b.journal.background(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), journalWriteTimeout)
-		defer cancel()
+	b.journal.background(func(ctx context.Context) {
 		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
 			b.Logger().Debug("deleting a finished kill's WAL entry", "session_id", sess.ID, "error", err)
 		}
@@ -282,8 +283,9 @@ const walFinishSession = "finish_session"
 
 // finishWAL is the write-ahead log entry of a session being finished.
 type finishWAL struct {
-	Session string    `json:"session"`
-	Time    time.Time `json:"time"`
+	Session string           `json:"session"`
+	Time    time.Time        `json:"time"`
+	Events  []timeline.Event `json:"events,omitempty"`
 }
 
 // walRollback completes a session kill that the plugin did not finish. If
@@ -295,12 +297,14 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 		return nil
 	}
 	// The WAL's data comes back from storage as decoded JSON.
-	m, _ := data.(map[string]interface{})
-	id, _ := m["session"].(string)
-	if id == "" {
+	raw, err := json.Marshal(data)
+	if err != nil {
 		return nil
 	}
-	w := finishWAL{Session: id}
+	var w finishWAL
+	if err := json.Unmarshal(raw, &w); err != nil || w.Session == "" {
+		return nil
+	}
 	lock := b.sessionLock(w.Session)
 	lock.Lock()
 	defer lock.Unlock()
@@ -313,7 +317,12 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 		at = b.now()
 	}
 	b.Logger().Info("completing an interrupted session kill", "session_id", sess.ID)
-	return b.completeFinish(ctx, req.Storage, sess, at)
+	if err := b.completeFinish(ctx, req.Storage, sess, at); err != nil {
+		return err
+	}
+	// The kill's events, again: merging is by sequence number, so events
+	// already stored are not repeated.
+	return commit(ctx, b.journal.append(req.Storage, sess.ID, w.Events))
 }
 
 // loadEvents reads a session's kept events after seq after, at most limit:
@@ -331,10 +340,26 @@ func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, max
 	if err != nil {
 		return nil, err
 	}
+	keys, err := s.List(ctx, eventsPrefix+sess.ID+"/")
+	if err != nil {
+		return nil, err
+	}
 	var events []timeline.Event
-	for c := chunkOf(after + 1); c <= chunkOf(sess.EventSeq); c++ {
+	for _, k := range keys {
+		c, legacy, ok := parseEventKey(k)
+		if !ok || c < chunkOf(after+1) {
+			continue
+		}
+		if legacy {
+			var e timeline.Event
+			if _, err := getJSON(ctx, s, eventsPrefix+sess.ID+"/"+k, &e); err != nil {
+				return nil, err
+			}
+			events = append(events, e)
+			continue
+		}
 		var chunk []timeline.Event
-		if _, err := getCompressed(ctx, s, chunkKey(sess.ID, c), &chunk); err != nil {
+		if _, err := getCompressed(ctx, s, eventsPrefix+sess.ID+"/"+k, &chunk); err != nil {
 			return nil, err
 		}
 		events = append(events, chunk...)
@@ -361,6 +386,36 @@ func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *tr
 	return s.Delete(ctx, sessionsPrefix+sess.ID)
 }
 
+// timelineFloor tells compaction whether a session still exists, and up
+// to which sequence number its events are no longer kept (their chunks
+// were deleted by trimEvents).
+func (b *backend) timelineFloor(ctx context.Context, s logical.Storage, id string) (uint64, bool, error) {
+	sess, err := b.getSession(ctx, s, id)
+	if err != nil || sess == nil {
+		return 0, false, err
+	}
+	return sess.EventsDropped, true, nil
+}
+
+// parseEventKey reads a key under events/<id>/: a chunk number (12
+// digits), or, from versions before chunks, one event's sequence number
+// (20 digits), for which it gives the chunk the event belongs to.
+func parseEventKey(k string) (chunk uint64, legacy, ok bool) {
+	n, err := strconv.ParseUint(k, 10, 64)
+	switch {
+	case err != nil:
+		return 0, false, false
+	case len(k) == 20:
+		if n == 0 {
+			return 0, true, false
+		}
+		return chunkOf(n), true, true
+	case len(k) == 12:
+		return n, false, true
+	}
+	return 0, false, false
+}
+
 // deleteChunks deletes the timeline chunks of a session that drop says to.
 func (b *backend) deleteChunks(ctx context.Context, s logical.Storage, id string, drop func(chunk uint64) bool) error {
 	b.journal.compactMu.Lock()
@@ -370,8 +425,8 @@ func (b *backend) deleteChunks(ctx context.Context, s logical.Storage, id string
 		return err
 	}
 	for _, k := range keys {
-		c, err := strconv.ParseUint(k, 10, 64)
-		if err != nil || drop(c) {
+		c, _, ok := parseEventKey(k)
+		if !ok || drop(c) {
 			if err := s.Delete(ctx, eventsPrefix+id+"/"+k); err != nil {
 				return fmt.Errorf("deleting timeline of session %s: %w", id, err)
 			}
