@@ -137,7 +137,7 @@ func newJournal(warn func(msg string, args ...interface{})) *journal {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &journal{
-		floor: func(context.Context, logical.Storage, string) (uint64, bool, error) { return 0, true, nil },
+		floor:  func(context.Context, logical.Storage, string) (uint64, bool, error) { return 0, true, nil },
 		writer: writer, inflight: map[string]bool{}, warn: warn,
 		compactAt: compactEntries, compactAfter: compactDelay, maxWriters: journalWriters,
 		ctx: ctx, cancel: cancel,
