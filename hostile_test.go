@@ -103,7 +103,7 @@ func TestHostileInputNeverPanicsOrFails5xx(t *testing.T) {
 				}
 				data[field] = hv
 				b.journal.settle()
-				require.NoError(t, b.journal.compact(context.Background(), s))
+				require.NoError(t, b.journal.compact(context.Background(), s, true))
 				before := snapshot(t, s)
 				var resp *logical.Response
 				var err error

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -75,7 +76,8 @@ type journalEntry struct {
 // journalWait is one request's events, encoded, and how it learns they
 // are stored.
 type journalWait struct {
-	records []byte // comma-separated JSON journalRecords
+	records []journalRecord
+	raw     []byte // the records as comma-separated JSON
 	done    chan journalResult
 }
 
@@ -99,8 +101,13 @@ type journal struct {
 	writers    int
 	maxWriters int
 	// inflight are the keys being written now: compaction leaves them
-	// alone until their write returns.
+	// alone until their write returns. written holds the records of the
+	// entries this process wrote and has not compacted yet, so that
+	// compaction need not read them back; listed says whether storage was
+	// searched for entries of earlier processes since this one started.
 	inflight map[string]bool
+	written  map[string][]journalRecord
+	listed   bool
 	// storage is where background compaction writes: the storage of the
 	// requests that filled the journal.
 	storage logical.Storage
@@ -138,7 +145,7 @@ func newJournal(warn func(msg string, args ...interface{})) *journal {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &journal{
 		floor:  func(context.Context, logical.Storage, string) (uint64, bool, error) { return 0, true, nil },
-		writer: writer, inflight: map[string]bool{}, warn: warn,
+		writer: writer, inflight: map[string]bool{}, written: map[string][]journalRecord{}, warn: warn,
 		compactAt: compactEntries, compactAfter: compactDelay, maxWriters: journalWriters,
 		ctx: ctx, cancel: cancel,
 	}
@@ -165,7 +172,10 @@ func (j *journal) append(s logical.Storage, session string, events []timeline.Ev
 		}
 		buf.Write(raw)
 	}
-	w := journalWait{records: buf.Bytes(), done: done}
+	w := journalWait{raw: buf.Bytes(), done: done}
+	for _, e := range events {
+		w.records = append(w.records, journalRecord{Session: session, Event: e})
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
@@ -194,8 +204,8 @@ func (j *journal) writeLoop(s logical.Storage) {
 			return
 		}
 		n, size := 0, 0
-		for n < len(j.queue) && (n == 0 || size+len(j.queue[n].records) <= journalBatchBytes) {
-			size += len(j.queue[n].records) + 1
+		for n < len(j.queue) && (n == 0 || size+len(j.queue[n].raw) <= journalBatchBytes) {
+			size += len(j.queue[n].raw) + 1
 			n++
 		}
 		batch := slices.Clone(j.queue[:n])
@@ -212,7 +222,7 @@ func (j *journal) writeLoop(s logical.Storage) {
 			if i > 0 {
 				raw = append(raw, ',')
 			}
-			raw = append(raw, w.records...)
+			raw = append(raw, w.raw...)
 		}
 		raw = append(raw, "]}"...)
 		var index logical.WALState
@@ -223,6 +233,11 @@ func (j *journal) writeLoop(s logical.Storage) {
 		j.mu.Lock()
 		delete(j.inflight, key)
 		if err == nil {
+			var records []journalRecord
+			for _, w := range batch {
+				records = append(records, w.records...)
+			}
+			j.written[key] = records
 			j.waiting++
 			j.scheduleCompaction()
 		}
@@ -281,7 +296,7 @@ func (j *journal) scheduleCompaction() {
 func (j *journal) compactInBackground(s logical.Storage) {
 	defer j.bg.Done()
 	ctx, cancel := context.WithTimeout(j.ctx, 5*time.Minute)
-	err := j.compact(ctx, s)
+	err := j.compact(ctx, s, false)
 	cancel()
 	if err != nil {
 		// The entries stay; the next compaction (or the periodic tidy)
@@ -338,74 +353,139 @@ func (j *journal) settle() {
 	}
 }
 
-// compact moves every journal entry in storage (except those being
-// written) into its sessions' timeline chunks, and deletes it. Events of
-// sessions that are gone, or that fell out of their max_events window,
-// are dropped. A session whose chunks cannot be written does not hold up
-// the others: the entries that hold its events stay for the next
-// compaction, and the error is returned after the rest is done.
-func (j *journal) compact(ctx context.Context, s logical.Storage) error {
+// compact moves journal entries into their sessions' timeline chunks,
+// and deletes them: the entries this process wrote, from memory, and, the
+// first time and whenever full is set (the tidy), any other entry found in
+// storage (left by a crash, or by the node active before). Events of
+// sessions that are gone, or that fell out of their max_events window, are
+// dropped. A session whose chunks cannot be written does not hold up the
+// others: the entries that hold its events stay for the next compaction,
+// and the error is returned after the rest is done.
+func (j *journal) compact(ctx context.Context, s logical.Storage, full bool) error {
 	j.compactMu.Lock()
 	defer j.compactMu.Unlock()
-	keys, err := s.List(ctx, journalPrefix)
-	if err != nil {
-		return fmt.Errorf("listing the journal: %w", err)
-	}
-	j.mu.Lock()
-	keys = slices.DeleteFunc(keys, func(k string) bool { return j.inflight[journalPrefix+k] })
-	j.mu.Unlock()
-	var errs []error
-	for len(keys) > 0 {
-		n := min(len(keys), 256)
-		if err := j.compactEntries(ctx, s, keys[:n]); err != nil {
-			errs = append(errs, err)
-		}
-		keys = keys[n:]
-	}
-	return errors.Join(errs...)
-}
 
-// compactEntries merges the named journal entries into chunks, then
-// deletes those whose every session was merged.
-func (j *journal) compactEntries(ctx context.Context, s logical.Storage, keys []string) error {
-	bySession := map[string][]timeline.Event{}
-	sessionsOf := map[string][]string{}
-	for _, k := range keys {
-		var entry journalEntry
-		ok, err := getCompressed(ctx, s, journalPrefix+k, &entry)
+	j.mu.Lock()
+	entries := j.written
+	j.written = map[string][]journalRecord{}
+	list := full || !j.listed
+	j.mu.Unlock()
+	// Entries not compacted go back, for the next round.
+	var failedKeys []string
+	defer func() {
+		j.mu.Lock()
+		for _, k := range failedKeys {
+			if recs, ok := entries[k]; ok {
+				j.written[k] = recs
+			}
+		}
+		j.mu.Unlock()
+	}()
+
+	if list {
+		keys, err := s.List(ctx, journalPrefix)
 		if err != nil {
-			return err
+			failedKeys = slices.Collect(maps.Keys(entries))
+			return fmt.Errorf("listing the journal: %w", err)
 		}
-		if !ok {
-			continue
+		j.mu.Lock()
+		keys = slices.DeleteFunc(keys, func(k string) bool {
+			_, mine := j.written[journalPrefix+k]
+			return mine || j.inflight[journalPrefix+k]
+		})
+		j.mu.Unlock()
+		for _, k := range keys {
+			if _, ok := entries[journalPrefix+k]; ok {
+				continue
+			}
+			var entry journalEntry
+			ok, err := getCompressed(ctx, s, journalPrefix+k, &entry)
+			if err != nil {
+				failedKeys = slices.Collect(maps.Keys(entries))
+				return err
+			}
+			if ok {
+				entries[journalPrefix+k] = entry.Records
+			}
 		}
-		for _, r := range entry.Records {
+		j.mu.Lock()
+		j.listed = true
+		j.mu.Unlock()
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+
+	bySession := map[string][]timeline.Event{}
+	for _, recs := range entries {
+		for _, r := range recs {
 			bySession[r.Session] = append(bySession[r.Session], r.Event)
-			sessionsOf[k] = append(sessionsOf[k], r.Session)
 		}
 	}
-	failed := map[string]bool{}
-	var errs []error
-	for id, events := range bySession {
+	var (
+		mu     sync.Mutex
+		failed = map[string]bool{}
+		errs   []error
+	)
+	parallel(len(bySession), slices.Collect(maps.Keys(bySession)), func(id string) {
+		events := bySession[id]
 		floor, exists, err := j.floor(ctx, s, id)
 		if err == nil && exists {
 			events = slices.DeleteFunc(events, func(e timeline.Event) bool { return e.Seq <= floor })
 			err = mergeIntoChunks(ctx, s, id, events)
 		}
 		if err != nil {
+			mu.Lock()
 			failed[id] = true
 			errs = append(errs, fmt.Errorf("compacting the timeline of session %s: %w", id, err))
+			mu.Unlock()
+		}
+	})
+	var done []string
+	for k, recs := range entries {
+		if slices.ContainsFunc(recs, func(r journalRecord) bool { return failed[r.Session] }) {
+			failedKeys = append(failedKeys, k)
+		} else {
+			done = append(done, k)
 		}
 	}
-	for _, k := range keys {
-		if slices.ContainsFunc(sessionsOf[k], func(id string) bool { return failed[id] }) {
-			continue
+	parallel(len(done), done, func(k string) {
+		if err := s.Delete(ctx, k); err != nil {
+			// Its events are in the chunks; the next full compaction
+			// finds the entry and deletes it.
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("deleting compacted journal entry: %w", err))
+			mu.Unlock()
 		}
-		if err := s.Delete(ctx, journalPrefix+k); err != nil {
-			return fmt.Errorf("deleting compacted journal entry: %w", err)
-		}
-	}
+	})
 	return errors.Join(errs...)
+}
+
+// compactWorkers storage operations of a compaction run at once: the
+// storage (raft) commits them together.
+const compactWorkers = 8
+
+// parallel calls f for every item, compactWorkers at a time.
+func parallel(n int, items []string, f func(string)) {
+	if n == 0 {
+		return
+	}
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for w := 0; w < min(n, compactWorkers); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				f(it)
+			}
+		}()
+	}
+	for _, it := range items {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
 }
 
 // mergeIntoChunks writes a session's events into their chunks. An event

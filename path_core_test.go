@@ -366,7 +366,7 @@ func writesToEndSession(t *testing.T, n int, action string) int {
 		})
 		tokens = append(tokens, resp.Data["token"].(string))
 	}
-	require.NoError(t, b.journal.compact(context.Background(), s))
+	require.NoError(t, b.journal.compact(context.Background(), s, true))
 	s.reset()
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/"+action, nil)
 	b.journal.settle()

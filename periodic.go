@@ -40,7 +40,7 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	// Timeline events still in the journal (left by a crash, or by the
 	// node that was active before) reach their chunks before sessions are
 	// trimmed or deleted.
-	if err := b.journal.compact(ctx, s); err != nil {
+	if err := b.journal.compact(ctx, s, true); err != nil {
 		// What could not be compacted stays in the journal, where readers
 		// find it; the rest of the tidy must not wait for it.
 		b.Logger().Warn("compacting the timeline journal", "error", err)
