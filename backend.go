@@ -68,8 +68,10 @@ type backend struct {
 
 	// live holds the sessions this node has written, with their exact
 	// counters; storage holds reservations ahead of them (see getSession).
+	// chunks holds their last timeline chunks (see storage_timeline.go).
 	liveMu sync.Mutex
 	live   map[string]*trust.Session
+	chunks map[string]*openChunk
 
 	// rates holds each active session's max_rate token bucket.
 	rates trust.RateLimiters
@@ -77,9 +79,8 @@ type backend struct {
 	// events sends Vault events in the background.
 	events *eventQueue
 
-	// journal group-commits timeline events and compacts them into each
-	// session's timeline (see journal.go).
-	journal *journal
+	// bg runs work after answers (see storage.go's finishSession).
+	bg *background
 
 	// now is the clock; tests replace it.
 	now func() time.Time
@@ -91,9 +92,9 @@ func newBackend() *backend {
 		roleLocks:    locksutil.CreateLocks(),
 		now:          time.Now,
 		live:         map[string]*trust.Session{},
+		chunks:       map[string]*openChunk{},
 	}
-	b.journal = newJournal(func(msg string, args ...interface{}) { b.Logger().Warn(msg, args...) })
-	b.journal.floor = b.timelineFloor
+	b.bg = newBackground()
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -153,6 +154,10 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		if id, ok := strings.CutPrefix(key, sessionsPrefix); ok {
 			b.forget(id)
 		}
+		if rest, ok := strings.CutPrefix(key, eventsPrefix); ok {
+			id, _, _ := strings.Cut(rest, "/")
+			b.forgetChunk(id)
+		}
 		if strings.HasPrefix(key, legacyRevocationsPath) {
 			b.forgetRevocations()
 		}
@@ -161,7 +166,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 
 // clean runs when the mount is unmounted or the plugin shuts down.
 func (b *backend) clean(context.Context) {
-	b.journal.close()
+	b.bg.close()
 	b.events.close()
 }
 

@@ -342,9 +342,9 @@ func TestEndingASessionCostsConstantWrites(t *testing.T) {
 			few := writesToEndSession(t, 5, action)
 			many := writesToEndSession(t, 500, action)
 			assert.Equal(t, few, many, "ending a session must cost the same whatever the credential count")
-			// The write-ahead log entry; the session and its closing
-			// event (in the journal); the revocation list and the role
-			// index entry; and, after the answer, the WAL's removal.
+			// The write-ahead log entry; the session; its closing event,
+			// the revocation list and the role index entry, at once; and,
+			// after the answer, the WAL's removal.
 			assert.Equal(t, 6, many)
 		})
 	}
@@ -353,9 +353,6 @@ func TestEndingASessionCostsConstantWrites(t *testing.T) {
 func writesToEndSession(t *testing.T, n int, action string) int {
 	t.Helper()
 	b, _ := testBackend(t)
-	// Compaction is left to the explicit call below, so that the count
-	// holds only what the kill writes.
-	b.journal.compactAt, b.journal.compactAfter = 1<<30, time.Hour
 	s := &countingStorage{Storage: &logical.InmemStorage{}}
 	writeRole(t, b, s, "web", map[string]interface{}{"max_steps": 1000, "max_rate": 100000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
@@ -366,10 +363,9 @@ func writesToEndSession(t *testing.T, n int, action string) int {
 		})
 		tokens = append(tokens, resp.Data["token"].(string))
 	}
-	require.NoError(t, b.journal.compact(context.Background(), s, true))
 	s.reset()
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/"+action, nil)
-	b.journal.settle()
+	b.bg.wait()
 	w := s.writes()
 
 	for _, tok := range []string{tokens[0], tokens[n/2], tokens[n-1]} {
@@ -710,7 +706,7 @@ func (f *failingStorage) arm(on bool) {
 // completes the rest.
 func TestFailedKillNeverLeavesTheSessionAlive(t *testing.T) {
 	b, _ := testBackend(t)
-	s := &failingStorage{Storage: &logical.InmemStorage{}, prefix: journalPrefix}
+	s := &failingStorage{Storage: &logical.InmemStorage{}, prefix: eventsPrefix}
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
@@ -739,8 +735,8 @@ func TestFailedKillNeverLeavesTheSessionAlive(t *testing.T) {
 	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
 	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
 	require.Len(t, rev.Data["sessions"], 1)
-	// The closing event, lost with the journal write, comes back from
-	// the WAL entry.
+	// The closing event, lost with its failed write, comes back from the
+	// WAL entry.
 	assert.Equal(t, []string{"session_start", "credential_issued", "session_revoke", "request_refused"}, eventKinds(t, b, s, id))
 }
 

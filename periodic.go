@@ -11,8 +11,7 @@ import (
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
-// periodic is called by Vault about once a minute. It compacts the
-// timeline journal, deletes timeline
+// periodic is called by Vault about once a minute. It deletes timeline
 // events that fell out of a session's max_events window, marks sessions
 // whose lease ran out as expired (in case the lease's revocation has not reached
 // the engine yet), deletes finished sessions and their timelines once
@@ -36,14 +35,6 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	cfg, err := b.loadConfig(ctx, s)
 	if err != nil {
 		return err
-	}
-	// Timeline events still in the journal (left by a crash, or by the
-	// node that was active before) reach their chunks before sessions are
-	// trimmed or deleted.
-	if err := b.journal.compact(ctx, s, true); err != nil {
-		// What could not be compacted stays in the journal, where readers
-		// find it; the rest of the tidy must not wait for it.
-		b.Logger().Warn("compacting the timeline journal", "error", err)
 	}
 	ids, err := s.List(ctx, sessionsPrefix)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -21,22 +20,20 @@ import (
 //	roles/<name>                 a role
 //	sessions/<id>                a session: state, intent, counters, violations
 //	role-sessions/<role>/<id>    index of a role's active sessions (empty entries)
-//	journal/<writer>-<n>         timeline events of any sessions, group-committed,
-//	                             waiting to be compacted (see journal.go)
-//	events/<id>/<chunk>          a session's timeline, 64 events per entry
-//	revocations/<minute>         the revocation list, bucketed by the minute its
+//	events/<id>/<chunk>          a session's timeline, 16 events per entry,
+//	                             compressed (see storage_timeline.go)
+//	revocations/<minute>-<n>     the revocation list, bucketed by the minute its
 //	                             sessions' last credentials expire (see revocations.go)
 //	revocations/version          the list's version at its last prune
 //	keys/ring                    signing keys (seal-wrapped)
 //	wal/...                      Vault's write-ahead log entries of kills in progress
 //
-// Issuing a step credential writes its event into the journal, where the
-// events of concurrent requests share one write; the session record is
-// written once per reserved block of steps. Ending or revoking a session
-// writes a WAL entry, then sessions/<id> and its closing event together,
-// then one revocations bucket (and the role-sessions deletion) together, and deletes
-// the WAL entry after answering: a constant number of operations, whatever
-// the number of credentials the session issued.
+// Issuing a step credential writes the chunk its event belongs to; the
+// session record is written once per reserved block of steps. Ending or
+// revoking a session writes a WAL entry, then sessions/<id>, then at once
+// its closing event, one revocations bucket and the role-sessions
+// deletion, and deletes the WAL entry after answering: a constant number
+// of operations, whatever the number of credentials the session issued.
 const (
 	rolesPrefix        = "roles/"
 	sessionsPrefix     = "sessions/"
@@ -137,10 +134,12 @@ func (b *backend) remember(sess *trust.Session) {
 	b.liveMu.Unlock()
 }
 
-// forget drops the copy of a session that changed elsewhere or is gone.
+// forget drops the copy of a session that changed elsewhere or is gone,
+// and of its last timeline chunk.
 func (b *backend) forget(id string) {
 	b.liveMu.Lock()
 	delete(b.live, id)
+	delete(b.chunks, id)
 	b.liveMu.Unlock()
 }
 
@@ -172,7 +171,7 @@ func (b *backend) save(ctx context.Context, s logical.Storage, sess *trust.Sessi
 			return err
 		}
 	}
-	if err := commit(ctx, b.journal.append(s, sess.ID, inWindow(sess, cfg.MaxEvents, events))); err != nil {
+	if err := b.writeEvents(ctx, s, sess.ID, inWindow(sess, cfg.MaxEvents, events)); err != nil {
 		return err
 	}
 	b.remember(sess)
@@ -230,10 +229,11 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	if err != nil {
 		return err
 	}
-	journaled := b.journal.append(s, sess.ID, inWindow(sess, cfg.MaxEvents, events))
+	written := make(chan error, 1)
+	go func() { written <- b.writeEvents(ctx, s, sess.ID, inWindow(sess, cfg.MaxEvents, events)) }()
 	err = b.completeFinish(ctx, s, sess, now)
-	if jerr := commit(ctx, journaled); err == nil {
-		err = jerr
+	if werr := <-written; err == nil {
+		err = werr
 	}
 	if err != nil {
 		b.forget(sess.ID)
@@ -245,7 +245,7 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	// The kill is complete: the WAL entry is removed after the answer. If
 	// that fails, the rollback manager finds nothing left to do and
 	// removes it.
-	b.journal.background(func(ctx context.Context) {
+	b.bg.run(func(ctx context.Context) {
 		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
 			b.Logger().Debug("deleting a finished kill's WAL entry", "session_id", sess.ID, "error", err)
 		}
@@ -322,56 +322,7 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	}
 	// The kill's events, again: merging is by sequence number, so events
 	// already stored are not repeated.
-	return commit(ctx, b.journal.append(req.Storage, sess.ID, w.Events))
-}
-
-// loadEvents reads a session's kept events after seq after, at most limit:
-// those compacted into its chunks and those still in the journal.
-func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, maxEvents int, after uint64, limit int) ([]timeline.Event, error) {
-	if dropped := droppedEvents(sess, maxEvents); after < dropped {
-		after = dropped
-	}
-	if after >= sess.EventSeq {
-		return nil, nil
-	}
-	// The journal first: an entry compacted between the two reads is then
-	// found in the chunks.
-	pending, err := journalEvents(ctx, s, sess.ID)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := s.List(ctx, eventsPrefix+sess.ID+"/")
-	if err != nil {
-		return nil, err
-	}
-	var events []timeline.Event
-	for _, k := range keys {
-		c, legacy, ok := parseEventKey(k)
-		if !ok || c < chunkOf(after+1) {
-			continue
-		}
-		if legacy {
-			var e timeline.Event
-			if _, err := getJSON(ctx, s, eventsPrefix+sess.ID+"/"+k, &e); err != nil {
-				return nil, err
-			}
-			events = append(events, e)
-			continue
-		}
-		var chunk []timeline.Event
-		if _, err := getCompressed(ctx, s, eventsPrefix+sess.ID+"/"+k, &chunk); err != nil {
-			return nil, err
-		}
-		events = append(events, chunk...)
-	}
-	events = mergeEvents(events, pending)
-	out := events[:0]
-	for _, e := range events {
-		if e.Seq > after && e.Seq <= sess.EventSeq && (limit <= 0 || len(out) < limit) {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	return b.writeEvents(ctx, req.Storage, sess.ID, w.Events)
 }
 
 // deleteSession removes a finished session and its whole timeline.
@@ -384,55 +335,6 @@ func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *tr
 		return err
 	}
 	return s.Delete(ctx, sessionsPrefix+sess.ID)
-}
-
-// timelineFloor tells compaction whether a session still exists, and up
-// to which sequence number its events are no longer kept (their chunks
-// were deleted by trimEvents).
-func (b *backend) timelineFloor(ctx context.Context, s logical.Storage, id string) (uint64, bool, error) {
-	sess, err := b.getSession(ctx, s, id)
-	if err != nil || sess == nil {
-		return 0, false, err
-	}
-	return sess.EventsDropped, true, nil
-}
-
-// parseEventKey reads a key under events/<id>/: a chunk number (12
-// digits), or, from versions before chunks, one event's sequence number
-// (20 digits), for which it gives the chunk the event belongs to.
-func parseEventKey(k string) (chunk uint64, legacy, ok bool) {
-	n, err := strconv.ParseUint(k, 10, 64)
-	switch {
-	case err != nil:
-		return 0, false, false
-	case len(k) == 20:
-		if n == 0 {
-			return 0, true, false
-		}
-		return chunkOf(n), true, true
-	case len(k) == 12:
-		return n, false, true
-	}
-	return 0, false, false
-}
-
-// deleteChunks deletes the timeline chunks of a session that drop says to.
-func (b *backend) deleteChunks(ctx context.Context, s logical.Storage, id string, drop func(chunk uint64) bool) error {
-	b.journal.compactMu.Lock()
-	defer b.journal.compactMu.Unlock()
-	keys, err := s.List(ctx, eventsPrefix+id+"/")
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		c, _, ok := parseEventKey(k)
-		if !ok || drop(c) {
-			if err := s.Delete(ctx, eventsPrefix+id+"/"+k); err != nil {
-				return fmt.Errorf("deleting timeline of session %s: %w", id, err)
-			}
-		}
-	}
-	return nil
 }
 
 // trimEvents deletes the timeline chunks of a session whose events all

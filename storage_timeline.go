@@ -1,0 +1,306 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/compressutil"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+// A session's timeline is stored in chunks of chunkEvents consecutive
+// events (events/<id>/<chunk>), as snappy-compressed JSON: events repeat
+// most of their text, so a chunk takes a fraction of the bytes its events
+// would one by one, and the tidy drops old events a chunk at a time.
+//
+// Recording an event rewrites the chunk it belongs to: one storage write,
+// as before chunks. The node that serves a session keeps the session's
+// last chunk in memory beside the session, so that it need not read it
+// back; any other node (after a restart or a change of active node) reads
+// it once. Every write happens under the session's lock.
+const (
+	// chunkEvents is how many consecutive events of a session share one
+	// storage entry. An event is at most about 20 KiB (64 scopes of 256
+	// bytes, and a few more fields of 256), so a chunk stays well under
+	// the storage backends' entry limits (raft's 1 MiB, Consul's 512 KiB).
+	chunkEvents = 16
+
+	// backgroundTimeout bounds work done after an answer.
+	backgroundTimeout = 30 * time.Second
+)
+
+// openChunk is the last chunk of a session's timeline, as stored.
+type openChunk struct {
+	index  uint64
+	events []timeline.Event
+}
+
+// writeEvents records a session's events in its timeline chunks. The
+// session must be locked.
+func (b *backend) writeEvents(ctx context.Context, s logical.Storage, id string, events []timeline.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	byChunk := map[uint64][]timeline.Event{}
+	var order []uint64
+	for _, e := range events {
+		c := chunkOf(e.Seq)
+		if _, ok := byChunk[c]; !ok {
+			order = append(order, c)
+		}
+		byChunk[c] = append(byChunk[c], e)
+	}
+	for _, c := range order {
+		have, err := b.chunk(ctx, s, id, c)
+		if err != nil {
+			return err
+		}
+		merged := mergeEvents(have, byChunk[c])
+		if err := putCompressed(ctx, s, chunkKey(id, c), merged); err != nil {
+			b.forgetChunk(id)
+			return err
+		}
+		b.keepChunk(id, c, merged)
+	}
+	return nil
+}
+
+// chunk returns chunk c of a session's timeline: from memory when it is
+// the session's open chunk, else from storage.
+func (b *backend) chunk(ctx context.Context, s logical.Storage, id string, c uint64) ([]timeline.Event, error) {
+	b.liveMu.Lock()
+	open := b.chunks[id]
+	b.liveMu.Unlock()
+	switch {
+	case open != nil && open.index == c:
+		return open.events, nil
+	case open != nil && open.index+1 == c:
+		// This node wrote the session's newest chunk: the next one is
+		// new.
+		return nil, nil
+	}
+	var have []timeline.Event
+	if _, err := getCompressed(ctx, s, chunkKey(id, c), &have); err != nil {
+		return nil, err
+	}
+	return have, nil
+}
+
+// keepChunk remembers a session's newest chunk.
+func (b *backend) keepChunk(id string, c uint64, events []timeline.Event) {
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	if open := b.chunks[id]; open == nil || open.index <= c {
+		b.chunks[id] = &openChunk{index: c, events: events}
+	}
+}
+
+func (b *backend) forgetChunk(id string) {
+	b.liveMu.Lock()
+	delete(b.chunks, id)
+	b.liveMu.Unlock()
+}
+
+// loadEvents reads a session's kept events after seq after, at most limit.
+func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, maxEvents int, after uint64, limit int) ([]timeline.Event, error) {
+	if dropped := droppedEvents(sess, maxEvents); after < dropped {
+		after = dropped
+	}
+	if after >= sess.EventSeq {
+		return nil, nil
+	}
+	keys, err := s.List(ctx, eventsPrefix+sess.ID+"/")
+	if err != nil {
+		return nil, err
+	}
+	var events []timeline.Event
+	for _, k := range keys {
+		c, legacy, ok := parseEventKey(k)
+		if !ok || c < chunkOf(after+1) {
+			continue
+		}
+		if legacy {
+			var e timeline.Event
+			if _, err := getJSON(ctx, s, eventsPrefix+sess.ID+"/"+k, &e); err != nil {
+				return nil, err
+			}
+			events = append(events, e)
+			continue
+		}
+		var chunk []timeline.Event
+		if _, err := getCompressed(ctx, s, eventsPrefix+sess.ID+"/"+k, &chunk); err != nil {
+			return nil, err
+		}
+		events = append(events, chunk...)
+	}
+	events = mergeEvents(nil, events)
+	out := events[:0]
+	for _, e := range events {
+		if e.Seq > after && e.Seq <= sess.EventSeq && (limit <= 0 || len(out) < limit) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// deleteChunks deletes the timeline chunks of a session that drop says
+// to. The session must be locked.
+func (b *backend) deleteChunks(ctx context.Context, s logical.Storage, id string, drop func(chunk uint64) bool) error {
+	keys, err := s.List(ctx, eventsPrefix+id+"/")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		c, _, ok := parseEventKey(k)
+		if !ok || drop(c) {
+			if err := s.Delete(ctx, eventsPrefix+id+"/"+k); err != nil {
+				return fmt.Errorf("deleting timeline of session %s: %w", id, err)
+			}
+		}
+	}
+	return nil
+}
+
+// mergeEvents returns the events of both lists in sequence order, one per
+// sequence number (the later list wins), so that writing an event twice
+// (a kill completed again by the rollback) records it once.
+func mergeEvents(have, add []timeline.Event) []timeline.Event {
+	out := append(slices.Clone(have), add...)
+	slices.SortStableFunc(out, func(a, b timeline.Event) int {
+		switch {
+		case a.Seq < b.Seq:
+			return -1
+		case a.Seq > b.Seq:
+			return 1
+		}
+		return 0
+	})
+	// Keep the last of each run of equal sequence numbers.
+	w := 0
+	for i := range out {
+		if i+1 < len(out) && out[i+1].Seq == out[i].Seq {
+			continue
+		}
+		out[w] = out[i]
+		w++
+	}
+	return out[:w]
+}
+
+// chunkOf is the chunk that holds event seq (sequence numbers start at 1).
+func chunkOf(seq uint64) uint64 { return (seq - 1) / chunkEvents }
+
+// chunkKey is where chunk c of a session's timeline is stored (see
+// parseEventKey).
+func chunkKey(session string, c uint64) string {
+	return fmt.Sprintf("%s%s/%012d", eventsPrefix, session, c)
+}
+
+// parseEventKey reads a key under events/<id>/: a chunk number (12
+// digits), or, from versions before chunks, one event's sequence number
+// (20 digits), for which it gives the chunk the event belongs to.
+func parseEventKey(k string) (chunk uint64, legacy, ok bool) {
+	n, err := strconv.ParseUint(k, 10, 64)
+	switch {
+	case err != nil:
+		return 0, false, false
+	case len(k) == 20:
+		if n == 0 {
+			return 0, true, false
+		}
+		return chunkOf(n), true, true
+	case len(k) == 12:
+		return n, false, true
+	}
+	return 0, false, false
+}
+
+// putCompressed stores v as snappy-compressed JSON.
+func putCompressed(ctx context.Context, s logical.Storage, key string, v interface{}) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", key, err)
+	}
+	value, err := compressutil.Compress(raw, &compressutil.CompressionConfig{Type: compressutil.CompressionTypeSnappy})
+	if err != nil {
+		return fmt.Errorf("compressing %s: %w", key, err)
+	}
+	if err := s.Put(ctx, &logical.StorageEntry{Key: key, Value: value}); err != nil {
+		return fmt.Errorf("writing %s: %w", key, err)
+	}
+	return nil
+}
+
+// getCompressed reads what putCompressed stored.
+func getCompressed(ctx context.Context, s logical.Storage, key string, v interface{}) (bool, error) {
+	entry, err := s.Get(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if entry == nil {
+		return false, nil
+	}
+	raw, notCompressed, err := compressutil.Decompress(entry.Value)
+	if err != nil {
+		return false, fmt.Errorf("decompressing %s: %w", key, err)
+	}
+	if notCompressed {
+		raw = entry.Value
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// background runs work after a request has been answered, and lets Clean
+// wait for it.
+type background struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newBackground() *background {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &background{ctx: ctx, cancel: cancel}
+}
+
+// run runs f with a context that close cancels. After close, f does not
+// run.
+func (g *background) run(f func(ctx context.Context)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		ctx, cancel := context.WithTimeout(g.ctx, backgroundTimeout)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+// wait waits for the work under way.
+func (g *background) wait() { g.wg.Wait() }
+
+// close cancels the work under way and waits for it.
+func (g *background) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.cancel()
+	g.wg.Wait()
+}
