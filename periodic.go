@@ -11,7 +11,8 @@ import (
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
-// periodic is called by Vault about once a minute. It deletes timeline
+// periodic is called by Vault about once a minute. It lists in
+// revocations any ended or revoked session a crash left out, deletes timeline
 // events that fell out of a session's max_events window, marks sessions
 // whose lease ran out as expired (in case the lease's revocation has not reached
 // the engine yet), deletes finished sessions and their timelines once
@@ -92,6 +93,13 @@ func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string,
 	if sess.State == trust.StateActive && sess.StateAt(now) == trust.StateExpired {
 		sess.Expire(now)
 		return "expired", b.finishSession(ctx, s, sess, now)
+	}
+	if sess.State == trust.StateEnded || sess.State == trust.StateRevoked {
+		// A kill interrupted before its WAL entry was stored: its
+		// credentials must still be listed (a no-op when they are).
+		if err := b.addRevocation(ctx, s, sess, now); err != nil {
+			return "", err
+		}
 	}
 	if sess.State != trust.StateActive {
 		done := sess.TokensValidUntil()

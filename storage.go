@@ -212,19 +212,47 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	}
 	events = append(events, stage(sess, now, closing)...)
 
-	// Killing a session spans several writes. A write-ahead log entry,
-	// which holds the kill's events, makes it all or nothing: if the
-	// plugin dies half-way, Vault's rollback manager calls walRollback,
-	// which completes it.
-	walID, err := framework.PutWAL(ctx, s, walFinishSession, &finishWAL{Session: sess.ID, Time: now, Events: events})
+	// Killing a session spans two rounds of writes. First, at once, the
+	// record, which decides the kill, and a write-ahead log entry holding
+	// the kill's events: if the plugin dies before the second round is
+	// done, Vault's rollback manager calls walRollback, which completes
+	// it. (Should the plugin die in the instant after the record landed and
+	// before the WAL entry did, the periodic tidy still lists the session
+	// in revocations and drops its index entry; only its closing event
+	// would be missing.)
+	type walPut struct {
+		id  string
+		err error
+	}
+	wal := make(chan walPut, 1)
+	go func() {
+		id, err := framework.PutWAL(ctx, s, walFinishSession, &finishWAL{Session: sess.ID, Time: now, Events: events})
+		wal <- walPut{id, err}
+	}()
+	err := b.save(ctx, s, sess, nil, true)
+	w := <-wal
+	// The WAL entry goes after the answer once the kill is complete, or
+	// did not happen. If that fails, the rollback manager finds nothing
+	// left to do, or the session active, and removes it.
+	dropWAL := func() {
+		if w.err != nil {
+			return
+		}
+		b.bg.run(func(ctx context.Context) {
+			if err := framework.DeleteWAL(ctx, s, w.id); err != nil {
+				b.Logger().Debug("deleting a finished kill's WAL entry", "session_id", sess.ID, "error", err)
+			}
+		})
+	}
 	if err != nil {
+		dropWAL()
 		return err
 	}
-	// The record decides the kill. Then, at once, its events, its
-	// revocation entry and the removal from its role's index.
-	if err := b.save(ctx, s, sess, nil, true); err != nil {
-		return err
+	if w.err != nil {
+		b.Logger().Warn("could not write the WAL entry of a session kill; completing it without", "session_id", sess.ID, "error", w.err)
 	}
+	// Then, at once, its events, its revocation entry and the removal from
+	// its role's index.
 	cfg, err := b.loadConfig(ctx, s)
 	if err != nil {
 		return err
@@ -236,20 +264,14 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 		err = werr
 	}
 	if err != nil {
+		// The WAL entry stays: the rollback manager completes the kill.
 		b.forget(sess.ID)
 		return err
 	}
 	// Only active sessions are kept in memory; a finished one is read from
 	// storage when it is asked about.
 	b.forget(sess.ID)
-	// The kill is complete: the WAL entry is removed after the answer. If
-	// that fails, the rollback manager finds nothing left to do and
-	// removes it.
-	b.bg.run(func(ctx context.Context) {
-		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
-			b.Logger().Debug("deleting a finished kill's WAL entry", "session_id", sess.ID, "error", err)
-		}
-	})
+	dropWAL()
 	return nil
 }
 
