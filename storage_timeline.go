@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/hashicorp/vault/sdk/helper/compressutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -37,10 +38,12 @@ const (
 	backgroundTimeout = 30 * time.Second
 )
 
-// openChunk is the last chunk of a session's timeline, as stored.
+// openChunk is the last chunk of a session's timeline, as stored, with
+// its JSON encoding, so that appending an event encodes only that event.
 type openChunk struct {
 	index  uint64
 	events []timeline.Event
+	raw    []byte // the JSON array's elements, comma-separated
 }
 
 // writeEvents records a session's events in its timeline chunks. The
@@ -59,47 +62,92 @@ func (b *backend) writeEvents(ctx context.Context, s logical.Storage, id string,
 		byChunk[c] = append(byChunk[c], e)
 	}
 	for _, c := range order {
-		have, err := b.chunk(ctx, s, id, c)
+		have, raw, err := b.chunk(ctx, s, id, c)
 		if err != nil {
 			return err
 		}
-		merged := mergeEvents(have, byChunk[c])
-		if err := putCompressed(ctx, s, chunkKey(id, c), merged); err != nil {
+		add := byChunk[c]
+		var merged []timeline.Event
+		if raw != nil && len(have) > 0 && add[0].Seq > have[len(have)-1].Seq && slices.IsSortedFunc(add, bySeq) {
+			// Appending to the open chunk: encode only the new events.
+			merged = append(slices.Clip(have), add...)
+			for _, e := range add {
+				enc, err := json.Marshal(e)
+				if err != nil {
+					return fmt.Errorf("encoding timeline event: %w", err)
+				}
+				raw = append(append(slices.Clip(raw), ','), enc...)
+			}
+		} else {
+			merged = mergeEvents(have, add)
+			if raw, err = encodeEvents(merged); err != nil {
+				return err
+			}
+		}
+		if err := putChunk(ctx, s, chunkKey(id, c), raw); err != nil {
 			b.forgetChunk(id)
 			return err
 		}
-		b.keepChunk(id, c, merged)
+		b.keepChunk(id, c, merged, raw)
 	}
 	return nil
 }
 
-// chunk returns chunk c of a session's timeline: from memory when it is
-// the session's open chunk, else from storage.
-func (b *backend) chunk(ctx context.Context, s logical.Storage, id string, c uint64) ([]timeline.Event, error) {
+func bySeq(a, b timeline.Event) int {
+	switch {
+	case a.Seq < b.Seq:
+		return -1
+	case a.Seq > b.Seq:
+		return 1
+	}
+	return 0
+}
+
+// encodeEvents is the JSON array elements of events, comma-separated.
+func encodeEvents(events []timeline.Event) ([]byte, error) {
+	raw, err := json.Marshal(events)
+	if err != nil {
+		return nil, fmt.Errorf("encoding timeline events: %w", err)
+	}
+	return raw[1 : len(raw)-1], nil
+}
+
+// putChunk stores a chunk's events, given as comma-separated JSON, as a
+// snappy-compressed JSON array.
+func putChunk(ctx context.Context, s logical.Storage, key string, elements []byte) error {
+	raw := make([]byte, 0, len(elements)+2)
+	raw = append(append(append(raw, '['), elements...), ']')
+	return putCompressedRaw(ctx, s, key, raw)
+}
+
+// chunk returns chunk c of a session's timeline, and its encoding when it
+// is the session's open chunk (nil otherwise): from memory when it is,
+// else from storage.
+func (b *backend) chunk(ctx context.Context, s logical.Storage, id string, c uint64) ([]timeline.Event, []byte, error) {
 	b.liveMu.Lock()
 	open := b.chunks[id]
 	b.liveMu.Unlock()
 	switch {
 	case open != nil && open.index == c:
-		return open.events, nil
+		return open.events, open.raw, nil
 	case open != nil && open.index+1 == c:
 		// This node wrote the session's newest chunk: the next one is
 		// new.
-		return nil, nil
+		return nil, nil, nil
 	}
 	var have []timeline.Event
 	if _, err := getCompressed(ctx, s, chunkKey(id, c), &have); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return have, nil
+	return have, nil, nil
 }
 
 // keepChunk remembers a session's newest chunk.
-func (b *backend) keepChunk(id string, c uint64, events []timeline.Event) {
+func (b *backend) keepChunk(id string, c uint64, events []timeline.Event, raw []byte) {
 	b.liveMu.Lock()
 	defer b.liveMu.Unlock()
 	if open := b.chunks[id]; open == nil || open.index <= c {
-		b.chunks[id] = &openChunk{index: c, events: events}
+		b.chunks[id] = &openChunk{index: c, events: events, raw: raw}
 	}
 }
 
@@ -174,15 +222,7 @@ func (b *backend) deleteChunks(ctx context.Context, s logical.Storage, id string
 // (a kill completed again by the rollback) records it once.
 func mergeEvents(have, add []timeline.Event) []timeline.Event {
 	out := append(slices.Clone(have), add...)
-	slices.SortStableFunc(out, func(a, b timeline.Event) int {
-		switch {
-		case a.Seq < b.Seq:
-			return -1
-		case a.Seq > b.Seq:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, bySeq)
 	// Keep the last of each run of equal sequence numbers.
 	w := 0
 	for i := range out {
@@ -223,37 +263,52 @@ func parseEventKey(k string) (chunk uint64, legacy, ok bool) {
 	return 0, false, false
 }
 
+// chunkCanary starts a stored chunk: snappy's block format follows.
+// (Vault's compressutil canaries are 'L', 'G', 'S' and '4'; JSON starts
+// with '[' or '{'.) compressutil's snappy writer allocates some 150 KiB
+// of buffers per call, twice the cost of the rest of an issuance, hence
+// the block format here.
+const chunkCanary = 'b'
+
 // putCompressed stores v as snappy-compressed JSON.
 func putCompressed(ctx context.Context, s logical.Storage, key string, v interface{}) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)
 	}
-	value, err := compressutil.Compress(raw, &compressutil.CompressionConfig{Type: compressutil.CompressionTypeSnappy})
-	if err != nil {
-		return fmt.Errorf("compressing %s: %w", key, err)
-	}
+	return putCompressedRaw(ctx, s, key, raw)
+}
+
+// putCompressedRaw stores JSON text snappy-compressed.
+func putCompressedRaw(ctx context.Context, s logical.Storage, key string, raw []byte) error {
+	value := make([]byte, 1+snappy.MaxEncodedLen(len(raw)))
+	value[0] = chunkCanary
+	value = value[:1+len(snappy.Encode(value[1:], raw))]
 	if err := s.Put(ctx, &logical.StorageEntry{Key: key, Value: value}); err != nil {
 		return fmt.Errorf("writing %s: %w", key, err)
 	}
 	return nil
 }
 
-// getCompressed reads what putCompressed stored.
+// getCompressed reads what putCompressed stored (or, from earlier
+// versions, compressutil's framed snappy, or plain JSON).
 func getCompressed(ctx context.Context, s logical.Storage, key string, v interface{}) (bool, error) {
 	entry, err := s.Get(ctx, key)
 	if err != nil {
 		return false, fmt.Errorf("reading %s: %w", key, err)
 	}
-	if entry == nil {
+	if entry == nil || len(entry.Value) == 0 {
 		return false, nil
 	}
-	raw, notCompressed, err := compressutil.Decompress(entry.Value)
-	if err != nil {
+	raw := entry.Value
+	if raw[0] == chunkCanary {
+		if raw, err = snappy.Decode(nil, raw[1:]); err != nil {
+			return false, fmt.Errorf("decompressing %s: %w", key, err)
+		}
+	} else if out, notCompressed, err := compressutil.Decompress(raw); err != nil {
 		return false, fmt.Errorf("decompressing %s: %w", key, err)
-	}
-	if notCompressed {
-		raw = entry.Value
+	} else if !notCompressed {
+		raw = out
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		return false, fmt.Errorf("decoding %s: %w", key, err)
