@@ -755,15 +755,31 @@ func TestKillWhoseRecordFailsLeavesNoTrace(t *testing.T) {
 	_, err := do(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
 	require.Error(t, err)
 	s.arm(false)
-	b.bg.wait()
-
-	wals, err := framework.ListWAL(context.Background(), s)
-	require.NoError(t, err)
-	assert.Empty(t, wals, "the WAL entry of a kill that did not happen is removed")
-	assert.Equal(t, []string{"session_start", "credential_issued"}, eventKinds(t, b, s, id))
+	// The session goes on, and takes a credential whose event takes the
+	// number the failed kill had staged for its closing event.
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+
+	// The WAL entry stays (the record might have landed all the same);
+	// its rollback finds the session active and writes nothing.
+	ctx := context.Background()
+	wals, err := framework.ListWAL(ctx, s)
+	require.NoError(t, err)
+	require.Len(t, wals, 1)
+	entry, err := framework.GetWAL(ctx, s, wals[0])
+	require.NoError(t, err)
+	raw, _ := json.Marshal(entry.Data)
+	var data interface{}
+	require.NoError(t, json.Unmarshal(raw, &data))
+	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
+	assert.Equal(t, []string{"session_start", "credential_issued", "credential_issued"}, eventKinds(t, b, s, id))
 	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
 	assert.Empty(t, rev.Data["sessions"])
+
+	// Revoked later by an operator, the session's rollback of the earlier
+	// kill still tells nothing of it.
+	mustDo(t, b, s, caller{}, logical.UpdateOperation, "sessions/"+id+"/revoke", nil)
+	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
+	assert.Equal(t, []string{"session_start", "credential_issued", "credential_issued", "session_revoke"}, eventKinds(t, b, s, id))
 }
 
 // TestTidyListsAKillThatLostItsWAL: a session whose record says revoked

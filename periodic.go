@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -42,13 +43,17 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 		return err
 	}
 	expired, deleted := 0, 0
+	var errs []error
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		did, err := b.tidySession(ctx, s, id, cfg)
 		if err != nil {
-			return fmt.Errorf("tidying session %s: %w", id, err)
+			// One session must not hold up the others, nor the rest of
+			// the tidy.
+			errs = append(errs, fmt.Errorf("tidying session %s: %w", id, err))
+			continue
 		}
 		switch did {
 		case "expired":
@@ -65,17 +70,17 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	}
 	for _, role := range roles {
 		if err := b.tidyRoleIndex(ctx, s, strings.TrimSuffix(role, "/")); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
 
 	if err := b.pruneRevocations(ctx, s, b.now()); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if expired+deleted > 0 {
 		b.Logger().Info("tidied sessions", "expired", expired, "deleted", deleted)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string, cfg *agentConfig) (string, error) {

@@ -218,38 +218,32 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	// done, Vault's rollback manager calls walRollback, which completes
 	// it. (Should the plugin die in the instant after the record landed and
 	// before the WAL entry did, the periodic tidy still lists the session
-	// in revocations and drops its index entry; only its closing event
+	// in revocations and drops its index entry; only the kill's events
 	// would be missing.)
 	type walPut struct {
 		id  string
 		err error
 	}
+	walEntry := &finishWAL{Session: sess.ID, Time: now, State: sess.State, EndedAt: sess.EndedAt, Events: events}
 	wal := make(chan walPut, 1)
 	go func() {
-		id, err := framework.PutWAL(ctx, s, walFinishSession, &finishWAL{Session: sess.ID, Time: now, Events: events})
+		id, err := framework.PutWAL(ctx, s, walFinishSession, walEntry)
 		wal <- walPut{id, err}
 	}()
 	err := b.save(ctx, s, sess, nil, true)
 	w := <-wal
-	// The WAL entry goes after the answer once the kill is complete, or
-	// did not happen. If that fails, the rollback manager finds nothing
-	// left to do, or the session active, and removes it.
-	dropWAL := func() {
-		if w.err != nil {
-			return
-		}
-		b.bg.run(func(ctx context.Context) {
-			if err := framework.DeleteWAL(ctx, s, w.id); err != nil {
-				b.Logger().Debug("deleting a finished kill's WAL entry", "session_id", sess.ID, "error", err)
-			}
-		})
-	}
 	if err != nil {
-		dropWAL()
+		// The record may have landed all the same (a timeout): the WAL
+		// entry stays, and the rollback completes the kill if it did.
 		return err
 	}
 	if w.err != nil {
-		b.Logger().Warn("could not write the WAL entry of a session kill; completing it without", "session_id", sess.ID, "error", w.err)
+		// One more try: without it, nothing would write the kill's
+		// events should the next round fail.
+		w.id, w.err = framework.PutWAL(ctx, s, walFinishSession, walEntry)
+		if w.err != nil {
+			b.Logger().Warn("could not write the WAL entry of a session kill; completing it without", "session_id", sess.ID, "error", w.err)
+		}
 	}
 	// Then, at once, its events, its revocation entry and the removal from
 	// its role's index.
@@ -271,7 +265,15 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	// Only active sessions are kept in memory; a finished one is read from
 	// storage when it is asked about.
 	b.forget(sess.ID)
-	dropWAL()
+	// The kill is complete: its WAL entry goes after the answer. If that
+	// fails, the rollback manager finds nothing left to do and removes it.
+	if w.err == nil {
+		b.bg.run(func(ctx context.Context) {
+			if err := framework.DeleteWAL(ctx, s, w.id); err != nil {
+				b.Logger().Debug("deleting a finished kill's WAL entry", "session_id", sess.ID, "error", err)
+			}
+		})
+	}
 	return nil
 }
 
@@ -303,10 +305,14 @@ func (b *backend) completeFinish(ctx context.Context, s logical.Storage, sess *t
 
 const walFinishSession = "finish_session"
 
-// finishWAL is the write-ahead log entry of a session being finished.
+// finishWAL is the write-ahead log entry of a session being finished: the
+// kill it records (the state it leads to, and when), and the kill's
+// events.
 type finishWAL struct {
 	Session string           `json:"session"`
 	Time    time.Time        `json:"time"`
+	State   trust.State      `json:"state,omitempty"`
+	EndedAt time.Time        `json:"ended_at,omitempty"`
 	Events  []timeline.Event `json:"events,omitempty"`
 }
 
@@ -342,9 +348,20 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	if err := b.completeFinish(ctx, req.Storage, sess, at); err != nil {
 		return err
 	}
-	// The kill's events, again: merging is by sequence number, so events
-	// already stored are not repeated.
-	return b.writeEvents(ctx, req.Storage, sess.ID, w.Events)
+	// The kill's events, again, if the session ended by this very kill
+	// (merging is by sequence number, so events already stored are not
+	// repeated). A kill whose record never landed, the session having
+	// ended since by another, has no events to tell.
+	if w.State != sess.State || !w.EndedAt.Equal(sess.EndedAt) {
+		return nil
+	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	dropped := droppedEvents(sess, cfg.MaxEvents)
+	events := slices.DeleteFunc(w.Events, func(e timeline.Event) bool { return e.Seq > sess.EventSeq || e.Seq <= dropped })
+	return b.writeEvents(ctx, req.Storage, sess.ID, events)
 }
 
 // deleteSession removes a finished session and its whole timeline.
