@@ -84,26 +84,53 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 }
 
 func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string, cfg *agentConfig) (string, error) {
+	did, trimTo, err := b.tidySessionLocked(ctx, s, id, cfg)
+	if err != nil || trimTo == 0 {
+		return did, err
+	}
+	// Chunks of dropped events are deleted without the session's lock:
+	// after a long burst they can be thousands, and the session must not
+	// wait for them (nothing writes to a chunk this far back).
+	if err := b.deleteChunks(ctx, s, id, func(c uint64) bool { return c < trimTo/chunkEvents }); err != nil {
+		return did, err
+	}
+	lock := b.sessionLock(id)
+	lock.Lock()
+	defer lock.Unlock()
+	sess, err := b.getSession(ctx, s, id)
+	if err != nil || sess == nil || sess.EventsDropped >= trimTo {
+		return did, err
+	}
+	sess.EventsDropped = trimTo
+	return did, b.save(ctx, s, sess, nil, true)
+}
+
+// tidySessionLocked does what the tidy must do under the session's lock,
+// and says up to which event the session's timeline is to be trimmed (0:
+// nothing to trim).
+func (b *backend) tidySessionLocked(ctx context.Context, s logical.Storage, id string, cfg *agentConfig) (string, uint64, error) {
 	lock := b.sessionLock(id)
 	lock.Lock()
 	defer lock.Unlock()
 	sess, err := b.getSession(ctx, s, id)
 	if err != nil || sess == nil {
-		return "", err
+		return "", 0, err
 	}
 	now := b.now()
-	if err := b.trimEvents(ctx, s, sess, cfg.MaxEvents); err != nil {
-		return "", err
+	// Chunks 0 .. trimTo/chunkEvents-1 hold only dropped events.
+	trimTo := droppedEvents(sess, cfg.MaxEvents) / chunkEvents * chunkEvents
+	if trimTo <= sess.EventsDropped {
+		trimTo = 0
 	}
 	if sess.State == trust.StateActive && sess.StateAt(now) == trust.StateExpired {
 		sess.Expire(now)
-		return "expired", b.finishSession(ctx, s, sess, now)
+		return "expired", trimTo, b.finishSession(ctx, s, sess, now)
 	}
 	if sess.State == trust.StateEnded || sess.State == trust.StateRevoked {
 		// A kill interrupted before its WAL entry was stored: its
 		// credentials must still be listed (a no-op when they are).
 		if err := b.addRevocation(ctx, s, sess, now); err != nil {
-			return "", err
+			return "", 0, err
 		}
 	}
 	if sess.State != trust.StateActive {
@@ -112,10 +139,10 @@ func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string,
 			done = sess.EndedAt
 		}
 		if now.After(done.Add(cfg.SessionRetention)) {
-			return "deleted", b.deleteSession(ctx, s, sess)
+			return "deleted", 0, b.deleteSession(ctx, s, sess)
 		}
 	}
-	return "", nil
+	return "", trimTo, nil
 }
 
 // tidyRoleIndex drops a role's index entries whose session is gone or no

@@ -375,19 +375,3 @@ func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *tr
 	}
 	return s.Delete(ctx, sessionsPrefix+sess.ID)
 }
-
-// trimEvents deletes the timeline chunks of a session whose events all
-// fell out of its max_events window, and records how far it got. The
-// session must be locked.
-func (b *backend) trimEvents(ctx context.Context, s logical.Storage, sess *trust.Session, maxEvents int) error {
-	// Chunks 0 .. whole-1 hold only dropped events.
-	whole := droppedEvents(sess, maxEvents) / chunkEvents
-	if whole*chunkEvents <= sess.EventsDropped {
-		return nil
-	}
-	if err := b.deleteChunks(ctx, s, sess.ID, func(c uint64) bool { return c < whole }); err != nil {
-		return err
-	}
-	sess.EventsDropped = whole * chunkEvents
-	return b.save(ctx, s, sess, nil, true)
-}

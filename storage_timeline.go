@@ -200,22 +200,51 @@ func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, max
 }
 
 // deleteChunks deletes the timeline chunks of a session that drop says
-// to. The session must be locked.
+// to, several at a time (raft commits them together).
 func (b *backend) deleteChunks(ctx context.Context, s logical.Storage, id string, drop func(chunk uint64) bool) error {
 	keys, err := s.List(ctx, eventsPrefix+id+"/")
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
+	keys = slices.DeleteFunc(keys, func(k string) bool {
 		c, _, ok := parseEventKey(k)
-		if !ok || drop(c) {
-			if err := s.Delete(ctx, eventsPrefix+id+"/"+k); err != nil {
-				return fmt.Errorf("deleting timeline of session %s: %w", id, err)
+		return ok && !drop(c)
+	})
+	var (
+		mu       sync.Mutex
+		firstErr error
+		next     int
+		wg       sync.WaitGroup
+	)
+	for w := 0; w < min(len(keys), deleteWorkers); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next >= len(keys) || firstErr != nil {
+					mu.Unlock()
+					return
+				}
+				k := keys[next]
+				next++
+				mu.Unlock()
+				if err := s.Delete(ctx, eventsPrefix+id+"/"+k); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("deleting timeline of session %s: %w", id, err)
+					}
+					mu.Unlock()
+				}
 			}
-		}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return firstErr
 }
+
+// deleteWorkers deletes of a session's timeline chunks run at once.
+const deleteWorkers = 8
 
 // mergeEvents returns the events of both lists in sequence order, one per
 // sequence number (the later list wins), so that writing an event twice

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
@@ -187,4 +188,47 @@ func BenchmarkWriteEvents(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// slowDeleteStorage makes deletes slow and says when the first one starts.
+type slowDeleteStorage struct {
+	logical.Storage
+	started chan struct{}
+	once    sync.Once
+}
+
+func (s *slowDeleteStorage) Delete(ctx context.Context, key string) error {
+	s.once.Do(func() { close(s.started) })
+	time.Sleep(5 * time.Millisecond)
+	return s.Storage.Delete(ctx, key)
+}
+
+// TestTrimmingDoesNotHoldTheSession: the tidy deletes a long session's
+// dropped chunks without its lock, so the session's requests never wait
+// for them.
+func TestTrimmingDoesNotHoldTheSession(t *testing.T) {
+	ctx := context.Background()
+	b, _ := testBackend(t)
+	s := &slowDeleteStorage{Storage: &logical.InmemStorage{}, started: make(chan struct{})}
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"max_events": 10})
+	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000, "max_steps": 10000})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	for i := 0; i < 1600; i++ {
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	}
+	tidied := make(chan error, 1)
+	go func() { tidied <- b.tidy(ctx, s) }()
+	<-s.started
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	select {
+	case err := <-tidied:
+		t.Fatalf("the credential waited for the tidy (%v)", err)
+	default:
+	}
+	require.NoError(t, <-tidied)
+	keys, err := s.List(ctx, eventsPrefix+id+"/")
+	require.NoError(t, err)
+	assert.LessOrEqual(t, len(keys), 2)
+	assert.Len(t, timelineEvents(t, b, s, id), 10)
 }
