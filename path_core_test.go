@@ -723,6 +723,20 @@ func TestFailedKillNeverLeavesTheSessionAlive(t *testing.T) {
 	assert.Equal(t, false, in.Data["active"])
 
 	// Vault's rollback of the WAL entry lists it in revocations.
+	rollback := onlyWALRollback(t, b, s)
+	rollback()
+	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	require.Len(t, rev.Data["sessions"], 1)
+	// The closing event, lost with its failed write, comes back from the
+	// WAL entry.
+	assert.Equal(t, []string{"session_start", "credential_issued", "session_revoke", "request_refused"}, eventKinds(t, b, s, id))
+}
+
+// onlyWALRollback checks that storage holds exactly one WAL entry and
+// returns a function that rolls it back as Vault's rollback manager does
+// (its data decoded from JSON).
+func onlyWALRollback(t *testing.T, b *backend, s logical.Storage) func() {
+	t.Helper()
 	ctx := context.Background()
 	wals, err := framework.ListWAL(ctx, s)
 	require.NoError(t, err)
@@ -732,12 +746,10 @@ func TestFailedKillNeverLeavesTheSessionAlive(t *testing.T) {
 	raw, _ := json.Marshal(entry.Data)
 	var data interface{}
 	require.NoError(t, json.Unmarshal(raw, &data))
-	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
-	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
-	require.Len(t, rev.Data["sessions"], 1)
-	// The closing event, lost with its failed write, comes back from the
-	// WAL entry.
-	assert.Equal(t, []string{"session_start", "credential_issued", "session_revoke", "request_refused"}, eventKinds(t, b, s, id))
+	return func() {
+		t.Helper()
+		require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
+	}
 }
 
 // TestKillWhoseRecordFailsLeavesNoTrace: when the session record cannot
@@ -761,16 +773,8 @@ func TestKillWhoseRecordFailsLeavesNoTrace(t *testing.T) {
 
 	// The WAL entry stays (the record might have landed all the same);
 	// its rollback finds the session active and writes nothing.
-	ctx := context.Background()
-	wals, err := framework.ListWAL(ctx, s)
-	require.NoError(t, err)
-	require.Len(t, wals, 1)
-	entry, err := framework.GetWAL(ctx, s, wals[0])
-	require.NoError(t, err)
-	raw, _ := json.Marshal(entry.Data)
-	var data interface{}
-	require.NoError(t, json.Unmarshal(raw, &data))
-	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
+	rollback := onlyWALRollback(t, b, s)
+	rollback()
 	assert.Equal(t, []string{"session_start", "credential_issued", "credential_issued"}, eventKinds(t, b, s, id))
 	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
 	assert.Empty(t, rev.Data["sessions"])
@@ -778,7 +782,7 @@ func TestKillWhoseRecordFailsLeavesNoTrace(t *testing.T) {
 	// Revoked later by an operator, the session's rollback of the earlier
 	// kill still tells nothing of it.
 	mustDo(t, b, s, caller{}, logical.UpdateOperation, "sessions/"+id+"/revoke", nil)
-	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, entry.Kind, data))
+	rollback()
 	assert.Equal(t, []string{"session_start", "credential_issued", "credential_issued", "session_revoke"}, eventKinds(t, b, s, id))
 }
 

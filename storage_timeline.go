@@ -299,15 +299,6 @@ func parseEventKey(k string) (chunk uint64, legacy, ok bool) {
 // the block format here.
 const chunkCanary = 'b'
 
-// putCompressed stores v as snappy-compressed JSON.
-func putCompressed(ctx context.Context, s logical.Storage, key string, v interface{}) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", key, err)
-	}
-	return putCompressedRaw(ctx, s, key, raw)
-}
-
 // putCompressedRaw stores JSON text snappy-compressed.
 func putCompressedRaw(ctx context.Context, s logical.Storage, key string, raw []byte) error {
 	value := make([]byte, 1+snappy.MaxEncodedLen(len(raw)))
