@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/helper/salt"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
@@ -51,6 +52,11 @@ type backend struct {
 	// (nil until first loaded, and again after Invalidate).
 	configLock sync.RWMutex
 	config     *agentConfig
+
+	// saltLock guards saltCache, the mount's salt for hashing token
+	// accessors (see identity.go).
+	saltLock  sync.RWMutex
+	saltCache *salt.Salt
 
 	// keyringLock guards keyring, the cached signing keys.
 	keyringLock sync.RWMutex
@@ -108,6 +114,11 @@ func newBackend() *backend {
 			SealWrapStorage: []string{
 				keysStoragePrefix,
 			},
+			// Write-ahead log entries of kills in progress belong to the
+			// node (cluster) that wrote them, as in Vault's own plugins.
+			LocalStorage: []string{
+				framework.WALPrefix,
+			},
 		},
 		Paths: framework.PathAppend(
 			[]*framework.Path{
@@ -149,6 +160,8 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.keyringLock.Lock()
 		b.keyring = nil
 		b.keyringLock.Unlock()
+	case saltStoragePath:
+		b.forgetSalt()
 	default:
 		// Another node wrote a session: the copy here is stale.
 		if id, ok := strings.CutPrefix(key, sessionsPrefix); ok {

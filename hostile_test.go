@@ -78,7 +78,7 @@ func TestHostileInputNeverPanicsOrFails5xx(t *testing.T) {
 			map[string]interface{}{"role": "web", "purpose": "p"}},
 		{logical.ListOperation, "sessions/", []string{"role", "state"}, nil},
 		{logical.UpdateOperation, "introspect", []string{"token"}, nil},
-		{logical.UpdateOperation, "report", []string{"token", "action", "resource", "outcome"},
+		{logical.UpdateOperation, "report", []string{"token", "action", "resource", "outcome", "observed_at", "leeway"},
 			map[string]interface{}{"token": tok, "action": "read", "resource": "secrets/web/x"}},
 		{logical.ReadOperation, "sessions/" + id + "/events", []string{"after"}, nil},
 		{logical.UpdateOperation, "sessions/" + id + "/revoke", []string{"reason"}, nil},
@@ -288,7 +288,7 @@ func TestRotateDuringIssuance(t *testing.T) {
 	wg.Wait()
 	keys := token.StaticKeys(jwksKeys(t, b, s)...)
 	for _, tok := range tokens {
-		_, err := token.Verify(tok, keys, token.VerifyOptions{Audience: "secrets-api"})
+		_, err := token.Verify(tok, keys, token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 		require.NoError(t, err)
 	}
 }

@@ -149,7 +149,7 @@ func TestCredentialClaimsAndVerification(t *testing.T) {
 	child := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scope": "read:secrets/web/tls", "audience": "docs-api", "parent_token": resp.Data["token"], "actor": "sub-agent-1",
 	})
-	cc, err := token.Verify(child.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{Audience: "docs-api"})
+	cc, err := token.Verify(child.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{Issuer: "vault:agent", Audience: "docs-api"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, cc.Depth)
 	assert.Equal(t, claims.ID, cc.Parent)
@@ -158,7 +158,7 @@ func TestCredentialClaimsAndVerification(t *testing.T) {
 	grand := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scope": "read:secrets/web/tls", "audience": "docs-api", "parent_token": child.Data["token"], "actor": "sub-agent-2",
 	})
-	gc, err := token.Verify(grand.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{})
+	gc, err := token.Verify(grand.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{Issuer: "vault:agent", Audience: "docs-api"})
 	require.NoError(t, err)
 	assert.Equal(t, 3, gc.Depth)
 	assert.Equal(t, []string{"sub-agent-2", "sub-agent-1"}, gc.Act.Chain())
@@ -220,24 +220,89 @@ func TestStepViolationsRevokeTheSession(t *testing.T) {
 	}
 }
 
-func TestForeignCallerIsRefusedAndRecorded(t *testing.T) {
+// Another caller (who knows the session ID: it is the txn claim of every
+// credential) can neither take credentials of, end, nor read a session:
+// each attempt is a 403, counted in the session's foreign_calls summary,
+// and never a violation, so the session stays active with its budget, its
+// violations and its timeline untouched.
+func TestForeignCallerIsRefusedAndHarmless(t *testing.T) {
 	b, s := testBackend(t)
-	writeRole(t, b, s, "web", map[string]interface{}{"on_violation": "deny", "violation_limit": 1})
+	writeRole(t, b, s, "web", nil) // on_violation=revoke: one violation would kill it
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+	kindsBefore := eventKinds(t, b, s, id)
 
-	_, err := issue(t, b, s, agentB, id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
-	assert.ErrorContains(t, err, "violation foreign_caller")
-	_, err = do(t, b, s, agentB, logical.UpdateOperation, "sessions/"+id+"/end", nil)
-	assert.ErrorContains(t, err, "violation foreign_caller")
+	// A token without an entity is identified by its hashed accessor: an
+	// orphan token with agent A's accessor value but no entity is another
+	// caller.
+	orphan := caller{accessor: "acc-b"}
+	for _, c := range []caller{agentB, orphan} {
+		for _, req := range []struct {
+			op   logical.Operation
+			path string
+			data map[string]interface{}
+		}{
+			{logical.UpdateOperation, "creds/" + id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"}},
+			{logical.UpdateOperation, "creds/" + id, map[string]interface{}{"scope": "write:*", "audience": "elsewhere"}},
+			{logical.ReadOperation, "creds/" + id, map[string]interface{}{"scope": "read:secrets//x"}},
+			{logical.UpdateOperation, "sessions/" + id + "/end", nil},
+			{logical.ReadOperation, "session/" + id, nil},
+		} {
+			_, err := do(t, b, s, c, req.op, req.path, req.data)
+			require.Error(t, err, "%s %s", req.op, req.path)
+			coded, ok := err.(logical.HTTPCodedError)
+			require.True(t, ok, "%s %s: %v", req.op, req.path, err)
+			assert.Equal(t, http.StatusForbidden, coded.Code(), "%s %s", req.op, req.path)
+			assert.Equal(t, "session "+id+" belongs to another caller", err.Error())
+		}
+	}
 
-	// A token without an entity is bound by its accessor.
-	orphan := caller{accessor: "acc-a"}
-	_, err = issue(t, b, s, orphan, id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
-	assert.ErrorContains(t, err, "session "+id+" is revoked", "the second foreign call passed violation_limit=1")
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "session/"+id, nil)
+	assert.Equal(t, "active", sess.Data["state"])
+	assert.Equal(t, 0, sess.Data["violation_count"])
+	assert.Equal(t, 1, sess.Data["steps_used"])
+	foreign := sess.Data["foreign_calls"].(map[string]interface{})
+	assert.EqualValues(t, 8, foreign["count"], "creds and end are counted; reads write nothing")
+	assert.True(t, strings.HasPrefix(foreign["last_caller"].(string), "hmac-sha256:"), "the orphan's accessor is hashed: %v", foreign["last_caller"])
+	assert.Equal(t, kindsBefore, eventKinds(t, b, s, id), "the timeline is untouched")
+
+	// The creator still works.
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+}
+
+// Requests on a session that is no longer active, by anyone, add nothing
+// to its history: the violation that killed it stays in its record and in
+// its timeline, however many requests follow.
+func TestRequestsOnADeadSessionCannotFloodIt(t *testing.T) {
+	b, s := testBackend(t)
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"max_events": 5})
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"}).Data["token"].(string)
+	_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "write:secrets/web/tls", "audience": "secrets-api"})
+	require.ErrorContains(t, err, "violation scope_outside_intent")
+	before := timelineEvents(t, b, s, id)
+
+	for i := 0; i < 20; i++ {
+		_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+		require.ErrorContains(t, err, "is revoked")
+		_, err = issue(t, b, s, agentB, id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+		require.ErrorContains(t, err, "belongs to another caller")
+		rep := mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+			"token": tok, "action": "delete", "resource": "secrets/web/tls",
+		})
+		assert.Equal(t, false, rep.Data["recorded"])
+	}
 
 	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
-	assert.Equal(t, 2, sess.Data["violation_count"])
-	assert.Equal(t, "revoked", sess.Data["state"])
+	assert.Equal(t, 1, sess.Data["violation_count"])
+	violations := sess.Data["violations"].([]map[string]interface{})
+	require.Len(t, violations, 1)
+	assert.Equal(t, "scope_outside_intent", violations[0]["kind"])
+	assert.EqualValues(t, 40, sess.Data["inactive_calls"].(map[string]interface{})["count"], "the creator's requests and the reports")
+	assert.EqualValues(t, 20, sess.Data["foreign_calls"].(map[string]interface{})["count"])
+	assert.Equal(t, before, timelineEvents(t, b, s, id), "the timeline is closed")
 }
 
 func TestAccessorBoundSession(t *testing.T) {
@@ -246,9 +311,22 @@ func TestAccessorBoundSession(t *testing.T) {
 	root := caller{accessor: "root-accessor"}
 	id, _ := startSession(t, b, s, root, map[string]interface{}{"role": "web"})
 	resp := mustDo(t, b, s, root, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
-	c, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{})
+	c, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 	require.NoError(t, err)
-	assert.Equal(t, "accessor:root-accessor", c.Subject)
+	assert.True(t, strings.HasPrefix(c.Subject, "hmac-sha256:"), "sub is a salted hash: %s", c.Subject)
+	assert.NotContains(t, c.Subject, "root-accessor", "never the raw accessor")
+	sess := mustDo(t, b, s, root, logical.ReadOperation, "session/"+id, nil)
+	assert.Equal(t, "active", sess.Data["state"])
+
+	// The same accessor hashes the same on every request (the salt is
+	// stored), and differently on another mount.
+	b2, s2 := testBackend(t)
+	writeRole(t, b2, s2, "web", nil)
+	id2, _ := startSession(t, b2, s2, root, map[string]interface{}{"role": "web"})
+	resp2 := mustDo(t, b2, s2, root, logical.UpdateOperation, "creds/"+id2, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	c2, err := token.Verify(resp2.Data["token"].(string), token.StaticKeys(jwksKeys(t, b2, s2)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
+	require.NoError(t, err)
+	assert.NotEqual(t, c.Subject, c2.Subject)
 }
 
 func TestMalformedRequestsAreNotViolations(t *testing.T) {
@@ -546,7 +624,7 @@ func TestSigningAlgorithmChangeRotatesToES256(t *testing.T) {
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scope": "read:secrets/web/x", "audience": "secrets-api",
 	}).Data["token"].(string)
-	c, err := token.Verify(tok, token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Algorithms: []string{token.AlgES256}})
+	c, err := token.Verify(tok, token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api", Algorithms: []string{token.AlgES256}})
 	require.NoError(t, err)
 	assert.Equal(t, id, c.Txn)
 }
@@ -729,7 +807,7 @@ func TestFailedKillNeverLeavesTheSessionAlive(t *testing.T) {
 	require.Len(t, rev.Data["sessions"], 1)
 	// The closing event, lost with its failed write, comes back from the
 	// WAL entry.
-	assert.Equal(t, []string{"session_start", "credential_issued", "session_revoke", "request_refused"}, eventKinds(t, b, s, id))
+	assert.Equal(t, []string{"session_start", "credential_issued", "session_revoke"}, eventKinds(t, b, s, id))
 }
 
 // onlyWALRollback checks that storage holds exactly one WAL entry and
@@ -840,7 +918,7 @@ func TestLoweredEngineStepTTLBindsExistingRoles(t *testing.T) {
 	resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scope": "read:secrets/web/x", "audience": "secrets-api", "ttl": 300,
 	})
-	c, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{})
+	c, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 	require.NoError(t, err)
 	assert.Equal(t, int64(60), c.Expiry-c.IssuedAt)
 

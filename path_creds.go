@@ -74,8 +74,14 @@ func pathCreds(b *backend) *framework.Path {
 
 func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("session_id").(string)
+	caller, err := b.callerID(ctx, req)
+	if errors.Is(err, errNoCaller) {
+		return nil, logical.CodedError(http.StatusForbidden, err.Error())
+	} else if err != nil {
+		return nil, err
+	}
 	sr := trust.StepRequest{
-		Caller:   callerID(req),
+		Caller:   caller,
 		Scopes:   scope.Rejoin(d.Get("scope").([]string)),
 		Audience: strings.TrimSpace(d.Get("audience").(string)),
 		Step:     d.Get("step").(string),
@@ -138,7 +144,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 
 	grant, err := sess.CheckStep(sr, now)
 	if err != nil {
-		return b.refuseStep(ctx, req, sess, err, now)
+		return b.refuseStep(ctx, req, sess, sr, err, now)
 	}
 
 	credID, err := uuid.GenerateUUID()
@@ -206,27 +212,36 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	return resp, nil
 }
 
-// refuseStep answers a refused step: a 400 for a malformed field, a 403
-// for a dead session, and for a violation a 403 (429 for the rate) after
-// recording it.
-func (b *backend) refuseStep(ctx context.Context, req *logical.Request, sess *trust.Session, err error, now time.Time) (*logical.Response, error) {
+// refuseStep answers a refused step: a 403 for another caller's session
+// or a dead session (only counted in the session's summaries), a 400 for a
+// malformed field (a request_refused event), and for a violation a 403
+// (429 for the rate) after recording it.
+func (b *backend) refuseStep(ctx context.Context, req *logical.Request, sess *trust.Session, sr trust.StepRequest, err error, now time.Time) (*logical.Response, error) {
 	var v *trust.Violation
+	var fc *trust.ForeignCallerError
 	var se *trust.StateError
-	if errors.As(err, &v) {
-		return nil, b.recordViolation(ctx, req, sess, v)
-	}
 	var fe *trust.FieldError
-	if !errors.As(err, &se) && !errors.As(err, &fe) {
-		return nil, err
-	}
-	refused := stage(sess, now, timeline.Event{Kind: timeline.RequestRefused, Detail: err.Error(), Source: requestSource(req)})
-	if serr := b.save(ctx, req.Storage, sess, refused, false); serr != nil {
-		return nil, serr
-	}
-	if se != nil {
+	switch {
+	case errors.As(err, &fc):
+		if cerr := b.countRefused(ctx, req.Storage, sess, &sess.ForeignCalls, sr.Caller, now); cerr != nil {
+			return nil, cerr
+		}
+		return nil, foreignCaller(sess.ID)
+	case errors.As(err, &se):
+		if cerr := b.countRefused(ctx, req.Storage, sess, &sess.InactiveCalls, sr.Caller, now); cerr != nil {
+			return nil, cerr
+		}
 		return nil, logical.CodedError(http.StatusForbidden, se.Error())
+	case errors.As(err, &v):
+		return nil, b.recordViolation(ctx, req, sess, v)
+	case errors.As(err, &fe):
+		refused := stage(sess, now, timeline.Event{Kind: timeline.RequestRefused, Detail: err.Error(), Source: requestSource(req)})
+		if serr := b.save(ctx, req.Storage, sess, refused, false); serr != nil {
+			return nil, serr
+		}
+		return logical.ErrorResponse(fe.Error()), nil
 	}
-	return logical.ErrorResponse(fe.Error()), nil
+	return nil, err
 }
 
 // parentError says why a parent token failed, without echoing it.
@@ -271,6 +286,8 @@ Every request counts against the session's max_steps and max_rate, and is
 checked against the intent as it is made. A request that exceeds the intent
 is refused and recorded as a violation (scope_outside_intent,
 audience_outside_intent, depth_exceeded, budget_exhausted, rate_exceeded,
-foreign_caller, bad_parent); under on_violation=revoke the session dies at
-the first one. Only the session's creator may take credentials.
+bad_parent); under on_violation=revoke the session dies at the first one.
+Only the session's creator may take credentials: another caller is refused
+(403) and only counted in the session's foreign_calls summary, never held
+against the session.
 `

@@ -11,6 +11,7 @@ import (
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
@@ -42,6 +43,18 @@ func pathReport(b *backend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: `What the resource server did, e.g. "allowed" or "denied" (at most 64 bytes).`,
 			},
+			"observed_at": {
+				Type: framework.TypeTime,
+				Description: "When the resource server saw the use (RFC 3339, or unix seconds). The use is judged " +
+					"as of then. Omitted: when the report arrives. Refused in the future, before the credential " +
+					"was issued, or older than the credential's lifetime.",
+			},
+			"leeway": {
+				Type: framework.TypeDurationSecond,
+				Description: "The clock skew the resource server tolerated past the credential's exp, at most " +
+					"60s (the time the revocation list keeps a dead session past its last exp).",
+				Default: int(token.DefaultLeeway.Seconds()),
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
@@ -72,6 +85,10 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 	if err := scope.ValidRequest(action, resource); err != nil {
 		return logical.ErrorResponse("%v", err), nil
 	}
+	leeway := time.Duration(d.Get("leeway").(int)) * time.Second
+	if leeway < 0 || leeway > trust.RevocationGrace {
+		return logical.ErrorResponse("leeway: must be between 0s and %s", trust.RevocationGrace), nil
+	}
 
 	claims, err := b.verifyTokenSignature(ctx, req, raw)
 	if err != nil {
@@ -93,16 +110,42 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 	}
 
 	now := b.now()
-	misuse, err := sess.JudgeUse(trust.ObservedUse{
-		Scope: claims.Scope, Expiry: time.Unix(claims.Expiry, 0), Action: action, Resource: resource,
-	}, now)
-	if err != nil {
-		return nil, fmt.Errorf("credential %s: %w", claims.ID, err)
+	use := trust.ObservedUse{
+		Scope: claims.Scope, IssuedAt: time.Unix(claims.IssuedAt, 0), Expiry: time.Unix(claims.Expiry, 0),
+		ObservedAt: now, Action: action, Resource: resource,
 	}
-	reporter := callerID(req)
+	if v, ok := d.GetOk("observed_at"); ok {
+		use.ObservedAt = v.(time.Time)
+	}
+	if err := trust.CheckObserved(use, leeway, now); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	reporter, err := b.callerID(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	data := map[string]interface{}{
 		"recorded":   true,
 		"session_id": sess.ID,
+	}
+	// A session that is no longer active has a closed history: a report
+	// that arrives after its end (whenever the use was seen) is only
+	// counted, so that no reporter can push the violation that killed it
+	// out of its record.
+	if sess.StateAt(now) != trust.StateActive {
+		if err := b.countRefused(ctx, req.Storage, sess, &sess.InactiveCalls, reporter, now); err != nil {
+			return nil, err
+		}
+		data["recorded"] = false
+		data["violation"] = ""
+		data["session_state"] = string(sess.StateAt(now))
+		resp := &logical.Response{Data: data}
+		resp.AddWarning("the session is no longer active: the report is only counted in its inactive_calls summary")
+		return resp, nil
+	}
+	misuse, err := sess.JudgeUse(use, leeway)
+	if err != nil {
+		return nil, fmt.Errorf("credential %s: %w", claims.ID, err)
 	}
 	if misuse == "" {
 		events := stage(sess, now, timeline.Event{
@@ -138,14 +181,22 @@ const pathReportHelpSyn = `Report an observed use of a step credential.`
 
 const pathReportHelpDesc = `
 Resource servers report what they saw a step credential do: the token, the
-action and the resource (and optionally the outcome). A use inside the
-credential's scope, by a live credential of an active session, is recorded
-in the session's timeline. A use outside its scope, or of an expired
-credential, or of a credential whose session is no longer active, is a
-reported_misuse violation against the session: under on_violation=revoke
+action and the resource, when it was seen (observed_at), and optionally the
+outcome. The use is judged as of observed_at, with the clock skew the
+resource server tolerated (leeway, default 30s): a use inside the
+credential's scope, by a credential live then, of a session active then, is
+recorded in the session's timeline. A use outside its scope, or after the
+credential's exp plus leeway, or after its session stopped being active, is
+a reported_misuse violation against the session: under on_violation=revoke
 it kills the session and every credential it issued.
 
-  vault write agent/report token=$TOKEN action=read resource=secrets/web/tls outcome=allowed
+A report that arrives once the session is no longer active changes nothing
+in its history: it is only counted in the session's inactive_calls summary.
+A report whose observed_at lies in the future, before the credential was
+issued, or further back than the credential's lifetime is refused.
+
+  vault write agent/report token=$TOKEN action=read resource=secrets/web/tls \
+      outcome=allowed observed_at=2026-11-30T16:30:00Z
 
 The answer says whether a violation was recorded and the session's state.
 The token must carry this engine's signature; a forged token is refused,

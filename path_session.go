@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -99,15 +100,30 @@ func pathSession(b *backend) []*framework.Path {
 			HelpDescription: pathSessionsListHelpDesc,
 		},
 		{
+			Pattern: "session/" + framework.GenericNameRegex("session_id") + "$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "own-session",
+			},
+			Fields: sessionIDField(),
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathSessionReadOwn,
+					Summary:  "Read one of the caller's own sessions: state, intent, budget used, violations.",
+				},
+			},
+			HelpSynopsis:    pathSessionReadOwnHelpSyn,
+			HelpDescription: pathSessionReadOwnHelpDesc,
+		},
+		{
 			Pattern: "sessions/" + framework.GenericNameRegex("session_id") + "$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationSuffix: "session",
+				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "session",
 			},
 			Fields: sessionIDField(),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: b.pathSessionRead,
-					Summary:  "Read a session: state, intent, budget used, violations.",
+					Summary:  "Read any session (administrators): state, intent, budget used, violations.",
 				},
 			},
 			HelpSynopsis:    pathSessionReadHelpSyn,
@@ -162,15 +178,6 @@ func sessionIDField() map[string]*framework.FieldSchema {
 	}
 }
 
-// callerID is who is acting: the caller's entity ID, or, where there is
-// none (a root or orphan token), "accessor:<token accessor>".
-func callerID(req *logical.Request) string {
-	if req.EntityID != "" {
-		return req.EntityID
-	}
-	return "accessor:" + req.ClientTokenAccessor
-}
-
 func requestSource(req *logical.Request) string {
 	if req.Connection != nil {
 		return req.Connection.RemoteAddr
@@ -183,8 +190,11 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 	if roleName == "" {
 		return logical.ErrorResponse("role: is required"), nil
 	}
-	if req.EntityID == "" && req.ClientTokenAccessor == "" {
-		return logical.ErrorResponse("the session must be bound to its creator, but the request carries neither an entity ID nor a token accessor"), nil
+	creator, err := b.callerID(ctx, req)
+	if errors.Is(err, errNoCaller) {
+		return logical.ErrorResponse("the session must be bound to its creator, but %v", err), nil
+	} else if err != nil {
+		return nil, err
 	}
 
 	ir := trust.IntentRequest{Purpose: d.Get("purpose").(string)}
@@ -252,7 +262,7 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	now := b.now()
-	sess := trust.NewSession(id, roleName, callerID(req), intent, ttl, now)
+	sess := trust.NewSession(id, roleName, creator, intent, ttl, now)
 
 	// The index entry first: a crash between the two writes leaves a
 	// dangling index entry (skipped and cleaned by readers), never a
@@ -330,6 +340,49 @@ func (b *backend) pathSessionRead(ctx context.Context, req *logical.Request, d *
 	return &logical.Response{Data: sessionData(sess, b.now())}, nil
 }
 
+// pathSessionReadOwn answers the caller's own session only: as with
+// auth/token/lookup-self, a policy can grant it to every agent without
+// letting one read another's sessions.
+func (b *backend) pathSessionReadOwn(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("session_id").(string)
+	caller, err := b.callerID(ctx, req)
+	if errors.Is(err, errNoCaller) {
+		return nil, logical.CodedError(http.StatusForbidden, err.Error())
+	} else if err != nil {
+		return nil, err
+	}
+	sess, err := b.getSession(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if sess == nil {
+		return nil, errSessionNotFound(id)
+	}
+	if sess.Creator != caller {
+		return nil, foreignCaller(sess.ID)
+	}
+	return &logical.Response{Data: sessionData(sess, b.now())}, nil
+}
+
+// foreignCaller refuses a request on a session that belongs to another
+// caller.
+func foreignCaller(id string) error {
+	return logical.CodedError(http.StatusForbidden, (&trust.ForeignCallerError{Session: id}).Error())
+}
+
+// countRefused counts a refused request in one of the session's summaries
+// (sum points into sess) and stores the record: the only trace that a
+// foreign caller, or a request on a session no longer active, leaves. It
+// never touches the session's state, budgets, violations or timeline.
+func (b *backend) countRefused(ctx context.Context, s logical.Storage, sess *trust.Session, sum *trust.CallSummary, caller string, now time.Time) error {
+	sum.Add(caller, now)
+	if sess.State == trust.StateActive {
+		return b.save(ctx, s, sess, nil, true)
+	}
+	// Only active sessions are kept in memory.
+	return putSession(ctx, s, sess)
+}
+
 func sessionData(s *trust.Session, now time.Time) map[string]interface{} {
 	violations := make([]map[string]interface{}, 0, len(s.Violations))
 	for _, v := range s.Violations {
@@ -347,11 +400,23 @@ func sessionData(s *trust.Session, now time.Time) map[string]interface{} {
 		"revoked_reason":   s.RevokedReason,
 		"created_at":       s.CreatedAt.UTC().Format(time.RFC3339),
 		"expires_at":       s.ExpiresAt.UTC().Format(time.RFC3339),
+		"foreign_calls":    callSummaryData(s.ForeignCalls),
+		"inactive_calls":   callSummaryData(s.InactiveCalls),
 	}
 	if !s.EndedAt.IsZero() {
 		data["ended_at"] = s.EndedAt.UTC().Format(time.RFC3339)
 	}
 	return data
+}
+
+func callSummaryData(c trust.CallSummary) map[string]interface{} {
+	m := map[string]interface{}{"count": c.Count}
+	if c.Count > 0 {
+		m["first"] = c.First.UTC().Format(time.RFC3339Nano)
+		m["last"] = c.Last.UTC().Format(time.RFC3339Nano)
+		m["last_caller"] = c.LastCaller
+	}
+	return m
 }
 
 func intentData(in trust.Intent) map[string]interface{} {
@@ -391,16 +456,21 @@ func violationData(v trust.Violation) map[string]interface{} {
 
 func (b *backend) pathSessionEnd(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("session_id").(string)
+	caller, err := b.callerID(ctx, req)
+	if errors.Is(err, errNoCaller) {
+		return nil, logical.CodedError(http.StatusForbidden, err.Error())
+	} else if err != nil {
+		return nil, err
+	}
 	var refusal error
-	err := b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
-		if callerID(req) != sess.Creator {
-			v := &trust.Violation{Kind: trust.ForeignCaller, Time: now, Detail: "the caller is not the session's creator and cannot end it"}
-			refusal = b.recordViolation(ctx, req, sess, v)
-			return false, nil
+	err = b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
+		if caller != sess.Creator {
+			refusal = foreignCaller(sess.ID)
+			return false, b.countRefused(ctx, req.Storage, sess, &sess.ForeignCalls, caller, now)
 		}
 		if !sess.End(now) {
 			refusal = conflict(sess, now)
-			return false, nil
+			return false, b.countRefused(ctx, req.Storage, sess, &sess.InactiveCalls, caller, now)
 		}
 		b.Logger().Info("session ended", "session_id", sess.ID)
 		return true, nil
@@ -569,9 +639,12 @@ expires_at and the intent as granted. Renew the lease to keep the session
 alive (up to the role's session_max_ttl). Revoking the lease, or the token
 that created it, kills the session and every credential it issued.
 
-The session is bound to its creator (entity, or token accessor): only the
-creator may take step credentials (creds/<session_id>) or end it; anyone else
-is refused and the attempt is recorded as a foreign_caller violation.
+The session is bound to its creator (its entity, or, for a token without
+one, a salted hash of its accessor): only the creator may take step
+credentials (creds/<session_id>), read it (session/<session_id>) or end it.
+Anyone else is refused (403); the attempt is counted in the session's
+foreign_calls summary and is never a violation of the session, so no other
+caller can kill, flood or read it.
 `
 
 const pathSessionsListHelpSyn = `List sessions, optionally by role and state.`
@@ -583,12 +656,28 @@ Lists session IDs. Filter with role=<name> and state=active|ended|revoked|expire
   vault list -format=json agent/sessions role=deployer state=active
 `
 
-const pathSessionReadHelpSyn = `Read a session: its state, intent, budget used and violations.`
+const pathSessionReadHelpSyn = `Read any session (administrators): its state, intent, budget used and violations.`
 
 const pathSessionReadHelpDesc = `
 Shows a session: state (active, ended, revoked or expired), the intent as
 granted, steps_used and credential_count, the violations recorded against
-it, and revoked_reason when it was killed.
+it, revoked_reason when it was killed, and two counted summaries of refused
+requests: foreign_calls (requests by callers other than its creator) and
+inactive_calls (requests and reports after it stopped being active).
+
+This path answers for every session: grant it to administrators only.
+Agents read their own sessions at session/<session_id>, as a token reads
+itself at auth/token/lookup-self.
+`
+
+const pathSessionReadOwnHelpSyn = `Read one of your own sessions.`
+
+const pathSessionReadOwnHelpDesc = `
+Shows a session the caller started, with the same fields as
+sessions/<session_id>. A session started by another caller is refused
+(403), so a policy may grant this path to every agent:
+
+  path "agent/session/+" { capabilities = ["read"] }
 `
 
 const pathSessionEndHelpSyn = `End a session normally; every credential it issued dies.`
@@ -598,7 +687,8 @@ The agent that created the session ends it when its task is done. The
 session becomes "ended", every step credential it issued stops being
 accepted (introspection answers active=false, and the session is listed in
 revocations), in a constant number of storage writes. Only the creator may
-end a session; another caller's attempt is a foreign_caller violation.
+end a session; another caller is refused (403), and its attempt is only
+counted in the session's foreign_calls summary.
 
 The session's lease stays until it expires or is revoked; renewing it fails.
 `

@@ -9,9 +9,13 @@ import (
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
 // eventKinds reads a session's timeline and returns the kinds in order.
@@ -129,7 +133,7 @@ func TestEveryViolationKindInDenyMode(t *testing.T) {
 	now := time.Now()
 	b.now = func() time.Time { return now }
 	writeRole(t, b, s, "web", map[string]interface{}{
-		"on_violation": "deny", "violation_limit": 7, "max_depth": 2, "max_rate": 6,
+		"on_violation": "deny", "violation_limit": 6, "max_depth": 2, "max_rate": 6,
 	})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "max_steps": 10})
 	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
@@ -154,7 +158,9 @@ func TestEveryViolationKindInDenyMode(t *testing.T) {
 	expectViolation("audience_outside_intent", http.StatusForbidden, agentA, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "billing"})
 	expectViolation("depth_exceeded", http.StatusForbidden, agentA, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": child})
 	expectViolation("bad_parent", http.StatusForbidden, agentA, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": otherTok})
-	expectViolation("foreign_caller", http.StatusForbidden, agentB, step)
+	// Another caller is refused, and it is no violation of the session.
+	_, err := issue(t, b, s, agentB, id, step)
+	require.ErrorContains(t, err, "belongs to another caller")
 
 	// Reported misuse: the report succeeds; the session is charged.
 	rep := mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
@@ -176,8 +182,8 @@ func TestEveryViolationKindInDenyMode(t *testing.T) {
 	}
 	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
 	require.Equal(t, 10, sess.Data["steps_used"])
-	assert.Equal(t, 7, sess.Data["violation_count"])
-	assert.Equal(t, "active", sess.Data["state"], "7 violations are tolerated")
+	assert.Equal(t, 6, sess.Data["violation_count"])
+	assert.Equal(t, "active", sess.Data["state"], "6 violations are tolerated")
 	expectViolation("budget_exhausted", http.StatusForbidden, agentA, step)
 
 	sess = mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
@@ -187,7 +193,7 @@ func TestEveryViolationKindInDenyMode(t *testing.T) {
 	for _, v := range sess.Data["violations"].([]map[string]interface{}) {
 		kinds[v["kind"].(string)] = true
 	}
-	assert.Len(t, kinds, 8, "every violation kind was recorded: %v", kinds)
+	assert.Len(t, kinds, 7, "every violation kind was recorded: %v", kinds)
 }
 
 func TestReport(t *testing.T) {
@@ -229,14 +235,94 @@ func TestReport(t *testing.T) {
 	assert.Equal(t, true, rep.Data["session_revoked"])
 	assert.Equal(t, "revoked", rep.Data["session_state"])
 
-	// A dead token's use is misuse too, recorded against the dead session.
+	// Once the session is dead, its history is closed: a later report is
+	// only counted.
 	rep = mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
 		"token": tok, "action": "read", "resource": "secrets/web/tls",
 	})
-	assert.Equal(t, "reported_misuse", rep.Data["violation"])
-	assert.Contains(t, rep.Data["detail"], "session that is revoked")
+	assert.Equal(t, false, rep.Data["recorded"])
+	assert.Equal(t, "", rep.Data["violation"])
 	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
-	assert.Equal(t, 2, sess.Data["violation_count"])
+	assert.Equal(t, 1, sess.Data["violation_count"])
+	assert.EqualValues(t, 1, sess.Data["inactive_calls"].(map[string]interface{})["count"])
+}
+
+// observed_at must be believable: not in the future, not before the
+// credential existed, not older than its lifetime.
+func TestReportObservedAtIsChecked(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/*", "audience": "secrets-api", "ttl": "60s",
+	}).Data["token"].(string)
+	now := time.Now()
+	for name, at := range map[string]time.Time{
+		"in the future":           now.Add(2 * time.Minute),
+		"before issuance":         now.Add(-2 * time.Minute),
+		"older than the lifetime": now.Add(-time.Hour),
+	} {
+		_, err := do(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+			"token": tok, "action": "read", "resource": "secrets/web/tls", "observed_at": at.Format(time.RFC3339),
+		})
+		require.Error(t, err, name)
+		assert.True(t, strings.HasPrefix(err.Error(), "observed_at:"), "%s: %v", name, err)
+	}
+	_, err := do(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok, "action": "read", "resource": "secrets/web/tls", "leeway": "2m",
+	})
+	require.ErrorContains(t, err, "leeway:")
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+	assert.Equal(t, "active", sess.Data["state"])
+	assert.Equal(t, 0, sess.Data["violation_count"])
+}
+
+// A use the resource server accepted inside its leeway, or saw before a
+// normal end, is judged as of when it was seen: no misuse.
+func TestReportJudgesTheUseNotTheArrival(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	start := time.Now()
+	clock := start
+	b.now = func() time.Time { return clock }
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scope": "read:secrets/web/*", "audience": "secrets-api", "ttl": "10s",
+	}).Data["token"].(string)
+
+	// Seen 5s after exp, inside the SDK's 30s leeway, reported at once.
+	clock = start.Add(15 * time.Second)
+	rep := mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok, "action": "read", "resource": "secrets/web/tls", "observed_at": clock.Format(time.RFC3339Nano),
+	})
+	assert.Equal(t, "", rep.Data["violation"])
+	assert.Equal(t, true, rep.Data["recorded"])
+
+	// The same with a verifier that tolerates no skew: misuse.
+	rep = mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok, "action": "read", "resource": "secrets/web/tls", "observed_at": clock.Format(time.RFC3339Nano), "leeway": 0,
+	})
+	assert.Equal(t, "reported_misuse", rep.Data["violation"])
+	assert.Contains(t, rep.Data["detail"], "expired")
+
+	// A use seen before a normal end and reported after it changes
+	// nothing: the session ended cleanly.
+	clock = start
+	id2, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tok2 := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id2, map[string]interface{}{
+		"scope": "read:secrets/web/*", "audience": "secrets-api",
+	}).Data["token"].(string)
+	seen := start.Add(time.Second)
+	clock = start.Add(2 * time.Second)
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id2+"/end", nil)
+	clock = start.Add(3 * time.Second)
+	rep = mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
+		"token": tok2, "action": "read", "resource": "secrets/web/tls", "observed_at": seen.Format(time.RFC3339Nano),
+	})
+	assert.Equal(t, "", rep.Data["violation"])
+	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id2, nil)
+	assert.Equal(t, "ended", sess.Data["state"])
+	assert.Equal(t, 0, sess.Data["violation_count"])
 }
 
 func TestReportOfAnExpiredCredential(t *testing.T) {
@@ -246,7 +332,8 @@ func TestReportOfAnExpiredCredential(t *testing.T) {
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scope": "read:secrets/web/*", "audience": "secrets-api", "ttl": "10s",
 	}).Data["token"].(string)
-	b.now = func() time.Time { return time.Now().Add(30 * time.Second) }
+	// 10s past exp plus the default 30s leeway.
+	b.now = func() time.Time { return time.Now().Add(50 * time.Second) }
 	rep := mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
 		"token": tok, "action": "read", "resource": "secrets/web/tls",
 	})
@@ -371,17 +458,47 @@ func TestTidyExpiresAndDeletesSessions(t *testing.T) {
 	assert.Empty(t, idx)
 }
 
-func TestPeriodicSkipsPerformanceStandbys(t *testing.T) {
-	conf := logical.TestBackendConfig()
-	conf.StorageView = &logical.InmemStorage{}
-	conf.Logger = hclog.NewNullLogger()
-	sys := logical.TestSystemView()
-	sys.ReplicationStateVal = 1 << 4 // consts.ReplicationPerformanceStandby
-	conf.System = sys
-	raw, err := Factory(context.Background(), conf)
-	require.NoError(t, err)
-	b := raw.(*backend)
-	s := &countingStorage{Storage: conf.StorageView}
-	require.NoError(t, b.periodic(context.Background(), &logical.Request{Storage: s}))
-	assert.Zero(t, s.writes())
+func TestPeriodicSkipsNodesThatDoNotOwnStorage(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		state consts.ReplicationState
+		local bool
+		skip  bool
+	}{
+		{"performance standby", consts.ReplicationPerformanceStandby, false, true},
+		{"DR secondary", consts.ReplicationDRSecondary, false, true},
+		{"performance secondary, replicated mount", consts.ReplicationPerformanceSecondary, false, true},
+		{"performance secondary, local mount", consts.ReplicationPerformanceSecondary, true, false},
+		{"performance primary", consts.ReplicationPerformancePrimary, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := logical.TestBackendConfig()
+			conf.StorageView = &logical.InmemStorage{}
+			conf.Logger = hclog.NewNullLogger()
+			sys := logical.TestSystemView()
+			sys.ReplicationStateVal = tc.state
+			sys.LocalMountVal = tc.local
+			conf.System = sys
+			raw, err := Factory(context.Background(), conf)
+			require.NoError(t, err)
+			b := raw.(*backend)
+			assert.Equal(t, !tc.skip, b.ownsStorage())
+			s := &countingStorage{Storage: conf.StorageView}
+			// A session whose lease ran out: the tidy would write it.
+			require.NoError(t, putSession(context.Background(), s, trust.NewSession("old", "web", "x", trust.Intent{}, time.Second, time.Now().Add(-time.Hour))))
+			before := s.writes()
+			require.NoError(t, b.periodic(context.Background(), &logical.Request{Storage: s}))
+			if tc.skip {
+				assert.Equal(t, before, s.writes())
+			} else {
+				assert.Greater(t, s.writes(), before)
+			}
+		})
+	}
+}
+
+// The WAL prefix is local storage, as in Vault's own plugins.
+func TestWALIsLocalStorage(t *testing.T) {
+	b, _ := testBackend(t)
+	assert.Contains(t, b.PathsSpecial.LocalStorage, framework.WALPrefix)
 }

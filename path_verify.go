@@ -144,9 +144,10 @@ func (b *backend) verifyToken(ctx context.Context, req *logical.Request, raw str
 	}
 	now := b.now()
 	return token.Verify(raw, r.lookup(now), token.VerifyOptions{
-		Issuer: cfg.issuerFor(req.MountPoint),
-		Now:    now,
-		Leeway: -1, // the engine's own clock: no skew to tolerate
+		Issuer:      cfg.issuerFor(req.MountPoint),
+		AnyAudience: true, // the engine's own credentials, whatever they are for
+		Now:         now,
+		Leeway:      -1, // the engine's own clock: no skew to tolerate
 	})
 }
 
@@ -285,6 +286,7 @@ func (b *backend) verifyTokenSignature(ctx context.Context, req *logical.Request
 	// a report about such a credential can no longer be attributed.
 	return token.Verify(raw, r.lookup(b.now()), token.VerifyOptions{
 		Issuer:         cfg.issuerFor(req.MountPoint),
+		AnyAudience:    true, // the engine's own credentials, whatever they are for
 		IgnoreValidity: true,
 	})
 }

@@ -19,17 +19,25 @@ import (
 // the engine yet), deletes finished sessions and their timelines once
 // session_retention has passed since their last credential expired, drops
 // role index entries of sessions that are gone or dead, and prunes the
-// revocation list. Performance standbys and performance
+// revocation list. Performance standbys, DR secondaries and performance
 // secondaries (for replicated mounts) skip it: the primary's active node
 // owns the storage.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
-	sys := b.System()
-	rs := sys.ReplicationState()
-	if rs.HasState(consts.ReplicationPerformanceStandby) ||
-		(rs.HasState(consts.ReplicationPerformanceSecondary) && !sys.LocalMount()) {
+	if !b.ownsStorage() {
 		return nil
 	}
 	return b.tidy(ctx, req.Storage)
+}
+
+// ownsStorage reports whether this node may write the mount's replicated
+// storage: not a performance standby, not a DR secondary, and not a
+// performance secondary unless the mount is local.
+func (b *backend) ownsStorage() bool {
+	sys := b.System()
+	rs := sys.ReplicationState()
+	return !rs.HasState(consts.ReplicationPerformanceStandby) &&
+		!rs.HasState(consts.ReplicationDRSecondary) &&
+		!(rs.HasState(consts.ReplicationPerformanceSecondary) && !sys.LocalMount())
 }
 
 // tidy does the periodic work; see periodic.

@@ -96,7 +96,7 @@ func TestPluginCrashDuringIssuance(t *testing.T) {
 
 	// Vault starts the plugin again on demand.
 	waitFor(t, "the plugin to serve again", func() bool {
-		_, err := c.Logical().Read("agent/sessions/" + id)
+		_, err := c.Logical().Read("agent/session/" + id)
 		return err == nil
 	})
 	st := v.sessionState(id)
@@ -109,7 +109,7 @@ func TestPluginCrashDuringIssuance(t *testing.T) {
 
 	keys := token.StaticKeys(v.jwks()...)
 	for _, tok := range tokens {
-		_, err := token.Verify(tok, keys, token.VerifyOptions{Audience: "secrets-api"})
+		_, err := token.Verify(tok, keys, token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 		require.NoError(t, err)
 	}
 	// Issuance continues, then the session ends and every credential dies.

@@ -212,7 +212,7 @@ func TestHAFailover(t *testing.T) {
 	// The new leader serves everything: keys, credentials, introspection.
 	keys := token.StaticKeys(newLeader.jwks()...)
 	for _, tok := range tokens {
-		_, err := token.Verify(tok, keys, token.VerifyOptions{Audience: "secrets-api"})
+		_, err := token.Verify(tok, keys, token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 		require.NoError(t, err)
 	}
 	fresh := newLeader.startSession(agent1).Data["session_id"].(string)

@@ -16,10 +16,13 @@ import (
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 )
 
+// agentPolicy is the README's agent policy, word for word: written as
+// given, it grants nothing over other callers' sessions (the engine
+// refuses them on session/+, creds/* and sessions/+/end).
 const agentPolicy = `
 path "agent/session"        { capabilities = ["update"] }
+path "agent/session/+"      { capabilities = ["read"] }
 path "agent/creds/*"        { capabilities = ["read", "update"] }
-path "agent/sessions/+"     { capabilities = ["read"] }
 path "agent/sessions/+/end" { capabilities = ["update"] }
 `
 
@@ -180,14 +183,22 @@ func TestJourney(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, id, claims.Txn)
 	assert.Equal(t, "read:secrets/web/tls", claims.Scope)
-	assert.True(t, strings.HasPrefix(claims.Subject, "accessor:"), claims.Subject)
+	// The agent's token has no entity: sub is a salted hash of its
+	// accessor, never the accessor itself.
+	assert.True(t, strings.HasPrefix(claims.Subject, "hmac-sha256:"), claims.Subject)
+	out, err = v.cliAs(agent1, "token", "lookup", "-format=json")
+	require.NoError(t, err, out)
+	var lookup cliSecret
+	require.NoError(t, json.Unmarshal([]byte(out), &lookup))
+	require.NotEmpty(t, lookup.Data["accessor"])
+	assert.NotContains(t, claims.Subject, lookup.Data["accessor"].(string))
 	assert.Equal(t, "fetch the cert", claims.Rctx.Step)
 	assert.Equal(t, "127.0.0.1", claims.Rctx.ReqIP)
 
 	// Derive for a sub-agent: depth 2, act chain.
 	child := v.mustJSONAs(agent1, "write", "agent/creds/"+id, "scope=read:secrets/web/tls", "audience=docs-api",
 		"parent_token="+tok, "actor=summariser")
-	cc, err := token.Verify(child.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{Audience: "docs-api"})
+	cc, err := token.Verify(child.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{Issuer: "vault:agent", Audience: "docs-api"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, cc.Depth)
 	assert.Equal(t, claims.ID, cc.Parent)
@@ -220,14 +231,14 @@ func TestJourney(t *testing.T) {
 	require.Error(t, err, out)
 	assert.Contains(t, out, "is ended and cannot be renewed")
 
-	// Another caller cannot use someone else's session: foreign_caller kills it.
+	// Another caller cannot use someone else's session, nor harm it.
 	s2 := v.startSession(agent1)
 	id2 := s2.Data["session_id"].(string)
 	_, out, err = v.jsonAs(agent2, "read", "agent/creds/"+id2, "scope=read:secrets/web/tls", "audience=secrets-api")
 	require.Error(t, err)
 	assert.Contains(t, out, "Code: 403")
-	assert.Contains(t, out, "violation foreign_caller")
-	assert.Equal(t, "revoked", v.sessionState(id2)["state"])
+	assert.Contains(t, out, "belongs to another caller")
+	assert.Equal(t, "active", v.sessionState(id2)["state"])
 
 	// A scope outside the intent: refused, recorded, session killed.
 	s3 := v.startSession(agent1, "scopes=read:secrets/web/tls")

@@ -40,7 +40,7 @@ func TestSessionsSurviveRestartOnRaft(t *testing.T) {
 	assert.Contains(t, revoked, dead)
 
 	next := v.mustJSONAs(agent1, "read", "agent/creds/"+live, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
-	_, err := token.Verify(next, token.StaticKeys(v.jwks()...), token.VerifyOptions{Audience: "secrets-api"})
+	_, err := token.Verify(next, token.StaticKeys(v.jwks()...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 	require.NoError(t, err)
 	// After a restart the engine counts the reserved block of steps as
 	// used: never fewer than were issued, never more than the budget.

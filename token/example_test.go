@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -78,14 +79,23 @@ func ExampleVerify() {
 	fmt.Println("actors:", claims.Act.Chain())
 
 	_, err = token.Verify(raw, token.StaticKeys(key.Public()), token.VerifyOptions{
+		Issuer:   "https://vault.example/v1/agent",
 		Audience: "https://other.example",
 		Now:      issued.Add(time.Minute),
 	})
 	fmt.Println(err)
+
+	// Verify refuses to run without an expected issuer and audience.
+	_, err = token.Verify(raw, token.StaticKeys(key.Public()), token.VerifyOptions{
+		Issuer: "https://vault.example/v1/agent",
+		Now:    issued.Add(time.Minute),
+	})
+	fmt.Println(errors.Is(err, token.ErrOptions))
 	// Output:
 	// txn: sess-1
 	// scope: repo:read issues:write
 	// depth: 2 parent: cred-1
 	// actors: [worker planner]
 	// token: audience mismatch
+	// true
 }

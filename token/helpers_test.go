@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,8 @@ func dec(tb testing.TB, s string) []byte {
 // signRaw builds a compact JWS from literal header and payload JSON,
 // signed by k with k's own algorithm, bypassing Mint (and go-jose, which
 // cannot sign arbitrary header JSON) to produce tokens an attacker or a
-// buggy issuer could.
+// buggy issuer could. ES256 signatures are low-S, as Mint writes them
+// (highS turns one into its high-S twin).
 func signRaw(tb testing.TB, k *Key, header, payload string) string {
 	tb.Helper()
 	input := enc(header) + "." + enc(payload)
@@ -110,6 +112,7 @@ func signRaw(tb testing.TB, k *Key, header, payload string) string {
 		sig = make([]byte, 64)
 		r.FillBytes(sig[:32])
 		s.FillBytes(sig[32:])
+		normalizeLowS(sig) // as Mint does: Verify refuses high-S signatures
 	default:
 		tb.Fatalf("signRaw: unsupported key type %T", k.priv)
 	}
@@ -128,3 +131,26 @@ func mustMint(tb testing.TB, k *Key, c *Claims) string {
 
 // parts splits a compact token.
 func parts(tok string) []string { return strings.Split(tok, ".") }
+
+// highS returns tok, an ES256 token with a low-S signature, with S
+// replaced by N-S: the other valid signature of the same message.
+func highS(tb testing.TB, tok string) string {
+	tb.Helper()
+	p := parts(tok)
+	sig := dec(tb, p[2])
+	if !lowS(sig) {
+		tb.Fatal("highS: signature is not low-S")
+	}
+	n := elliptic.P256().Params().N
+	new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:])).FillBytes(sig[32:])
+	if lowS(sig) {
+		tb.Fatal("highS: N-S is low too")
+	}
+	return p[0] + "." + p[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// anyAudience returns verification options for the sample issuer that
+// accept any audience, at now.
+func anyAudience(now time.Time) VerifyOptions {
+	return VerifyOptions{Issuer: sampleClaims().Issuer, AnyAudience: true, Now: now}
+}

@@ -2,125 +2,78 @@ package token
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/sha256"
+	"crypto/elliptic"
+	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 
-	jjson "github.com/go-jose/go-jose/v4/json"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
-// Why verification does not go through go-jose's JWS parser
+// How verification goes through go-jose
 //
-// go-jose mints the credentials and handles JWKs, but [Verify] and
-// [PeekKeyID] parse the compact JWS themselves and check the signature with
-// crypto/ed25519 or crypto/ecdsa directly. go-jose's parser is general: it
-// reads the JSON serialisations as well as the compact one, several
-// signatures, unprotected headers, embedded keys and certificate chains,
-// and it rebuilds the signing input by re-encoding what it decoded. A step
-// credential has one fixed shape, and going through all that added about
-// 45% to the cost of the signature check itself. The parser below accepts
-// strictly less than go-jose did (a test-only copy of the previous go-jose
-// based verifier is kept as an oracle: see reference_test.go and
+// [Verify] checks the signature and reads the claims with go-jose
+// (github.com/go-jose/go-jose/v4): jose.ParseSignedCompact, allowed only
+// the algorithm bound to the key that "kid" names, then
+// JSONWebSignature.Verify with that key, then the verified payload decoded
+// with go-jose's JSON package. Before go-jose sees a token, pre-checks
+// refuse what go-jose would accept but a step credential never is; they
+// only ever refuse, never accept, so whatever Verify accepts, go-jose alone
+// accepts with the same claims (a test-only oracle, plain jwt.ParseSigned
+// and Claims, checks it: see reference_test.go and
 // FuzzVerifyMatchesGoJose):
 //
-//   - exactly two dots and no CR or LF (the only bytes that the base64
-//     decoder would skip); then each of the three segments is decoded with
-//     the strict unpadded base64url decoder, which refuses every other byte
-//     outside the base64url alphabet (whitespace, padding, the JSON
-//     serialisations...) and non-zero trailing bits: a token has exactly one
-//     spelling;
-//   - the protected header is decoded with go-jose's own JSON package, as
-//     go-jose does: member names are case-sensitive, a duplicate member is
-//     an error, and nothing but whitespace may follow the object. "alg",
-//     "kid" and "typ" must be strings (null counts as absent). "crit" and
+//   - at most MaxTokenSize bytes, exactly two dots, and no CR or LF (the
+//     only bytes that the base64 decoder would skip);
+//   - each of the three segments in canonical unpadded base64url: no
+//     padding, no byte outside the base64url alphabet, no non-zero
+//     trailing bits, so a token has exactly one spelling (go-jose decodes
+//     leniently and verifies a re-encoding of what it decoded);
+//   - the protected header read by the strict rules of strictDecode
+//     (strictjson.go), the same rules as the claims: one JSON object, no
+//     duplicate member, no two members differing only in case, no case
+//     variant of "alg", "kid" or "typ"; those three must be strings (null
+//     counts as absent) and are the only members allowed. "crit" and
 //     "b64" (they change what is signed or how it must be processed) and
 //     "jwk", "jku", "x5u", "x5c", "x5t" and "x5t#S256" (keys or references
-//     to keys) are refused whatever their value; other members are ignored,
-//     as RFC 7515 requires of members not listed in "crit". The one header
-//     Mint writes is recognised byte for byte without a decoder
-//     (mintedHeader), a shortcut that yields exactly what the decoder would;
-//   - the key comes only from the caller's KeyLookup for "kid", the header
-//     "alg" must equal the algorithm bound to that key, and the signature is
-//     checked with that algorithm (never one taken from the token) over the
-//     exact bytes received before the second dot;
-//   - the payload is decoded only after the signature has verified, with
-//     encoding/json as before, or, for claims exactly as Mint writes them,
-//     with a shortcut that yields what encoding/json would (mintedClaims,
-//     in claims_fast.go).
+//     to keys) are named in the error; every other member is refused too;
+//   - the key comes only from the caller's KeyLookup for "kid", and the
+//     header "alg" must equal the algorithm bound to that key: the
+//     algorithm is never taken from the token alone;
+//   - an ES256 signature must be 64 bytes with S at most N/2 (low S):
+//     (R, S) and (R, N-S) are both valid ECDSA signatures of the same
+//     message, and only the low one is accepted, so that an ES256 token
+//     has one spelling too ([Mint] writes only low-S signatures).
+//
+// Once go-jose has parsed the token, and before it checks the signature,
+// its view of the header ("alg", "kid", "typ") must equal the pre-check's.
+// The payload is decoded only once the signature has verified, by the same
+// strict rules as the header.
 
-// compactJWS is a compact JWS split and decoded by parseCompact. Nothing in
-// it has been verified.
+// compactJWS is a compact JWS split and pre-checked by parseCompact.
+// Nothing in it has been verified.
 type compactJWS struct {
-	header *joseHeader
-	// signingInput is the received "header.payload", byte for byte.
-	signingInput string
-	payload      []byte
-	signature    []byte
+	header    joseHeader
+	signature []byte
 }
 
-// joseHeader is the protected header of a compact JWS. It is decoded with
-// go-jose's JSON package (case-sensitive names, duplicates rejected).
+// joseHeader is the protected header of a compact JWS, as strictDecode
+// reads it.
 type joseHeader struct {
 	Alg string `json:"alg"`
 	Kid string `json:"kid"`
 	Typ string `json:"typ"`
 
-	// Members refused whatever their value, null included.
-	Crit    present `json:"crit"`
-	B64     present `json:"b64"`
-	JWK     present `json:"jwk"`
-	JKU     present `json:"jku"`
-	X5U     present `json:"x5u"`
-	X5C     present `json:"x5c"`
-	X5T     present `json:"x5t"`
-	X5TS256 present `json:"x5t#S256"`
+	// extra names the first member other than "alg", "kid" and "typ", or
+	// is "".
+	extra string
 }
 
-// present records that a member occurs, whatever its value (null too).
-type present bool
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (p *present) UnmarshalJSON([]byte) error {
-	*p = true
-	return nil
-}
-
-// refused names the first header member that this package never accepts,
-// or returns "".
-func (h *joseHeader) refused() string {
-	switch {
-	case bool(h.Crit):
-		return "crit"
-	case bool(h.B64):
-		return "b64"
-	case bool(h.JWK):
-		return "jwk"
-	case bool(h.JKU):
-		return "jku"
-	case bool(h.X5U):
-		return "x5u"
-	case bool(h.X5C):
-		return "x5c"
-	case bool(h.X5T):
-		return "x5t"
-	case bool(h.X5TS256):
-		return "x5t#S256"
-	}
-	return ""
-}
-
-// base64URLAlphabet[c] is true for the 64 characters of unpadded base64url
-// (RFC 4648 §5): A-Z, a-z, 0-9, '-' and '_'.
-var base64URLAlphabet = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
-		t[c] = true
-	}
-	return t
-}()
+// refusedHeaders are the header members that are named in the error that
+// refuses them: they would change what is signed, or bring a key.
+var refusedHeaders = []string{"crit", "b64", "jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"}
 
 // split checks the outer shape of a compact JWS and returns the positions
 // of its two dots: exactly two, and no CR or LF anywhere. Every other byte
@@ -150,9 +103,38 @@ func split(raw string) (dot1, dot2 int, err error) {
 	}
 }
 
-// parseCompact splits raw into its three segments, decodes each with the
-// strict base64url decoder, and decodes the protected header. It checks
-// the shape only: not the algorithm, the key or the signature. Errors are
+// canonical reports whether seg is the canonical unpadded base64url
+// encoding of some bytes: only base64url characters, a possible length,
+// and zero trailing bits.
+func canonical(seg string) bool {
+	for i := 0; i < len(seg); i++ {
+		if !base64URLAlphabet[seg[i]] {
+			return false
+		}
+	}
+	// Only the final, partial quantum can be impossible (one character
+	// left over) or non-canonical (non-zero unused bits).
+	tail := seg[len(seg)&^3:]
+	if tail == "" {
+		return true
+	}
+	var buf [3]byte
+	_, err := b64.Decode(buf[:], []byte(tail))
+	return err == nil
+}
+
+// base64URLAlphabet[c] is true for the 64 characters of unpadded base64url
+// (RFC 4648 §5): A-Z, a-z, 0-9, '-' and '_'.
+var base64URLAlphabet = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
+
+// parseCompact pre-checks raw: its shape, the encoding of its three
+// segments, and its protected header, read by the strict rules. It checks
+// neither the algorithm, nor the key, nor the signature. Errors are
 // sentinels and never quote the input.
 func parseCompact(raw string) (compactJWS, error) {
 	dot1, dot2, err := split(raw)
@@ -166,88 +148,112 @@ func parseCompact(raw string) (compactJWS, error) {
 	if err != nil {
 		return compactJWS{}, fmt.Errorf("%w: header is not canonical base64url", ErrMalformed)
 	}
-	payload, err := b64.DecodeString(raw[dot1+1 : dot2])
-	if err != nil {
+	if !canonical(raw[dot1+1 : dot2]) {
 		return compactJWS{}, fmt.Errorf("%w: payload is not canonical base64url", ErrMalformed)
 	}
 	sig, err := b64.DecodeString(raw[dot2+1:])
 	if err != nil {
 		return compactJWS{}, fmt.Errorf("%w: signature is not canonical base64url", ErrMalformed)
 	}
-	h, ok := mintedHeader(hb)
-	if !ok {
-		if h, err = decodeHeader(hb); err != nil {
-			return compactJWS{}, err
-		}
+	h, err := decodeHeader(hb)
+	if err != nil {
+		return compactJWS{}, err
 	}
-	return compactJWS{header: h, signingInput: raw[:dot2], payload: payload, signature: sig}, nil
+	return compactJWS{header: h, signature: sig}, nil
 }
 
-// decodeHeader decodes any protected header with go-jose's JSON package.
-func decodeHeader(hb []byte) (*joseHeader, error) {
-	var h *joseHeader
-	if err := jjson.Unmarshal(hb, &h); err != nil || h == nil { // h stays nil for "null"
-		return nil, fmt.Errorf("%w: header is not a valid JWS header", ErrMalformed)
+// decodeHeader reads a protected header by the strict rules, and records
+// the first member other than "alg", "kid" and "typ" (a refused one first).
+func decodeHeader(hb []byte) (joseHeader, error) {
+	var h joseHeader
+	members, err := strictDecodeMarshalled(hb, &h)
+	if err != nil {
+		return joseHeader{}, fmt.Errorf("%w: header is not a valid JWS header", ErrMalformed)
+	}
+	for _, name := range refusedHeaders {
+		if _, ok := members[name]; ok {
+			h.extra = name
+			return h, nil
+		}
+	}
+	for name := range members {
+		if name != "alg" && name != "kid" && name != "typ" {
+			h.extra = name
+			break
+		}
 	}
 	return h, nil
 }
 
-// The header Mint writes (go-jose orders the members by name and adds no
-// whitespace), around the key ID.
-const (
-	mintedPrefixEdDSA = `{"alg":"` + AlgEdDSA + `","kid":"`
-	mintedPrefixES256 = `{"alg":"` + AlgES256 + `","kid":"`
-	mintedSuffix      = `","typ":"` + Type + `"}`
-)
-
-// mintedHeader recognises, without a JSON decoder, the header Mint writes
-// when the key ID is made of base64url characters (as thumbprints are):
-// exactly {"alg":"EdDSA" or "ES256","kid":"<base64url>","typ":"txntoken+jwt"},
-// byte for byte. Such a header has three distinct members and no quote,
-// backslash or escape inside its values, so decodeHeader would read the
-// same (FuzzMintedHeader checks it). Anything else returns false and goes
-// to decodeHeader. It is only a shortcut: its result is checked exactly
-// like decodeHeader's.
-func mintedHeader(hb []byte) (*joseHeader, bool) {
-	var alg string
-	var rest []byte
+// check refuses a header with a member other than "alg", "kid" and "typ",
+// naming it only when it is one of refusedHeaders (never quoting input).
+func (h *joseHeader) check() error {
 	switch {
-	case bytes.HasPrefix(hb, []byte(mintedPrefixEdDSA)):
-		alg, rest = AlgEdDSA, hb[len(mintedPrefixEdDSA):]
-	case bytes.HasPrefix(hb, []byte(mintedPrefixES256)):
-		alg, rest = AlgES256, hb[len(mintedPrefixES256):]
+	case h.extra == "":
+		return nil
+	case slices.Contains(refusedHeaders, h.extra):
+		return fmt.Errorf("%w: %s header not supported", ErrMalformed, h.extra)
 	default:
-		return nil, false
+		return fmt.Errorf("%w: header member not allowed (only alg, kid and typ are)", ErrMalformed)
 	}
-	kid, ok := bytes.CutSuffix(rest, []byte(mintedSuffix))
-	if !ok || len(kid) == 0 {
-		return nil, false
-	}
-	for _, c := range kid {
-		if !base64URLAlphabet[c] {
-			return nil, false
-		}
-	}
-	return &joseHeader{Alg: alg, Kid: string(kid), Typ: Type}, true
 }
 
-// validSignature reports whether sig is a valid alg signature by pub over
-// input. alg is the algorithm bound to pub, never one read from a token.
-// ES256 signatures are R || S, 32 big-endian bytes each (RFC 7518 §3.4).
-func validSignature(alg string, pub crypto.PublicKey, input string, sig []byte) bool {
-	switch alg {
-	case AlgEdDSA:
-		p, ok := pub.(ed25519.PublicKey)
-		return ok && len(p) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize &&
-			ed25519.Verify(p, []byte(input), sig)
-	case AlgES256:
-		p, ok := pub.(*ecdsa.PublicKey)
-		if !ok || p == nil || len(sig) != 64 {
-			return false
-		}
-		digest := sha256.Sum256([]byte(input))
-		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
-		return ecdsa.Verify(p, digest[:], r, s)
+// p256HalfOrder is N/2 (rounded down) for P-256, as 32 big-endian bytes:
+// the largest S of a low-S ES256 signature.
+var p256HalfOrder = func() []byte {
+	half := new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+	return half.FillBytes(make([]byte, 32))
+}()
+
+// lowS reports whether sig is a 64-byte ES256 signature R || S with
+// S <= N/2.
+func lowS(sig []byte) bool {
+	return len(sig) == 64 && bytes.Compare(sig[32:], p256HalfOrder) <= 0
+}
+
+// normalizeLowS rewrites, in place, a 64-byte ES256 signature R || S with
+// S > N/2 to R || N-S, the other valid signature of the same message.
+func normalizeLowS(sig []byte) {
+	if len(sig) != 64 || lowS(sig) {
+		return
 	}
-	return false
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[32:])
+	s.Sub(n, s).FillBytes(sig[32:])
+}
+
+// verifySigned has go-jose parse raw, allowing only alg (the algorithm of
+// key, already equal to the pre-checked header's), check that it reads the
+// header as the pre-check did, and verify the signature with key. It
+// returns the verified payload.
+func verifySigned(raw string, h *joseHeader, key any) ([]byte, error) {
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(h.Alg)})
+	if err != nil {
+		// go-jose messages can quote header content: never pass them on.
+		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
+			return nil, fmt.Errorf("%w: header alg not accepted by go-jose", ErrAlgorithm)
+		}
+		return nil, fmt.Errorf("%w: not a compact JWS for go-jose", ErrMalformed)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, fmt.Errorf("%w: not exactly one signature", ErrMalformed)
+	}
+	p := jws.Signatures[0].Protected
+	if typ, _ := p.ExtraHeaders[jose.HeaderType].(string); p.Algorithm != h.Alg || p.KeyID != h.Kid || typ != h.Typ {
+		return nil, fmt.Errorf("%w: header read differently by go-jose", ErrMalformed)
+	}
+	payload, err := jws.Verify(key)
+	if err != nil {
+		return nil, ErrSignature
+	}
+	return payload, nil
+}
+
+// decodeClaims reads a verified payload by the strict rules.
+func decodeClaims(payload []byte) (*Claims, error) {
+	c := new(Claims)
+	if _, err := strictDecodeMarshalled(payload, c); err != nil {
+		return nil, fmt.Errorf("%w: payload is not a valid claims object", ErrMalformed)
+	}
+	return c, nil
 }

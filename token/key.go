@@ -13,6 +13,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	jjson "github.com/go-jose/go-jose/v4/json"
 )
 
 // Key is a signing key pair. ID and Algorithm go into the header of every
@@ -170,28 +171,68 @@ func JWKS(keys ...PublicKey) jose.JSONWebKeySet {
 	return set
 }
 
-// jwkHead holds the JWK members ParseJWKS inspects before parsing a key.
+// jwkHead holds every JWK member that go-jose reads (the members of its
+// rawJSONWebKey), so that strictDecode refuses a case variant of any of
+// them: ParseJWKS and Thumbprint look at the very names go-jose builds the
+// key from. The private and symmetric members are only looked at for
+// presence (a null value counts as present).
 type jwkHead struct {
-	Kty string          `json:"kty"`
-	Crv string          `json:"crv"`
-	Alg string          `json:"alg"`
-	Kid string          `json:"kid"`
-	Use string          `json:"use"`
-	D   json.RawMessage `json:"d"`
-	K   json.RawMessage `json:"k"`
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Use string `json:"use"`
+
+	X   jjson.RawMessage `json:"x"`
+	Y   jjson.RawMessage `json:"y"`
+	N   jjson.RawMessage `json:"n"`
+	E   jjson.RawMessage `json:"e"`
+	Pub jjson.RawMessage `json:"pub"`
+
+	X5c     jjson.RawMessage `json:"x5c"`
+	X5u     jjson.RawMessage `json:"x5u"`
+	X5t     jjson.RawMessage `json:"x5t"`
+	X5tS256 jjson.RawMessage `json:"x5t#S256"`
+
+	D    jjson.RawMessage `json:"d"`
+	P    jjson.RawMessage `json:"p"`
+	Q    jjson.RawMessage `json:"q"`
+	Dp   jjson.RawMessage `json:"dp"`
+	Dq   jjson.RawMessage `json:"dq"`
+	Qi   jjson.RawMessage `json:"qi"`
+	K    jjson.RawMessage `json:"k"`
+	Priv jjson.RawMessage `json:"priv"`
+}
+
+// private reports whether h has a private or symmetric key member.
+func (h *jwkHead) private() bool {
+	for _, m := range []jjson.RawMessage{h.D, h.P, h.Q, h.Dp, h.Dq, h.Qi, h.K, h.Priv} {
+		if m != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// jwkSet is a JWK Set as ParseJWKS reads it.
+type jwkSet struct {
+	Keys []jjson.RawMessage `json:"keys"`
 }
 
 // ParseJWKS parses a JWK Set (as served by the engine) into verification
-// keys. It is strict: every key must have a "kid" (unique in the set), an
-// "alg" of EdDSA (kty OKP, crv Ed25519) or ES256 (kty EC, crv P-256), "use"
-// absent or "sig", and no private or symmetric members; otherwise the whole
-// set is rejected. An empty "keys" array yields no keys and no error.
+// keys. It is strict: the set and each key are read by the strict JSON
+// rules of strictDecode (go-jose's JSON package, exact member names, no
+// duplicate member, no two members differing only in case, no case variant
+// of a member go-jose reads), so that the members checked here are the
+// ones go-jose builds the key from. Every key must have a "kid" (unique in
+// the set), an "alg" of EdDSA (kty OKP, crv Ed25519) or ES256 (kty EC,
+// crv P-256), "use" absent or "sig", and no private or symmetric members;
+// otherwise the whole set is rejected. An empty "keys" array yields no
+// keys and no error.
 func ParseJWKS(b []byte) ([]PublicKey, error) {
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(b, &set); err != nil {
-		return nil, errors.New("token: JWKS is not a JSON object")
+	var set jwkSet
+	if _, err := strictDecode(b, &set); err != nil {
+		return nil, errors.New("token: JWKS is not a JSON object read by the strict rules")
 	}
 	if set.Keys == nil {
 		return nil, errors.New(`token: JWKS has no "keys" array`)
@@ -200,10 +241,10 @@ func ParseJWKS(b []byte) ([]PublicKey, error) {
 	seen := make(map[string]bool, len(set.Keys))
 	for i, raw := range set.Keys {
 		var head jwkHead
-		if err := json.Unmarshal(raw, &head); err != nil {
-			return nil, fmt.Errorf("token: JWKS key %d: not a JWK object", i)
+		if _, err := strictDecode(raw, &head); err != nil {
+			return nil, fmt.Errorf("token: JWKS key %d: not a JWK object read by the strict rules", i)
 		}
-		if head.D != nil || head.K != nil {
+		if head.private() {
 			return nil, fmt.Errorf("token: JWKS key %d: private or symmetric key", i)
 		}
 		if head.Kid == "" {
@@ -224,10 +265,17 @@ func ParseJWKS(b []byte) ([]PublicKey, error) {
 		}
 		var jwk jose.JSONWebKey
 		if err := jwk.UnmarshalJSON(raw); err != nil {
-			return nil, fmt.Errorf("token: JWKS key %d: %v", i, err)
+			return nil, fmt.Errorf("token: JWKS key %d: not a valid JWK", i)
 		}
 		if !jwk.IsPublic() || !jwk.Valid() {
 			return nil, fmt.Errorf("token: JWKS key %d: not a valid public key", i)
+		}
+		// Both readings name the same members; check they agree anyway.
+		if jwk.KeyID != head.Kid || jwk.Algorithm != head.Alg || jwk.Use != head.Use {
+			return nil, fmt.Errorf("token: JWKS key %d: read differently by go-jose", i)
+		}
+		if !keyFitsAlgorithm(head.Alg, jwk.Key) {
+			return nil, fmt.Errorf("%w: JWKS key %d: key does not fit its alg", ErrAlgorithm, i)
 		}
 		out = append(out, PublicKey{ID: jwk.KeyID, Algorithm: jwk.Algorithm, Key: jwk.Key})
 	}
@@ -240,15 +288,15 @@ func ParseJWKS(b []byte) ([]PublicKey, error) {
 // not pass secrets around by mistake.
 func Thumbprint(jwkJSON []byte) (string, error) {
 	var head jwkHead
-	if err := json.Unmarshal(jwkJSON, &head); err != nil {
-		return "", errors.New("token: thumbprint: not a JWK object")
+	if _, err := strictDecode(jwkJSON, &head); err != nil {
+		return "", errors.New("token: thumbprint: not a JWK object read by the strict rules")
 	}
-	if head.D != nil || head.K != nil {
+	if head.private() {
 		return "", errors.New("token: thumbprint: JWK is not a public key")
 	}
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(jwkJSON); err != nil {
-		return "", fmt.Errorf("token: thumbprint: %v", err)
+		return "", errors.New("token: thumbprint: not a valid JWK")
 	}
 	if !jwk.IsPublic() {
 		return "", errors.New("token: thumbprint: JWK is not a public key")

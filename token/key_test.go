@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -209,6 +210,109 @@ func TestParseJWKS(t *testing.T) {
 	for name, in := range bad {
 		if keys, err := ParseJWKS([]byte(in)); err == nil {
 			t.Errorf("%s: accepted %v", name, keys)
+		}
+	}
+}
+
+// TestParseJWKSStrict: ParseJWKS reads the set and every key by the
+// strict JSON rules, so that the members it checks are the ones go-jose
+// builds the key from, and refuses duplicate kids, a use other than sig,
+// and a key whose type or curve does not fit its alg.
+func TestParseJWKSStrict(t *testing.T) {
+	ed, es := genKey(t, AlgEdDSA), genKey(t, AlgES256)
+	edJWK, _ := json.Marshal(ed.Public().JWK())
+	esJWK, _ := json.Marshal(es.Public().JWK())
+	// with returns a JWK's JSON with members spliced in after "{".
+	with := func(jwk []byte, members string) string {
+		return "{" + members + "," + string(jwk[1:])
+	}
+	// renamed returns a JWK's JSON with one member renamed.
+	renamed := func(jwk []byte, from, to string) string {
+		if !strings.Contains(string(jwk), `"`+from+`":`) {
+			t.Fatalf("%s not in %s", from, jwk)
+		}
+		return strings.Replace(string(jwk), `"`+from+`":`, `"`+to+`":`, 1)
+	}
+	noUse := []byte(strings.Replace(string(edJWK), `"use":"sig",`, "", 1))
+	if bytes.Equal(noUse, edJWK) {
+		t.Fatalf("no use member in %s", edJWK)
+	}
+	set := func(keys ...string) []byte { return []byte(`{"keys":[` + strings.Join(keys, ",") + `]}`) }
+
+	good := map[string][]byte{
+		"both":               set(string(edJWK), string(esJWK)),
+		"use absent":         set(strings.Replace(string(edJWK), `"use":"sig",`, "", 1)),
+		"unknown members":    set(with(edJWK, `"x-note":{"a":1},"ext":true`)),
+		"whitespace":         []byte(" {\n\"keys\" : [ " + string(edJWK) + " ] } "),
+		"escaped kid name":   set(renamed(edJWK, "kid", `\u006bid`)),
+		"unknown set member": []byte(`{"keys":[` + string(edJWK) + `],"x":1}`),
+	}
+	for name, in := range good {
+		if _, err := ParseJWKS(in); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	otherEd := genKey(t, AlgEdDSA)
+	otherEdJWK, _ := json.Marshal(otherEd.Public().JWK())
+	sameKid := strings.Replace(string(otherEdJWK), otherEd.ID, ed.ID, 1)
+	bad := map[string][]byte{
+		// Duplicate kids.
+		"duplicate kid, same key":  set(string(edJWK), string(edJWK)),
+		"duplicate kid, other key": set(string(edJWK), sameKid),
+		"duplicate kid, other alg": set(string(edJWK), strings.Replace(string(esJWK), es.ID, ed.ID, 1)),
+		"duplicate kid, escaped":   set(string(edJWK), strings.Replace(sameKid, ed.ID, `\u00`+fmt.Sprintf("%02x", ed.ID[0])+ed.ID[1:], 1)),
+		// use.
+		"use enc":          set(with(noUse, `"use":"enc"`)),
+		"use SIG":          set(with(noUse, `"use":"SIG"`)),
+		"use with a space": set(with(noUse, `"use":"sig "`)),
+		"use number":       set(with(noUse, `"use":1`)),
+		// Type and curve against alg.
+		"ES256 on an OKP key":    set(strings.Replace(string(edJWK), `"alg":"EdDSA"`, `"alg":"ES256"`, 1)),
+		"EdDSA on an EC key":     set(strings.Replace(string(esJWK), `"alg":"ES256"`, `"alg":"EdDSA"`, 1)),
+		"EdDSA with crv P-256":   set(strings.Replace(string(edJWK), `"crv":"Ed25519"`, `"crv":"P-256"`, 1)),
+		"ES256 with crv P-384":   set(strings.Replace(string(esJWK), `"crv":"P-256"`, `"crv":"P-384"`, 1)),
+		"ES256 with kty OKP":     set(strings.Replace(string(esJWK), `"kty":"EC"`, `"kty":"OKP"`, 1)),
+		"EdDSA with crv ed25519": set(strings.Replace(string(edJWK), `"crv":"Ed25519"`, `"crv":"ed25519"`, 1)),
+		"alg eddsa":              set(strings.Replace(string(edJWK), `"alg":"EdDSA"`, `"alg":"eddsa"`, 1)),
+		// Member names, read by the strict rules.
+		"duplicate member kid":               set(with(edJWK, `"kid":"`+otherEd.ID+`"`)),
+		"duplicate member x":                 set(with(edJWK, `"x":"`+otherEd.ID+`"`)),
+		"KID and kid":                        set(with(edJWK, `"KID":"`+otherEd.ID+`"`)),
+		"Kid alone":                          set(renamed(edJWK, "kid", "Kid")),
+		"Alg alone":                          set(renamed(edJWK, "alg", "Alg")),
+		"USE and use":                        set(with(edJWK, `"USE":"enc"`)),
+		"Use alone":                          set(with(noUse, `"Use":"enc"`)),
+		"X and x":                            set(with(edJWK, `"X":"`+otherEd.ID+`"`)),
+		"Kelvin-sign kty":                    set(with(edJWK, `"\u212aty":"EC"`)),
+		"D (private, case variant)":          set(with(edJWK, `"D":"AAAA"`)),
+		"d null":                             set(with(edJWK, `"d":null`)),
+		"priv":                               set(with(edJWK, `"priv":"AAAA"`)),
+		"p":                                  set(with(esJWK, `"p":"AAAA"`)),
+		"keys and KEYS":                      []byte(`{"keys":[` + string(edJWK) + `],"KEYS":[]}`),
+		"Keys alone":                         []byte(`{"Keys":[` + string(edJWK) + `]}`),
+		"duplicate keys":                     []byte(`{"keys":[],"keys":[` + string(edJWK) + `]}`),
+		"case variants in an unknown member": set(with(edJWK, `"x-note":{"a":1,"A":2}`)),
+		"set null":                           []byte(`null`),
+		"set array":                          []byte(`[` + string(edJWK) + `]`),
+		"data after the set":                 append(set(string(edJWK)), 'x'),
+	}
+	for name, in := range bad {
+		if keys, err := ParseJWKS(in); err == nil {
+			t.Errorf("%s: accepted %v", name, keys)
+		} else if strings.Contains(err.Error(), ed.ID) || strings.Contains(err.Error(), otherEd.ID) {
+			t.Errorf("%s: error quotes the input: %v", name, err)
+		}
+	}
+
+	// Thumbprint reads JWKs by the same rules.
+	for name, in := range map[string]string{
+		"KTY and kty": with(edJWK, `"KTY":"EC"`),
+		"X alone":     renamed(edJWK, "x", "X"),
+		"duplicate x": with(edJWK, `"x":"`+otherEd.ID+`"`),
+	} {
+		if tp, err := Thumbprint([]byte(in)); err == nil {
+			t.Errorf("Thumbprint, %s: %q", name, tp)
 		}
 	}
 }

@@ -1,21 +1,30 @@
 package token
 
-// This file keeps, for tests only, the verifier as it was before Verify
-// stopped using go-jose's JWS parser: go-jose's ParseSignedCompact and
-// JSONWebSignature.Verify behind the same shape, encoding and header checks.
-// It is the oracle of FuzzVerifyMatchesGoJose and TestVerifyMatchesGoJose.
+// This file keeps, for tests only, the oracle of TestVerifyStrictCompact,
+// FuzzVerify and FuzzVerifyMatchesGoJose: plain go-jose, jwt.ParseSigned
+// and JSONWebToken.Claims, with the key found by "kid" and none of
+// Verify's pre-checks. Verify must accept nothing that the oracle refuses,
+// must read the same claims, and may refuse what the oracle accepts (or
+// refuse for another reason) only for the strictness rules that
+// strictnessExplains re-implements, independently of the package code.
 
 import (
+	"bytes"
+	"crypto/elliptic"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math/big"
 	"slices"
-	"time"
+	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// refAllowedAlgorithms is the old allowedAlgorithms.
+// refAllowedAlgorithms is the go-jose allow-list for names.
 func refAllowedAlgorithms(names []string) []jose.SignatureAlgorithm {
 	supported := []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256}
 	if len(names) == 0 {
@@ -30,110 +39,26 @@ func refAllowedAlgorithms(names []string) []jose.SignatureAlgorithm {
 	return out
 }
 
-// refSplit checks the outer shape of a compact JWS before go-jose sees it and
-// returns the positions of its two dots. Only the base64url alphabet and
-// exactly two dots are allowed, which also rules out the JSON
-// serialisation and whitespace (which go-jose's lenient decoder would
-// skip).
-func refSplit(raw string) (dot1, dot2 int, err error) {
-	if len(raw) > MaxTokenSize {
-		return 0, 0, ErrTooLarge
-	}
-	if raw == "" {
-		return 0, 0, fmt.Errorf("%w: empty", ErrMalformed)
-	}
-	dot1, dot2 = -1, -1
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		case c == '.':
-			switch {
-			case dot1 < 0:
-				dot1 = i
-			case dot2 < 0:
-				dot2 = i
-			default:
-				return 0, 0, fmt.Errorf("%w: not a compact JWS (too many parts)", ErrMalformed)
-			}
-		default:
-			return 0, 0, fmt.Errorf("%w: not a compact JWS (invalid character)", ErrMalformed)
-		}
-	}
-	if dot2 < 0 {
-		return 0, 0, fmt.Errorf("%w: not a compact JWS (too few parts)", ErrMalformed)
-	}
-	return dot1, dot2, nil
-}
-
-// refCanonical reports whether seg, which split has confirmed holds only
-// base64url characters, is the canonical unpadded encoding of its bytes.
-// go-jose decodes leniently and verifies a re-encoding of what it decoded,
-// so without this check one signed token would have several accepted
-// spellings. Only the final, partial quantum can be non-canonical (or
-// impossible, with one character left over), so only it is decoded.
-func refCanonical(seg string) bool {
-	tail := seg[len(seg)&^3:]
-	if tail == "" {
-		return true
-	}
-	var buf [3]byte
-	_, err := b64.Decode(buf[:], []byte(tail))
-	return err == nil
-}
-
-// refParseCompact parses raw as a compact JWS with go-jose, accepting only the
-// algorithms in algs, and returns it with its protected header. It enforces
-// the size limit and strict encoding first, and maps every go-jose error to
-// a sentinel without quoting it (go-jose messages can contain header
-// content).
-func refParseCompact(raw string, algs []jose.SignatureAlgorithm) (*jose.JSONWebSignature, *jose.Header, error) {
-	dot1, dot2, err := refSplit(raw)
-	if err != nil {
-		return nil, nil, err
-	}
-	if dot1 == 0 {
-		return nil, nil, fmt.Errorf("%w: empty header", ErrMalformed)
-	}
-	if !refCanonical(raw[:dot1]) {
-		return nil, nil, fmt.Errorf("%w: header is not canonical base64url", ErrMalformed)
-	}
-	if !refCanonical(raw[dot1+1 : dot2]) {
-		return nil, nil, fmt.Errorf("%w: payload is not canonical base64url", ErrMalformed)
-	}
-	if !refCanonical(raw[dot2+1:]) {
-		return nil, nil, fmt.Errorf("%w: signature is not canonical base64url", ErrMalformed)
-	}
-	if len(algs) == 0 {
-		return nil, nil, fmt.Errorf("%w: no supported algorithm allowed", ErrAlgorithm)
-	}
-	jws, err := jose.ParseSignedCompact(raw, algs)
-	if err != nil {
-		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
-		}
-		return nil, nil, fmt.Errorf("%w: header is not a valid JWS header", ErrMalformed)
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, nil, fmt.Errorf("%w: not exactly one signature", ErrMalformed)
-	}
-	return jws, &jws.Signatures[0].Protected, nil
-}
-
-// refVerify is the old Verify.
+// refVerify verifies raw with go-jose alone: jwt.ParseSigned, the key
+// that lookup gives for the "kid" go-jose reads (whose algorithm must be
+// the header's), JSONWebToken.Claims, then the same checks of the claims
+// as Verify (VerifyOptions.validate).
 func refVerify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
-	jws, h, err := refParseCompact(raw, refAllowedAlgorithms(opts.Algorithms))
-	if err != nil {
+	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	// RFC 7515 allows no other critical extension here; "b64" (RFC 7797)
-	// would change what is signed, so it is refused even outside "crit".
-	if _, ok := h.ExtraHeaders["crit"]; ok {
-		return nil, fmt.Errorf("%w: crit header not supported", ErrMalformed)
+	algs := refAllowedAlgorithms(opts.Algorithms)
+	if len(algs) == 0 {
+		return nil, fmt.Errorf("%w: no supported algorithm allowed", ErrAlgorithm)
 	}
-	if _, ok := h.ExtraHeaders["b64"]; ok {
-		return nil, fmt.Errorf("%w: b64 header not supported", ErrMalformed)
+	tok, err := jwt.ParseSigned(raw, algs)
+	if err != nil {
+		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
+			return nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
+		}
+		return nil, fmt.Errorf("%w: go-jose refuses it", ErrMalformed)
 	}
+	h := tok.Headers[0]
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != Type {
 		return nil, fmt.Errorf("%w: typ must be %q", ErrType, Type)
 	}
@@ -153,49 +78,152 @@ func refVerify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error
 	if !keyFitsAlgorithm(pk.Algorithm, pk.Key) {
 		return nil, fmt.Errorf("%w: key does not fit its algorithm", ErrAlgorithm)
 	}
-	payload, err := jws.Verify(pk.Key)
-	if err != nil {
+	if err := tok.Claims(pk.Key); err != nil { // the signature alone
 		return nil, ErrSignature
 	}
 	c := new(Claims)
-	if err := json.Unmarshal(payload, c); err != nil {
-		return nil, fmt.Errorf("%w: payload is not a valid claims object", ErrMalformed)
+	if err := tok.Claims(pk.Key, c); err != nil {
+		return nil, fmt.Errorf("%w: go-jose cannot decode the claims", ErrMalformed)
 	}
-	if err := checkRequired(c); err != nil {
+	if err := opts.validate(c); err != nil {
 		return nil, err
 	}
-	if opts.Issuer != "" && c.Issuer != opts.Issuer {
-		return nil, ErrIssuer
-	}
-	if opts.Audience != "" && c.Audience != opts.Audience {
-		return nil, ErrAudience
-	}
-	if opts.IgnoreValidity {
-		return c, nil
-	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	leeway := opts.Leeway
-	switch {
-	case leeway == 0:
-		leeway = DefaultLeeway
-	case leeway < 0:
-		leeway = 0
-	}
-	// Whole seconds: with integer claims, t >= exp iff floor(t) >= exp, and
-	// t < nbf iff floor(t) < nbf. Subtracting or adding a small leeway to a
-	// current time cannot overflow, whatever the claims hold.
-	n, l := now.Unix(), int64(leeway/time.Second)
-	if n-l >= c.Expiry {
-		return nil, ErrExpired
-	}
-	if n+l < c.NotBefore {
-		return nil, fmt.Errorf("%w: nbf in the future", ErrNotYetValid)
-	}
-	if n+l < c.IssuedAt {
-		return nil, fmt.Errorf("%w: iat in the future", ErrNotYetValid)
-	}
 	return c, nil
+}
+
+// strictnessExplains reports whether tok breaks one of the rules by which
+// Verify refuses more than go-jose alone, as listed in jws.go and
+// strictjson.go. It is written independently of the package code (other
+// decoders, strings.EqualFold), so that it does not share its mistakes.
+func strictnessExplains(tok string) bool {
+	if len(tok) > MaxTokenSize || strings.ContainsAny(tok, "\r\n") {
+		return true
+	}
+	segs := strings.Split(tok, ".")
+	if len(segs) != 3 {
+		return true
+	}
+	var dec [3][]byte
+	for i, seg := range segs {
+		b, err := base64.RawURLEncoding.DecodeString(seg)
+		if err != nil || base64.RawURLEncoding.EncodeToString(b) != seg {
+			return true // not canonical base64url
+		}
+		dec[i] = b
+	}
+	header, payload, sig := dec[0], dec[1], dec[2]
+
+	// Header: only "alg", "kid" and "typ", each a string or null.
+	var hm map[string]json.RawMessage
+	if json.Unmarshal(header, &hm) != nil || hm == nil {
+		return true
+	}
+	for name, v := range hm {
+		if name != "alg" && name != "kid" && name != "typ" {
+			return true
+		}
+		var s *string
+		if json.Unmarshal(v, &s) != nil {
+			return true
+		}
+	}
+	if strictNamesBroken(header, nil) {
+		return true
+	}
+
+	// ES256: 64 bytes, S <= N/2. (Only the header says the algorithm here;
+	// a mismatch with the key is refused by go-jose too.)
+	if alg, _ := hm["alg"]; string(alg) == `"ES256"` && len(sig) == 64 {
+		half := new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+		if new(big.Int).SetBytes(sig[32:]).Cmp(half) > 0 {
+			return true
+		}
+	}
+
+	// Claims: a JSON object, with no duplicate or case-variant names.
+	if bytes.TrimSpace(payload) == nil || bytes.TrimSpace(payload)[0] != '{' {
+		return true
+	}
+	return strictNamesBroken(payload, claimNames)
+}
+
+// claimNames are the member names that Verify reads from the claims, by
+// object: "" for the top level, then the nested objects by the name of the
+// member that holds them ("act" holds an object of the same kind as
+// itself).
+var claimNames = map[string][]string{
+	"":     {"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "txn", "scope", "tctx", "rctx", "par", "dep", "act", "cnf"},
+	"tctx": {"role", "purpose"},
+	"rctx": {"step", "req_ip"},
+	"act":  {"sub", "act"},
+	"cnf":  {"jkt"},
+}
+
+// strictNamesBroken walks the JSON text b with encoding/json's tokenizer
+// and reports whether some object has two names equal under
+// strings.EqualFold (a duplicate included), or whether an object that
+// Verify reads (known, from the top level down through known members) has
+// a name equal under strings.EqualFold to one it reads, but spelled
+// differently. Invalid JSON is reported as broken too.
+func strictNamesBroken(b []byte, known map[string][]string) bool {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	type frame struct {
+		object bool
+		names  []string // names seen so far, in an object
+		read   []string // names Verify reads from this object; nil if none
+		key    string   // the member being read, in an object
+		isKey  bool     // in an object, the next token is a name
+	}
+	var stack []*frame
+	valueDone := func() {
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].isKey = true
+		}
+	}
+	for {
+		t, err := d.Token()
+		if err == io.EOF {
+			return false
+		}
+		if err != nil {
+			return true
+		}
+		if len(stack) > 0 {
+			if f := stack[len(stack)-1]; f.isKey && t != json.Delim('}') {
+				name := t.(string)
+				for _, n := range f.names {
+					if strings.EqualFold(n, name) {
+						return true
+					}
+				}
+				for _, r := range f.read {
+					if strings.EqualFold(r, name) && r != name {
+						return true
+					}
+				}
+				f.names = append(f.names, name)
+				f.key, f.isKey = name, false
+				continue
+			}
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			var read []string
+			if known != nil && t == json.Delim('{') {
+				if len(stack) == 0 {
+					read = known[""]
+				} else if p := stack[len(stack)-1]; p.object && slices.Contains(p.read, p.key) {
+					read = known[p.key]
+				}
+			}
+			object := t == json.Delim('{')
+			stack = append(stack, &frame{object: object, read: read, isKey: object})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }

@@ -7,18 +7,22 @@
 // exactly three members: "alg", "kid" and "typ" (always [Type]). The
 // payload is a [Claims] value.
 //
-// Tokens are signed with go-jose (github.com/go-jose/go-jose/v4), which
-// also handles the JSON Web Keys. [Verify] does not use go-jose's JWS
-// parser: it parses the compact serialisation itself, strictly, and checks
-// the signature with crypto/ed25519 or crypto/ecdsa over the exact bytes
-// received (jws.go says why and what is accepted). It accepts only three
-// segments of canonical base64url, only the algorithms in its allow-list,
-// and only when the header algorithm equals the algorithm bound to the key
-// named by "kid"; the algorithm is never taken from the token alone, and
-// the key never comes from the token. The claims are decoded only after
-// the signature has been checked. Failures are reported with sentinel
-// errors (see [ErrMalformed] and the others) that work with errors.Is;
-// error messages never contain the token or key material.
+// Tokens are signed, verified and decoded with go-jose
+// (github.com/go-jose/go-jose/v4), which also handles the JSON Web Keys.
+// Before go-jose sees a token, [Verify] runs strict pre-checks that only
+// ever refuse (jws.go lists them): only three segments of canonical
+// base64url, only the header members "alg", "kid" and "typ", only the
+// algorithms in its allow-list, only when the header algorithm equals the
+// algorithm bound to the key named by "kid" (the algorithm is never taken
+// from the token alone, and the key never comes from the token), and only
+// low-S ES256 signatures. The header, the claims and JWK Sets are all read
+// by one set of strict JSON rules (strictjson.go): case-sensitive names, no
+// duplicate member and no two members differing only in case. The claims
+// are decoded only after the signature has been checked. Verify needs an
+// expected issuer, and an expected audience unless the caller explicitly
+// accepts any ([VerifyOptions.AnyAudience]). Failures are reported with
+// sentinel errors (see [ErrMalformed] and the others) that work with
+// errors.Is; error messages never contain the token or key material.
 //
 // Signing keys are handled by [Key] (private, for the issuer) and
 // [PublicKey] (for verifiers), and are exchanged as JSON Web Keys
@@ -92,12 +96,20 @@ var (
 	ErrTooLarge = errors.New("token: too large")
 	// ErrClaims: a required claim is missing or invalid.
 	ErrClaims = errors.New("token: invalid claims")
+	// ErrLifetime: the credential's lifetime (exp - iat, or exp - nbf when
+	// nbf is set and earlier) exceeds [VerifyOptions.MaxLifetime].
+	ErrLifetime = errors.New("token: lifetime too long")
+	// ErrOptions: Verify was called without VerifyOptions.Issuer, or
+	// without VerifyOptions.Audience and without AnyAudience, or with both
+	// Audience and AnyAudience. It is the caller's mistake, not the
+	// token's: Verify checks nothing then.
+	ErrOptions = errors.New("token: invalid verify options")
 )
 
-// Claims is the payload of a step credential. (Verify reads the JSON that
-// Mint writes for it without reflection: a member added here must be added
-// to mintedClaims too, or Verify falls back to encoding/json and
-// TestMintedClaims fails.)
+// Claims is the payload of a step credential. Mint writes it with
+// encoding/json; Verify reads it with go-jose's JSON package by the strict
+// rules of strictjson.go (exact member names, no duplicates, no case
+// variants).
 type Claims struct {
 	// Issuer ("iss") identifies the engine that minted the credential.
 	Issuer string `json:"iss"`
@@ -280,8 +292,13 @@ func Mint(k *Key, c *Claims) (string, error) {
 		return "", errors.New("token: mint: cannot create signer")
 	}
 	jws, err := signer.Sign(payload)
-	if err != nil {
+	if err != nil || len(jws.Signatures) != 1 {
 		return "", errors.New("token: mint: signing failed")
+	}
+	if k.Algorithm == AlgES256 {
+		// One spelling: of (R, S) and (R, N-S), Verify accepts only the
+		// low-S signature.
+		normalizeLowS(jws.Signatures[0].Signature)
 	}
 	raw, err := jws.CompactSerialize()
 	if err != nil {
@@ -295,11 +312,18 @@ func Mint(k *Key, c *Claims) (string, error) {
 
 // VerifyOptions configures Verify.
 type VerifyOptions struct {
-	// Issuer, when non-empty, must equal the "iss" claim.
+	// Issuer must equal the "iss" claim. It is required: Verify fails with
+	// ErrOptions, checking nothing, when it is empty.
 	Issuer string
-	// Audience, when non-empty, must equal the "aud" claim. Resource
-	// servers should always set it.
+	// Audience must equal the "aud" claim. It is required unless
+	// AnyAudience is set (and must be empty then): Verify fails with
+	// ErrOptions, checking nothing, otherwise.
 	Audience string
+	// AnyAudience: the caller accepts every audience, and Audience must be
+	// empty. Only the engine that minted the token may set it, to verify
+	// its own credentials whatever they are for (introspection, parent
+	// tokens, reports); a resource server sets Audience instead.
+	AnyAudience bool
 	// Now is the verification time; the zero value means time.Now().
 	Now time.Time
 	// Leeway is the clock skew tolerated for "exp", "nbf" and "iat", in
@@ -314,6 +338,11 @@ type VerifyOptions struct {
 	// attributing a credential seen in use (a report of an expired
 	// credential), never for accepting a request.
 	IgnoreValidity bool
+	// MaxLifetime, when positive, is the longest lifetime accepted, in
+	// whole seconds (fractions are truncated): a credential whose exp - iat,
+	// or exp - nbf when nbf is set (non-zero) and earlier than iat, is
+	// longer fails with ErrLifetime, IgnoreValidity or not.
+	MaxLifetime time.Duration
 }
 
 // KeyLookup returns the verification key with the given key ID. It must be
@@ -350,34 +379,44 @@ func PeekKeyID(raw string) (string, error) {
 	return jws.header.Kid, nil
 }
 
-// Verify checks raw and returns its claims. In order, it rejects: inputs
-// over MaxTokenSize (ErrTooLarge); anything but a three-part compact JWS
-// in canonical base64url (ErrMalformed); a header that is not a JSON
-// object, has a duplicate member, or has a non-string "alg", "kid" or
-// "typ" (ErrMalformed); a header algorithm outside the allow-list
-// (ErrAlgorithm); a "crit", "b64", "jwk", "jku", "x5u", "x5c", "x5t" or
-// "x5t#S256" header (ErrMalformed); a "typ" other than Type (ErrType); a
-// missing "kid" (ErrMalformed); a "kid" that lookup does not know
-// (ErrUnknownKey); a header algorithm different from the key's, or a key
-// whose Go type does not fit its algorithm (ErrAlgorithm); a bad signature
-// (ErrSignature); an undecodable payload (ErrMalformed); missing required
-// claims (ErrClaims); a wrong issuer or audience (ErrIssuer, ErrAudience);
-// and expiry, "nbf" or "iat" outside the leeway (ErrExpired,
-// ErrNotYetValid). Every call checks the signature: nothing is cached.
-// Verify is safe for concurrent use.
+// Verify checks raw and returns its claims. In order, it rejects: options
+// without Issuer, or without exactly one of Audience and AnyAudience
+// (ErrOptions, before raw is looked at); inputs over MaxTokenSize
+// (ErrTooLarge); anything but a three-part compact JWS in canonical
+// base64url (ErrMalformed); a header that is not a JSON object, has a
+// duplicate member, two members differing only in case, a case variant of
+// "alg", "kid" or "typ", or a non-string "alg", "kid" or "typ"
+// (ErrMalformed); a header algorithm outside the allow-list
+// (ErrAlgorithm); a header member other than "alg", "kid" and "typ", such
+// as "crit", "b64", "jwk", "jku", "x5u", "x5c", "x5t" or "x5t#S256"
+// (ErrMalformed); a "typ" other than Type (ErrType); a missing "kid"
+// (ErrMalformed); a "kid" that lookup does not know (ErrUnknownKey); a
+// header algorithm different from the key's, or a key whose Go type does
+// not fit its algorithm (ErrAlgorithm); a high-S or mis-sized ES256
+// signature, or a signature that go-jose does not verify with the key
+// (ErrSignature); a payload that is not a claims object by the strict JSON
+// rules (ErrMalformed); missing required claims (ErrClaims); a wrong
+// issuer or audience (ErrIssuer, ErrAudience); a lifetime over
+// MaxLifetime (ErrLifetime); and expiry, "nbf" or "iat" outside the
+// leeway (ErrExpired, ErrNotYetValid). Every call checks the signature:
+// nothing is cached. Verify is safe for concurrent use.
 func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	jws, err := parseCompact(raw)
 	if err != nil {
 		return nil, err
 	}
-	h := jws.header
+	h := &jws.header
 	if !algorithmAllowed(h.Alg, opts.Algorithms) {
 		return nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
 	}
-	// RFC 7515 allows no critical extension here, "b64" (RFC 7797) would
-	// change what is signed, and the key never comes from the token.
-	if name := h.refused(); name != "" {
-		return nil, fmt.Errorf("%w: %s header not supported", ErrMalformed, name)
+	// Only "alg", "kid" and "typ": RFC 7515 allows no critical extension
+	// here, "b64" (RFC 7797) would change what is signed, and the key
+	// never comes from the token.
+	if err := h.check(); err != nil {
+		return nil, err
 	}
 	if h.Typ != Type {
 		return nil, fmt.Errorf("%w: typ must be %q", ErrType, Type)
@@ -398,26 +437,58 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 	if !keyFitsAlgorithm(pk.Algorithm, pk.Key) {
 		return nil, fmt.Errorf("%w: key does not fit its algorithm", ErrAlgorithm)
 	}
-	// The algorithm is the key's own (equal to the header's, checked above).
-	if !validSignature(pk.Algorithm, pk.Key, jws.signingInput, jws.signature) {
-		return nil, ErrSignature
+	if pk.Algorithm == AlgES256 && !lowS(jws.signature) {
+		return nil, fmt.Errorf("%w: ES256 signature is not 64 bytes with a low S", ErrSignature)
 	}
-	// Only now, with the signature checked, is the payload looked at.
-	c, err := decodeClaims(jws.payload)
+	// go-jose checks the signature, with the key's algorithm only (equal
+	// to the header's, checked above).
+	payload, err := verifySigned(raw, h, pk.Key)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRequired(c); err != nil {
+	// Only now, with the signature checked, is the payload looked at.
+	c, err := decodeClaims(payload)
+	if err != nil {
 		return nil, err
 	}
-	if opts.Issuer != "" && c.Issuer != opts.Issuer {
-		return nil, ErrIssuer
+	if err := opts.validate(c); err != nil {
+		return nil, err
 	}
-	if opts.Audience != "" && c.Audience != opts.Audience {
-		return nil, ErrAudience
+	return c, nil
+}
+
+// check refuses options that lack an expected issuer, or an expected
+// audience without AnyAudience, or that set both Audience and AnyAudience.
+func (opts *VerifyOptions) check() error {
+	switch {
+	case opts.Issuer == "":
+		return fmt.Errorf("%w: an expected issuer is required", ErrOptions)
+	case opts.Audience == "" && !opts.AnyAudience:
+		return fmt.Errorf("%w: an expected audience (or AnyAudience) is required", ErrOptions)
+	case opts.Audience != "" && opts.AnyAudience:
+		return fmt.Errorf("%w: Audience and AnyAudience are exclusive", ErrOptions)
+	}
+	return nil
+}
+
+// validate checks verified claims against opts (already checked): the
+// required claims, the issuer, the audience, the lifetime, and, unless
+// IgnoreValidity, the validity window.
+func (opts *VerifyOptions) validate(c *Claims) error {
+	if err := checkRequired(c); err != nil {
+		return err
+	}
+	if c.Issuer != opts.Issuer {
+		return ErrIssuer
+	}
+	if !opts.AnyAudience && c.Audience != opts.Audience {
+		return ErrAudience
+	}
+	if opts.MaxLifetime > 0 && lifetimeOver(c, int64(opts.MaxLifetime/time.Second)) {
+		return ErrLifetime
 	}
 	if opts.IgnoreValidity {
-		return c, nil
+		return nil
 	}
 	now := opts.Now
 	if now.IsZero() {
@@ -435,15 +506,28 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 	// current time cannot overflow, whatever the claims hold.
 	n, l := now.Unix(), int64(leeway/time.Second)
 	if n-l >= c.Expiry {
-		return nil, ErrExpired
+		return ErrExpired
 	}
 	if n+l < c.NotBefore {
-		return nil, fmt.Errorf("%w: nbf in the future", ErrNotYetValid)
+		return fmt.Errorf("%w: nbf in the future", ErrNotYetValid)
 	}
 	if n+l < c.IssuedAt {
-		return nil, fmt.Errorf("%w: iat in the future", ErrNotYetValid)
+		return fmt.Errorf("%w: iat in the future", ErrNotYetValid)
 	}
-	return c, nil
+	return nil
+}
+
+// lifetimeOver reports whether c's lifetime exceeds maxSecs (>= 0)
+// seconds: exp - iat, or exp - nbf when nbf is set (non-zero) and earlier
+// than iat. checkRequired has made sure that exp > iat > 0.
+func lifetimeOver(c *Claims, maxSecs int64) bool {
+	start := c.IssuedAt
+	if c.NotBefore != 0 && c.NotBefore < start {
+		start = c.NotBefore
+	}
+	// exp - start > maxSecs, without overflow: exp > 0 and maxSecs >= 0,
+	// so exp - maxSecs cannot overflow, while exp - start could.
+	return start < c.Expiry-maxSecs
 }
 
 // keyFitsAlgorithm reports whether pub is a usable public key for alg: a

@@ -221,7 +221,8 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "unknown kid", tok: mustMint(t, genKey(t, AlgEdDSA), sampleClaims()), want: ErrUnknownKey},
 		{name: "lookup finds nothing", tok: good, lookup: func(string) (PublicKey, bool) { return PublicKey{}, false }, want: ErrUnknownKey},
 		{name: "altered payload", tok: gp[0] + "." + enc(altered) + "." + gp[2], want: ErrSignature},
-		{name: "altered header", tok: enc(`{"alg":"EdDSA","kid":"`+ed.ID+`","typ":"txntoken+jwt","x":1}`) + "." + gp[1] + "." + gp[2], want: ErrSignature},
+		{name: "altered header", tok: enc(`{"alg":"EdDSA","kid":"`+ed.ID+`","typ":"txntoken+jwt"}`+"\t") + "." + gp[1] + "." + gp[2], want: ErrSignature},
+		{name: "altered header, extra member", tok: enc(`{"alg":"EdDSA","kid":"`+ed.ID+`","typ":"txntoken+jwt","x":1}`) + "." + gp[1] + "." + gp[2], want: ErrMalformed},
 		{name: "other Ed25519 key same kid", tok: mustMint(t, otherEd, sampleClaims()), want: ErrSignature},
 		{name: "other P-256 key same kid", tok: mustMint(t, otherES, sampleClaims()), want: ErrSignature},
 		{name: "ES256 signature swapped onto EdDSA token", tok: gp[0] + "." + gp[1] + "." + parts(goodES)[2], want: ErrSignature},
@@ -346,7 +347,9 @@ func TestTimeBoundaries(t *testing.T) {
 	c := sampleClaims()
 	tok := mustMint(t, k, c)
 	at := func(now time.Time, leeway time.Duration) error {
-		_, err := Verify(tok, lookup, VerifyOptions{Now: now, Leeway: leeway})
+		opts := anyAudience(now)
+		opts.Leeway = leeway
+		_, err := Verify(tok, lookup, opts)
 		return err
 	}
 	exp, nbf := time.Unix(c.Expiry, 0), time.Unix(c.NotBefore, 0)
@@ -372,18 +375,20 @@ func TestTimeBoundaries(t *testing.T) {
 		}
 	}
 	// Zero Now means the wall clock: the sample token expired long ago.
-	if _, err := Verify(tok, lookup, VerifyOptions{}); !errors.Is(err, ErrExpired) {
+	if _, err := Verify(tok, lookup, anyAudience(time.Time{})); !errors.Is(err, ErrExpired) {
 		t.Errorf("zero Now: err = %v, want ErrExpired", err)
 	}
 	// Extreme claim values must not wrap around.
 	huge := sampleClaims()
 	huge.NotBefore = 1<<63 - 1
-	if _, err := Verify(mustMint(t, k, huge), lookup, VerifyOptions{Now: testNow}); !errors.Is(err, ErrNotYetValid) {
+	if _, err := Verify(mustMint(t, k, huge), lookup, anyAudience(testNow)); !errors.Is(err, ErrNotYetValid) {
 		t.Errorf("huge nbf: err = %v", err)
 	}
 	huge = sampleClaims()
 	huge.Expiry = 1<<63 - 1
-	if _, err := Verify(mustMint(t, k, huge), lookup, VerifyOptions{Now: testNow, Leeway: 1 << 62}); err != nil {
+	hugeOpts := anyAudience(testNow)
+	hugeOpts.Leeway = 1 << 62
+	if _, err := Verify(mustMint(t, k, huge), lookup, hugeOpts); err != nil {
 		t.Errorf("huge exp: err = %v", err)
 	}
 }
@@ -484,6 +489,18 @@ func TestInteropGoJose(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if alg == AlgES256 {
+				// go-jose signs with a random S, high half the time;
+				// Verify accepts only the low-S twin.
+				sig := dec(t, parts(theirs)[2])
+				if !lowS(sig) {
+					if _, err := Verify(theirs, StaticKeys(k.Public()), testOpts()); !errors.Is(err, ErrSignature) {
+						t.Fatalf("high-S go-jose token: %v, want ErrSignature", err)
+					}
+					normalizeLowS(sig)
+					theirs = withSig(theirs, sig)
+				}
+			}
 			got2, err := Verify(theirs, StaticKeys(k.Public()), testOpts())
 			if err != nil {
 				t.Fatalf("Verify(go-jose token): %v", err)
@@ -553,16 +570,148 @@ func TestIgnoreValidityStillChecksSignature(t *testing.T) {
 	c := sampleClaims()
 	tok := mustMint(t, k, c)
 	late := time.Unix(c.Expiry, 0).Add(time.Hour)
-	if _, err := Verify(tok, StaticKeys(k.Public()), VerifyOptions{Now: late}); !errors.Is(err, ErrExpired) {
+	if _, err := Verify(tok, StaticKeys(k.Public()), anyAudience(late)); !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired token: got %v, want ErrExpired", err)
 	}
-	got, err := Verify(tok, StaticKeys(k.Public()), VerifyOptions{Now: late, IgnoreValidity: true})
+	ignore := anyAudience(late)
+	ignore.IgnoreValidity = true
+	got, err := Verify(tok, StaticKeys(k.Public()), ignore)
 	if err != nil || got.ID != c.ID {
 		t.Fatalf("IgnoreValidity: got %v, %v", got, err)
 	}
 	other := genKey(t, AlgEdDSA)
 	forged := StaticKeys(PublicKey{ID: k.ID, Algorithm: AlgEdDSA, Key: other.Public().Key})
-	if _, err := Verify(tok, forged, VerifyOptions{IgnoreValidity: true}); !errors.Is(err, ErrSignature) {
+	if _, err := Verify(tok, forged, ignore); !errors.Is(err, ErrSignature) {
 		t.Fatalf("wrong key with IgnoreValidity: got %v, want ErrSignature", err)
+	}
+}
+
+// TestVerifyOptionsRequired: Verify refuses to run without an expected
+// issuer, and without an expected audience unless AnyAudience is set.
+func TestVerifyOptionsRequired(t *testing.T) {
+	k := fixedKey(t, AlgEdDSA)
+	lookup := StaticKeys(k.Public())
+	tok := mustMint(t, k, sampleClaims())
+	iss, aud := sampleClaims().Issuer, sampleClaims().Audience
+	for name, opts := range map[string]VerifyOptions{
+		"zero options":             {},
+		"no issuer":                {Audience: aud, Now: testNow},
+		"no issuer, any audience":  {AnyAudience: true, Now: testNow},
+		"no audience":              {Issuer: iss, Now: testNow},
+		"no audience, ignore time": {Issuer: iss, IgnoreValidity: true},
+		"audience and any":         {Issuer: iss, Audience: aud, AnyAudience: true, Now: testNow},
+	} {
+		for _, raw := range []string{tok, "", "garbage"} {
+			if c, err := Verify(raw, lookup, opts); !errors.Is(err, ErrOptions) || c != nil {
+				t.Errorf("%s: Verify = %+v, %v; want ErrOptions", name, c, err)
+			}
+		}
+	}
+
+	// AnyAudience accepts every audience, and still checks the rest.
+	for _, a := range []string{aud, "https://other.example", ""} {
+		c := sampleClaims()
+		c.Audience = a
+		got, err := Verify(mustMint(t, k, c), lookup, anyAudience(testNow))
+		if err != nil || got.Audience != a {
+			t.Errorf("AnyAudience, aud %q: %+v, %v", a, got, err)
+		}
+	}
+	wrongIss := anyAudience(testNow)
+	wrongIss.Issuer = "https://evil.example"
+	if _, err := Verify(tok, lookup, wrongIss); !errors.Is(err, ErrIssuer) {
+		t.Errorf("AnyAudience, wrong issuer: %v", err)
+	}
+	late := anyAudience(testNow.Add(time.Hour))
+	if _, err := Verify(tok, lookup, late); !errors.Is(err, ErrExpired) {
+		t.Errorf("AnyAudience, expired: %v", err)
+	}
+	// An empty "aud" never matches a resource server's audience.
+	c := sampleClaims()
+	c.Audience = ""
+	if _, err := Verify(mustMint(t, k, c), lookup, testOpts()); !errors.Is(err, ErrAudience) {
+		t.Errorf("empty aud: %v", err)
+	}
+}
+
+// TestMaxLifetime: a credential whose exp - iat, or exp - nbf when nbf is
+// set and earlier, exceeds MaxLifetime is refused with ErrLifetime.
+func TestMaxLifetime(t *testing.T) {
+	k := fixedKey(t, AlgEdDSA)
+	lookup := StaticKeys(k.Public())
+	n := testNow.Unix()
+	mint := func(iat, nbf, exp int64) string {
+		c := sampleClaims()
+		c.IssuedAt, c.NotBefore, c.Expiry = iat, nbf, exp
+		return mustMint(t, k, c)
+	}
+	for _, tc := range []struct {
+		name          string
+		iat, nbf, exp int64
+		max           time.Duration
+		ignore        bool
+		want          error
+	}{
+		{"no ceiling", n - 10, n - 10, n + 10*365*86400, 0, false, nil},
+		{"negative ceiling is none", n - 10, n - 10, n + 86400, -time.Second, false, nil},
+		{"exactly the ceiling", n - 10, n - 10, n + 290, 5 * time.Minute, false, nil},
+		{"one second over", n - 10, n - 10, n + 291, 5 * time.Minute, false, ErrLifetime},
+		{"fractions truncated", n - 10, n - 10, n + 290, 5*time.Minute + 999*time.Millisecond, false, nil},
+		{"fractions truncated, over", n - 10, n - 10, n + 291, 5*time.Minute + 999*time.Millisecond, false, ErrLifetime},
+		{"nbf absent (0)", n - 10, 0, n + 290, 5 * time.Minute, false, nil},
+		{"nbf after iat", n - 10, n, n + 290, 5 * time.Minute, false, nil},
+		{"nbf before iat stretches it", n - 10, n - 20, n + 290, 5 * time.Minute, false, ErrLifetime},
+		{"nbf negative", n - 10, -1, n + 60, 5 * time.Minute, false, ErrLifetime},
+		{"nbf at the minimum", n - 10, -1 << 63, n + 60, 5 * time.Minute, false, ErrLifetime},
+		{"exp at the maximum", n - 10, n - 10, 1<<63 - 1, 5 * time.Minute, false, ErrLifetime},
+		{"huge ceiling", n - 10, -1 << 63, 1<<63 - 1, 1<<63 - 1, false, ErrLifetime},
+		{"IgnoreValidity still checks it", n - 10, n - 10, n + 3600, 5 * time.Minute, true, ErrLifetime},
+	} {
+		opts := testOpts()
+		opts.MaxLifetime, opts.IgnoreValidity = tc.max, tc.ignore
+		if tc.want == nil {
+			opts.IgnoreValidity = true // some windows do not hold testNow
+		}
+		c, err := Verify(mint(tc.iat, tc.nbf, tc.exp), lookup, opts)
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%s: %+v, %v; want %v", tc.name, c, err, tc.want)
+		}
+		if err != nil && sentinelOf(err) != ErrLifetime {
+			t.Errorf("%s: not a distinct sentinel: %v", tc.name, err)
+		}
+	}
+	// The ceiling comes before the validity window: an over-long
+	// credential is refused as such even when expired.
+	opts := testOpts()
+	opts.MaxLifetime = time.Minute
+	opts.Now = testNow.Add(24 * time.Hour)
+	if _, err := Verify(mustMint(t, k, sampleClaims()), lookup, opts); !errors.Is(err, ErrLifetime) {
+		t.Errorf("expired and over-long: %v", err)
+	}
+}
+
+// TestES256LowS: Mint writes only low-S ES256 signatures, and Verify
+// refuses the high-S twin (R, N-S) of a valid signature, which plain
+// go-jose accepts.
+func TestES256LowS(t *testing.T) {
+	k := genKey(t, AlgES256)
+	lookup := StaticKeys(k.Public())
+	for i := range 64 { // a random S is high half the time
+		c := sampleClaims()
+		c.ID = fmt.Sprintf("cred-%d", i)
+		tok := mustMint(t, k, c)
+		if !lowS(dec(t, parts(tok)[2])) {
+			t.Fatalf("Mint wrote a high-S signature")
+		}
+		if _, err := Verify(tok, lookup, testOpts()); err != nil {
+			t.Fatal(err)
+		}
+		hi := highS(t, tok)
+		if got, err := Verify(hi, lookup, testOpts()); !errors.Is(err, ErrSignature) {
+			t.Fatalf("high-S twin: %+v, %v; want ErrSignature", got, err)
+		}
+		if _, err := refVerify(hi, lookup, testOpts()); err != nil {
+			t.Fatalf("go-jose alone refuses the high-S twin (%v): the test proves nothing", err)
+		}
 	}
 }

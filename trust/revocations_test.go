@@ -156,7 +156,7 @@ func TestRevocationListJSON(t *testing.T) {
 func TestRevocationListAfterAViolation(t *testing.T) {
 	s := newSession(t, nil, IntentRequest{})
 	at := t0.Add(2 * time.Minute)
-	require.True(t, s.RecordViolation(Violation{Kind: ForeignCaller, Time: at}))
+	require.True(t, s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: at}))
 	var l RevocationList
 	require.True(t, l.Add(s, at))
 	assert.Equal(t, t0.Add(7*time.Minute).Unix(), l.Sessions[0].Exp)

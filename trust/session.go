@@ -24,11 +24,13 @@ const MaxRecordedViolations = 100
 // Session is one agent task: its declared intent, who started it, and what
 // it has used so far.
 type Session struct {
-	ID      string `json:"id"`
-	Role    string `json:"role"`
-	State   State  `json:"state"`
-	Intent  Intent `json:"intent"`
-	Creator string `json:"creator"` // entity ID, or "accessor:<token accessor>"
+	ID     string `json:"id"`
+	Role   string `json:"role"`
+	State  State  `json:"state"`
+	Intent Intent `json:"intent"`
+	// Creator is the caller that started the session: its entity ID, or,
+	// for a token without an entity, a salted hash of its accessor.
+	Creator string `json:"creator"`
 
 	CreatedAt time.Time `json:"created_at"`
 	// ExpiresAt is when the session's lease runs out; renewals move it,
@@ -46,6 +48,13 @@ type Session struct {
 
 	EndedAt       time.Time `json:"ended_at,omitempty"`
 	RevokedReason string    `json:"revoked_reason,omitempty"`
+
+	// ForeignCalls counts the requests of callers other than the creator,
+	// all refused; InactiveCalls counts the requests and reports that
+	// arrived after the session stopped being active. Neither ever
+	// touches the session's state, budgets, violations or timeline.
+	ForeignCalls  CallSummary `json:"foreign_calls,omitzero"`
+	InactiveCalls CallSummary `json:"inactive_calls,omitzero"`
 
 	// EventSeq is the sequence number of the session's latest timeline
 	// event; events EventsDropped+1 .. EventSeq are kept.
@@ -205,18 +214,54 @@ func (s *Session) TokensValidUntil() time.Time {
 	return last
 }
 
-// RecordViolation records v against the session and applies the role's
-// rule: under "revoke" the first violation kills the session, under "deny"
-// the session dies once its violations exceed the limit. It reports whether
-// the session was killed by this violation.
+// CallSummary is a bounded, counted record of refused requests: how many,
+// the first and the last, and who sent the last one. It holds no detail
+// of what was asked, so that no caller can grow a session's record or
+// push its history out by sending requests.
+type CallSummary struct {
+	Count      uint64    `json:"count"`
+	First      time.Time `json:"first,omitzero"`
+	Last       time.Time `json:"last,omitzero"`
+	LastCaller string    `json:"last_caller,omitempty"`
+}
+
+// Add counts one request by caller at now.
+func (c *CallSummary) Add(caller string, now time.Time) {
+	if c.Count == 0 || now.Before(c.First) {
+		c.First = now
+	}
+	if now.After(c.Last) {
+		c.Last = now
+	}
+	c.Count++
+	c.LastCaller = caller
+}
+
+// ActiveAt reports whether the session was active at t (t at or after its
+// start): before it ended, was revoked or expired, and before its lease
+// ran out.
+func (s *Session) ActiveAt(t time.Time) bool {
+	if t.Before(s.CreatedAt) || !t.Before(s.ExpiresAt) {
+		return false
+	}
+	return s.EndedAt.IsZero() || t.Before(s.EndedAt)
+}
+
+// RecordViolation records v against the active session and applies the
+// role's rule: under "revoke" the first violation kills the session, under
+// "deny" the session dies once its violations exceed the limit. It reports
+// whether the session was killed by this violation. A session that is no
+// longer active at v.Time records nothing (callers count such requests in
+// InactiveCalls): the violation that killed a session stays the last one
+// recorded and is never pushed out of its record.
 func (s *Session) RecordViolation(v Violation) bool {
+	if s.StateAt(v.Time) != StateActive {
+		return false
+	}
 	s.ViolationCount++
 	s.Violations = append(s.Violations, v)
 	if len(s.Violations) > MaxRecordedViolations {
 		s.Violations = append(s.Violations[:0], s.Violations[len(s.Violations)-MaxRecordedViolations:]...)
-	}
-	if s.StateAt(v.Time) != StateActive {
-		return false
 	}
 	if s.Intent.OnViolation == OnViolationDeny && s.ViolationCount <= s.Intent.ViolationLimit {
 		return false

@@ -84,7 +84,7 @@ func TestSessionNoTransitionLeavesAFinalState(t *testing.T) {
 					assert.Equal(t, before, *s, "a final state is final")
 				}
 				// Nor does a violation or a renewal.
-				assert.False(t, s.RecordViolation(Violation{Kind: ForeignCaller, Time: t0.Add(3 * time.Minute)}))
+				assert.False(t, s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0.Add(3 * time.Minute)}))
 				assert.Equal(t, first.state, s.State)
 				assert.True(t, s.EndedAt.Equal(before.EndedAt))
 				assert.Equal(t, before.RevokedReason, s.RevokedReason)
@@ -232,23 +232,82 @@ func TestReserveIsExactOnceFinished(t *testing.T) {
 func TestJudgeUse(t *testing.T) {
 	s := newSession(t, nil, IntentRequest{})
 	exp := t0.Add(time.Minute)
-	use := ObservedUse{Scope: "read:secrets/web/*", Expiry: exp, Action: "read", Resource: "secrets/web/tls"}
-	why, err := s.JudgeUse(use, t0)
+	leeway := 30 * time.Second
+	use := ObservedUse{Scope: "read:secrets/web/*", IssuedAt: t0, Expiry: exp, ObservedAt: t0, Action: "read", Resource: "secrets/web/tls"}
+	why, err := s.JudgeUse(use, leeway)
 	require.NoError(t, err)
 	require.Empty(t, why, "in scope, live, active: not misuse")
 
 	out := use
 	out.Action = "write"
-	why, _ = s.JudgeUse(out, t0)
+	why, _ = s.JudgeUse(out, leeway)
 	require.Contains(t, why, "outside the credential's scope")
 
-	why, _ = s.JudgeUse(use, exp)
+	// Expiry is judged with the verifier's leeway: a use inside it is the
+	// verifier's own tolerance, not the agent's misuse.
+	late := use
+	late.ObservedAt = exp.Add(leeway - time.Second)
+	why, _ = s.JudgeUse(late, leeway)
+	require.Empty(t, why, "a use within the leeway after exp is what the verifier accepted")
+	late.ObservedAt = exp.Add(leeway)
+	why, _ = s.JudgeUse(late, leeway)
 	require.Contains(t, why, "expired")
 
-	s.Revoke("test", t0)
-	why, _ = s.JudgeUse(use, t0)
-	require.Contains(t, why, "session that is revoked")
+	// A use seen before the session ended is judged as it was then, even
+	// when the report arrives after the end.
+	s.End(t0.Add(10 * time.Second))
+	before := use
+	before.ObservedAt = t0.Add(9 * time.Second)
+	why, _ = s.JudgeUse(before, leeway)
+	require.Empty(t, why, "observed while the session was active")
+	after := use
+	after.ObservedAt = t0.Add(11 * time.Second)
+	why, _ = s.JudgeUse(after, leeway)
+	require.Contains(t, why, "no longer active")
 
-	_, err = s.JudgeUse(ObservedUse{Scope: "not a scope", Expiry: exp}, t0)
+	_, err = s.JudgeUse(ObservedUse{Scope: "not a scope", Expiry: exp, ObservedAt: t0}, leeway)
 	require.Error(t, err)
+}
+
+func TestCheckObserved(t *testing.T) {
+	leeway := 30 * time.Second
+	use := ObservedUse{IssuedAt: t0, Expiry: t0.Add(time.Minute)}
+	for _, tc := range []struct {
+		name     string
+		observed time.Time
+		now      time.Time
+		ok       bool
+	}{
+		{"as it happens", t0.Add(time.Second), t0.Add(time.Second), true},
+		{"a little later", t0.Add(time.Second), t0.Add(20 * time.Second), true},
+		{"clock ahead within leeway", t0.Add(29 * time.Second), t0, true},
+		{"in the future", t0.Add(31 * time.Second), t0, false},
+		{"before issuance", t0.Add(-31 * time.Second), t0, false},
+		{"older than the lifetime", t0, t0.Add(time.Minute + leeway + time.Second), false},
+		{"after exp, reported promptly", t0.Add(2 * time.Minute), t0.Add(2 * time.Minute), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := use
+			u.ObservedAt = tc.observed
+			err := CheckObserved(u, leeway, tc.now)
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			var fe *FieldError
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, "observed_at", fe.Field)
+		})
+	}
+}
+
+func TestCallSummary(t *testing.T) {
+	var c CallSummary
+	c.Add("a", t0.Add(time.Second))
+	c.Add("b", t0)
+	c.Add("c", t0.Add(2*time.Second))
+	require.Equal(t, uint64(3), c.Count)
+	require.True(t, c.First.Equal(t0))
+	require.True(t, c.Last.Equal(t0.Add(2*time.Second)))
+	require.Equal(t, "c", c.LastCaller)
 }

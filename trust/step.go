@@ -183,15 +183,27 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 	return g, nil
 }
 
-// CheckCaller refuses a request on a session that is not active (a
-// *StateError) or from a caller other than its creator (a foreign_caller
-// *Violation).
+// ForeignCallerError refuses a request from a caller other than the
+// session's creator. It is never a violation: the session's ID is in every
+// credential it issued, so anyone could otherwise kill or flood it.
+type ForeignCallerError struct {
+	Session string
+}
+
+func (e *ForeignCallerError) Error() string {
+	return fmt.Sprintf("session %s belongs to another caller", e.Session)
+}
+
+// CheckCaller refuses a request from a caller other than the session's
+// creator (a *ForeignCallerError), then a request on a session that is not
+// active (a *StateError). The caller is checked first, so that another
+// caller learns nothing of the session, not even its state.
 func (s *Session) CheckCaller(caller string, now time.Time) error {
+	if caller != s.Creator {
+		return &ForeignCallerError{Session: s.ID}
+	}
 	if st := s.StateAt(now); st != StateActive {
 		return &StateError{Session: s.ID, State: st}
-	}
-	if caller != s.Creator {
-		return violation(ForeignCaller, now, "the caller is not the session's creator")
 	}
 	return nil
 }

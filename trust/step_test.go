@@ -83,23 +83,6 @@ func TestCheckStepViolations(t *testing.T) {
 		credential string
 	}{
 		{
-			name: "foreign caller",
-			req:  func(*Session) StepRequest { r := stepReq(); r.Caller = "entity-b"; return r },
-			kind: ForeignCaller, detail: "not the session's creator",
-		},
-		{
-			name: "foreign caller with an empty identity",
-			req:  func(*Session) StepRequest { r := stepReq(); r.Caller = ""; return r },
-			kind: ForeignCaller, detail: "not the session's creator",
-		},
-		{
-			name: "foreign caller with malformed input",
-			req: func(*Session) StepRequest {
-				return StepRequest{Caller: "entity-b", Scopes: []string{"read:a//b"}}
-			},
-			kind: ForeignCaller, detail: "not the session's creator",
-		},
-		{
 			name: "audience outside intent",
 			req:  func(*Session) StepRequest { r := stepReq(); r.Audience = "payments"; return r },
 			kind: AudienceOutsideIntent, detail: `audience "payments" is not among the session's audiences [vault k8s]`,
@@ -301,7 +284,8 @@ func TestCheckStepRefusalsSpendNoRateToken(t *testing.T) {
 		requireFieldError(t, do(r), "scope")
 		r = stepReq()
 		r.Caller = "entity-b"
-		requireViolation(t, do(r), ForeignCaller, now)
+		var fc *ForeignCallerError
+		require.ErrorAs(t, do(r), &fc)
 		r = stepReq()
 		r.Parent = parentOf(s, "read:secrets/web/tls", 3, now.Add(time.Minute))
 		requireViolation(t, do(r), DepthExceeded, now)
@@ -505,6 +489,12 @@ func TestCheckStepOnDeadSession(t *testing.T) {
 				req.Caller = caller
 				req.Rate = lim
 				g, err := s.CheckStep(req, c.now)
+				assert.Zero(t, g)
+				if caller != creator {
+					var fc *ForeignCallerError
+					require.ErrorAs(t, err, &fc, "another caller learns nothing of the state")
+					continue
+				}
 				var se *StateError
 				require.ErrorAs(t, err, &se, "a dead session refuses everyone, and it is no violation")
 				assert.Equal(t, &StateError{Session: "sess-1", State: c.state}, se)
@@ -520,11 +510,45 @@ func TestCheckStepOnDeadSession(t *testing.T) {
 func TestCheckCaller(t *testing.T) {
 	s := newSession(t, nil, IntentRequest{})
 	assert.NoError(t, s.CheckCaller(creator, t0))
-	requireViolation(t, s.CheckCaller("accessor:abc", t0), ForeignCaller, t0)
+	var fc *ForeignCallerError
+	require.ErrorAs(t, s.CheckCaller("hmac-sha256:abc", t0), &fc)
 	s.End(t0.Add(time.Minute))
 	var se *StateError
 	require.ErrorAs(t, s.CheckCaller(creator, t0.Add(2*time.Minute)), &se)
 	assert.Equal(t, StateEnded, se.State)
+	// Another caller learns nothing of the state of a session not its own.
+	require.ErrorAs(t, s.CheckCaller("hmac-sha256:abc", t0.Add(2*time.Minute)), &fc)
+}
+
+// A foreign caller is refused before anything else is looked at, and its
+// request changes nothing: not the budget, not the violations, not the
+// state, whatever the request holds.
+func TestCheckStepForeignCallerChangesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  func() StepRequest
+	}{
+		{"well-formed", func() StepRequest { r := stepReq(); r.Caller = "entity-b"; return r }},
+		{"empty identity", func() StepRequest { r := stepReq(); r.Caller = ""; return r }},
+		{"malformed input", func() StepRequest { return StepRequest{Caller: "entity-b", Scopes: []string{"read:a//b"}} }},
+		{"outside the intent", func() StepRequest {
+			r := stepReq()
+			r.Caller = "entity-b"
+			r.Scopes = []string{"write:*"}
+			return r
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSession(t, nil, IntentRequest{})
+			before := *s.Clone()
+			_, err := s.CheckStep(tc.req(), t0)
+			var fc *ForeignCallerError
+			require.ErrorAs(t, err, &fc)
+			var v *Violation
+			require.False(t, errors.As(err, &v), "never a violation")
+			assert.Equal(t, before, *s)
+		})
+	}
 }
 
 func TestCheckStepBudgetCountsExactly(t *testing.T) {
@@ -669,5 +693,6 @@ func TestCheckStepInvalidParentIsBadParent(t *testing.T) {
 	req.Scopes = []string{"read:secrets/web/tls"}
 	req.Caller = "someone-else"
 	_, err = s.CheckStep(req, t0)
-	requireViolation(t, err, ForeignCaller, t0)
+	var fc *ForeignCallerError
+	require.ErrorAs(t, err, &fc)
 }

@@ -15,7 +15,6 @@ const (
 	DepthExceeded         Kind = "depth_exceeded"
 	BudgetExhausted       Kind = "budget_exhausted"
 	RateExceeded          Kind = "rate_exceeded"
-	ForeignCaller         Kind = "foreign_caller"
 	BadParent             Kind = "bad_parent"
 	ReportedMisuse        Kind = "reported_misuse"
 )
@@ -23,7 +22,7 @@ const (
 // Kinds lists every violation kind.
 var Kinds = []Kind{
 	ScopeOutsideIntent, AudienceOutsideIntent, DepthExceeded, BudgetExhausted,
-	RateExceeded, ForeignCaller, BadParent, ReportedMisuse,
+	RateExceeded, BadParent, ReportedMisuse,
 }
 
 // Violation is one recorded violation.

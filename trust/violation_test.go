@@ -12,7 +12,7 @@ import (
 func TestKindsMatchSpec(t *testing.T) {
 	want := []string{
 		"scope_outside_intent", "audience_outside_intent", "depth_exceeded", "budget_exhausted",
-		"rate_exceeded", "foreign_caller", "bad_parent", "reported_misuse",
+		"rate_exceeded", "bad_parent", "reported_misuse",
 	}
 	got := make([]string, len(Kinds))
 	for i, k := range Kinds {
@@ -64,13 +64,15 @@ func TestRecordViolationDenyKillsOncePastTheLimit(t *testing.T) {
 	assert.True(t, s.EndedAt.Equal(third))
 	assert.Equal(t, 3, s.ViolationCount)
 
-	// After death: counted and kept, but the state, time and reason stay.
-	assert.False(t, s.RecordViolation(Violation{Kind: ForeignCaller, Time: t0.Add(4 * time.Second)}))
+	// After death nothing more is recorded: the state, time, reason and
+	// the violation that killed the session stay as they were.
+	assert.False(t, s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0.Add(4 * time.Second)}))
 	assert.Equal(t, StateRevoked, s.State)
 	assert.Equal(t, "violation: rate_exceeded", s.RevokedReason)
 	assert.True(t, s.EndedAt.Equal(third))
-	assert.Equal(t, 4, s.ViolationCount)
-	assert.Len(t, s.Violations, 4)
+	assert.Equal(t, 3, s.ViolationCount)
+	assert.Len(t, s.Violations, 3)
+	assert.Equal(t, RateExceeded, s.Violations[2].Kind)
 }
 
 func TestRecordViolationDenyWithLimitZero(t *testing.T) {
@@ -85,17 +87,18 @@ func TestRecordViolationAfterDeath(t *testing.T) {
 			s := newSession(t, deny(0), IntentRequest{})
 			require.True(t, tr.do(s, t0.Add(time.Minute)))
 			before := *s
-			assert.False(t, s.RecordViolation(Violation{Kind: ForeignCaller, Time: t0.Add(2 * time.Minute)}))
+			assert.False(t, s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0.Add(2 * time.Minute)}))
 			assert.Equal(t, before.State, s.State)
 			assert.True(t, s.EndedAt.Equal(before.EndedAt))
 			assert.Equal(t, before.RevokedReason, s.RevokedReason)
-			assert.Equal(t, 1, s.ViolationCount, "still counted")
+			assert.Equal(t, before.ViolationCount, s.ViolationCount, "not counted: the session's record is closed")
+			assert.Equal(t, before.Violations, s.Violations)
 		})
 	}
 
 	// A session whose lease ran out is not revoked by a late violation.
 	s := newSession(t, nil, IntentRequest{})
-	assert.False(t, s.RecordViolation(Violation{Kind: ForeignCaller, Time: t0.Add(15 * time.Minute)}))
+	assert.False(t, s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0.Add(15 * time.Minute)}))
 	assert.Equal(t, StateActive, s.State)
 	assert.Equal(t, StateExpired, s.StateAt(t0.Add(15*time.Minute)))
 	assert.Empty(t, s.RevokedReason)
@@ -116,15 +119,16 @@ func TestRecordViolationListIsBounded(t *testing.T) {
 		assert.Equal(t, fmt.Sprint(n-MaxRecordedViolations+i), v.Detail, "the most recent are kept, in order")
 	}
 
-	// The bound holds after death too.
+	// After death nothing is added: the violation that killed the session
+	// is never pushed out, however many follow.
 	s = newSession(t, nil, IntentRequest{})
 	for i := 0; i < n; i++ {
-		s.RecordViolation(Violation{Kind: ForeignCaller, Time: t0, Detail: fmt.Sprint(i)})
+		s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0, Detail: fmt.Sprint(i)})
 	}
 	assert.Equal(t, StateRevoked, s.State)
-	assert.Equal(t, n, s.ViolationCount)
-	assert.Len(t, s.Violations, MaxRecordedViolations)
-	assert.Equal(t, fmt.Sprint(n-1), s.Violations[MaxRecordedViolations-1].Detail)
+	assert.Equal(t, 1, s.ViolationCount)
+	require.Len(t, s.Violations, 1)
+	assert.Equal(t, "0", s.Violations[0].Detail, "the killing violation stays")
 }
 
 func TestViolationFromCheckStepKillsTheSession(t *testing.T) {

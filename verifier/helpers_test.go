@@ -68,19 +68,23 @@ type fakeEngine struct {
 	keys        []token.PublicKey
 	jwksStatus  int // 0 means 200
 	jwksHits    int
-	revStatus   int // 0 means 200
+	jwksGate    chan struct{} // when set, jwks answers once it is closed
+	revStatus   int           // 0 means 200
+	revBody     string        // when set, revocations answers it verbatim
 	revHits     int
 	revVersion  uint64
 	revSessions []revoked
 	introspects []call
 	reports     []call
 	active      bool
+	introAud    string // the aud and iss of an active introspection
+	introIss    string
 	writeStatus int // 0 means 200, for introspect and report
 }
 
 func newFakeEngine(t testing.TB, keys ...*token.Key) *fakeEngine {
 	t.Helper()
-	f := &fakeEngine{t: t, active: true}
+	f := &fakeEngine{t: t, active: true, introAud: testAudience, introIss: testIssuer}
 	for _, k := range keys {
 		f.keys = append(f.keys, k.Public())
 	}
@@ -96,9 +100,19 @@ func newFakeEngine(t testing.TB, keys ...*token.Key) *fakeEngine {
 
 func (f *fakeEngine) URL() string { return f.srv.URL }
 
-func (f *fakeEngine) jwks(w http.ResponseWriter, _ *http.Request) {
+func (f *fakeEngine) jwks(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.jwksHits++
+	gate := f.jwksGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	f.mu.Lock()
 	status, keys := f.jwksStatus, append([]token.PublicKey(nil), f.keys...)
 	f.mu.Unlock()
 	if status != 0 {
@@ -112,7 +126,7 @@ func (f *fakeEngine) jwks(w http.ResponseWriter, _ *http.Request) {
 func (f *fakeEngine) revocations(w http.ResponseWriter, _ *http.Request) {
 	f.mu.Lock()
 	f.revHits++
-	status := f.revStatus
+	status, body := f.revStatus, f.revBody
 	data := map[string]interface{}{
 		"version":  f.revVersion,
 		"sessions": append([]revoked{}, f.revSessions...),
@@ -123,6 +137,10 @@ func (f *fakeEngine) revocations(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if body != "" {
+		_, _ = w.Write([]byte(body))
+		return
+	}
 	_ = json.NewEncoder(w).Encode(map[string]interface{}{"data": data})
 }
 
@@ -135,7 +153,7 @@ func (f *fakeEngine) write(into *[]call) http.HandlerFunc {
 		}
 		f.mu.Lock()
 		*into = append(*into, call{VaultToken: r.Header.Get("X-Vault-Token"), Method: r.Method, Body: body})
-		status, active := f.writeStatus, f.active
+		status, active, aud, iss := f.writeStatus, f.active, f.introAud, f.introIss
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		if status != 0 {
@@ -146,6 +164,9 @@ func (f *fakeEngine) write(into *[]call) http.HandlerFunc {
 		data := map[string]interface{}{"recorded": true}
 		if into == &f.introspects {
 			data = map[string]interface{}{"active": active}
+			if active {
+				data["aud"], data["iss"] = aud, iss
+			}
 		}
 		_ = json.NewEncoder(w).Encode(map[string]interface{}{"data": data})
 	}
@@ -169,6 +190,20 @@ func (f *fakeEngine) setRevocations(version uint64, ids ...string) {
 	for _, id := range ids {
 		f.revSessions = append(f.revSessions, revoked{ID: id, RevokedAt: t0.Unix(), Exp: t0.Add(time.Hour).Unix()})
 	}
+}
+
+// setRevocationBody makes revocations answer body verbatim (with 200);
+// "" restores the list.
+func (f *fakeEngine) setRevocationBody(body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revBody = body
+}
+
+func (f *fakeEngine) setRevStatus(code int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revStatus = code
 }
 
 func (f *fakeEngine) setJWKSStatus(code int) {

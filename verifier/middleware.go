@@ -52,12 +52,15 @@ func BearerToken(r *http.Request) string {
 // Middleware protects next: each request must carry a step credential
 // (Authorization: Bearer <token>) that verifies and allows the (action,
 // resource) that mapper says the request performs. Refusals are 401
-// (no or bad credential, dead session) or 403 (outside the scope), with a
+// (no or bad credential, dead session), 403 (outside the scope) or 503
+// (ErrStale: the revocation list is past Config.MaxStaleness), with a
 // JSON body {"error": "..."}. With Config.Report, every served request is
-// reported to the engine in the background; a refused out-of-scope use is
+// reported to the engine in the background, with the time it arrived; a
+// refused out-of-scope use, or a use of a dead session's credential, is
 // reported too, so the engine can charge the session with it.
 func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen := v.cfg.Now() // when the use was seen: verified and reported at this time
 		raw := BearerToken(r)
 		if raw == "" {
 			// RFC 6750 section 3.1: no error code when no credential came.
@@ -70,24 +73,27 @@ func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 			refuse(w, http.StatusBadRequest, err)
 			return
 		}
-		claims, err := v.Authorize(r.Context(), raw, action, resource)
+		claims, err := v.authorize(r.Context(), raw, action, resource, seen)
 		switch {
 		case errors.Is(err, ErrScope):
 			if v.cfg.Report {
-				v.reportLater(raw, action, resource, "denied")
+				v.reportLater(raw, action, resource, "denied", seen)
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
 			refuse(w, http.StatusForbidden, err)
 			return
+		case errors.Is(err, ErrStale):
+			refuse(w, http.StatusServiceUnavailable, err)
+			return
 		case err != nil:
 			if v.cfg.Report && errors.Is(err, ErrRevoked) {
-				v.reportLater(raw, action, resource, "denied")
+				v.reportLater(raw, action, resource, "denied", seen)
 			}
 			refuse(w, http.StatusUnauthorized, err)
 			return
 		}
 		if v.cfg.Report {
-			v.reportLater(raw, action, resource, "allowed")
+			v.reportLater(raw, action, resource, "allowed", seen)
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, claims)))
 	})

@@ -196,10 +196,11 @@ func TestMiddlewareReports(t *testing.T) {
 	require.Eventually(t, func() bool { return len(f.reportCalls()) >= 3 }, 10*time.Second, 5*time.Millisecond)
 	calls := f.reportCalls()
 	require.Len(t, calls, 3)
+	at := t0.UTC().Format(time.RFC3339Nano)
 	want := []map[string]string{
-		{"token": raw, "action": "read", "resource": "docs/plan", "outcome": "allowed"},
-		{"token": raw, "action": "delete", "resource": "docs/plan", "outcome": "denied"},
-		{"token": dead, "action": "read", "resource": "docs/plan", "outcome": "denied"},
+		{"token": raw, "action": "read", "resource": "docs/plan", "outcome": "allowed", "observed_at": at, "leeway": "30"},
+		{"token": raw, "action": "delete", "resource": "docs/plan", "outcome": "denied", "observed_at": at, "leeway": "30"},
+		{"token": dead, "action": "read", "resource": "docs/plan", "outcome": "denied", "observed_at": at, "leeway": "30"},
 	}
 	for i, c := range calls {
 		assert.Equal(t, testVaultTok, c.VaultToken)

@@ -2,13 +2,25 @@
 // agents call with step credentials of the agent secrets engine.
 //
 // A Verifier checks a credential offline, with the same code as the engine
-// (packages token and scope): the signature against the engine's JWKS
-// (cached, refetched when an unknown key ID shows up, never more often than
-// a floor), the issuer, the audience, the validity window with a small
-// clock skew, the type and the algorithm; then that the request's (action,
-// resource) lies inside the credential's scope. It learns of dead sessions
-// by polling the engine's revocation list, and can ask Vault directly
-// (introspection) for high-value calls, and report what it saw.
+// (packages token and scope): the signature against the engine's JWKS, the
+// issuer, the audience, the validity window with a small clock skew, the
+// lifetime (exp − iat) against a ceiling, the type and the algorithm; then
+// that the request's (action, resource) lies inside the credential's scope.
+//
+// It keeps the JWKS fresh: refetched in the background every
+// Config.JWKSRefresh, and when an unknown key ID shows up (never more often
+// than Config.JWKSRefreshFloor after a successful fetch). A refetch runs on
+// a context of its own, so a client that hangs up cannot abort it.
+//
+// It learns of dead sessions by polling the engine's revocation list. It
+// fails safe: an answer without a valid list, or with an older version than
+// the one it holds, is refused and the list it holds is kept (a list never
+// rolls back); and past Config.MaxStaleness without a successful sync,
+// Verify refuses every credential with ErrStale (the middleware answers
+// 503) unless Config.FailOpen is set.
+//
+// For high-value calls it can ask Vault directly (Introspect), and it can
+// report what it saw (Report), with the time it saw it.
 //
 // Protecting an endpoint takes a few lines:
 //
@@ -29,16 +41,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
 // Errors a verification can fail with, besides the token package's
-// (token.ErrExpired, token.ErrSignature, ...), all matched with errors.Is.
+// (token.ErrExpired, token.ErrSignature, token.ErrLifetime, ...), all
+// matched with errors.Is.
 var (
 	// ErrRevoked: the credential's session is no longer active.
 	ErrRevoked = errors.New("verifier: the credential's session is revoked")
@@ -46,6 +61,29 @@ var (
 	ErrScope = errors.New("verifier: the credential's scope does not allow this request")
 	// ErrNoCredential: the request carries no credential.
 	ErrNoCredential = errors.New("verifier: no credential")
+	// ErrStale: the revocation list has not been synced for longer than
+	// Config.MaxStaleness, so whether the credential's session is still
+	// active cannot be told. The middleware answers 503.
+	ErrStale = errors.New("verifier: the revocation list is stale")
+)
+
+// Defaults of Config.
+const (
+	defaultMount            = "agent"
+	defaultJWKSRefreshFloor = 10 * time.Second
+	defaultJWKSRefresh      = 5 * time.Minute
+	defaultRevocationPoll   = 5 * time.Second
+	defaultMaxStaleness     = time.Minute
+	defaultMaxLifetime      = time.Hour
+	// jwksFetchTimeout bounds a JWKS fetch, which runs on a context of its
+	// own.
+	jwksFetchTimeout = 10 * time.Second
+	// jwksRetryBackoff is the least time between two JWKS fetches caused by
+	// unknown key IDs after a failed one (capped at JWKSRefreshFloor): a
+	// failure does not use the floor, but a broken engine is not hammered.
+	jwksRetryBackoff = time.Second
+	// reportTimeout bounds a background report.
+	reportTimeout = 5 * time.Second
 )
 
 // Config configures a Verifier.
@@ -62,25 +100,54 @@ type Config struct {
 	Audience string
 	// Algorithms is the allow-list; default EdDSA and ES256.
 	Algorithms []string
-	// Leeway is the clock skew tolerated; default 30s.
+	// Leeway is the clock skew tolerated; default 30s (token.DefaultLeeway),
+	// negative for none. New refuses a Leeway above trust.RevocationGrace
+	// (1 minute): the engine keeps a dead session in its revocation list
+	// only that long past its last credential's exp, so a larger leeway
+	// would accept a revoked session's credential once it left the list.
 	Leeway time.Duration
-	// JWKSRefreshFloor is the least time between two JWKS fetches caused
-	// by unknown key IDs; default 10s.
+	// MaxLifetime is the longest lifetime (exp − iat) accepted: a
+	// credential that claims a longer one is refused (token.ErrLifetime).
+	// Default 1 hour, the engine's default max_step_ttl ceiling; set it to
+	// the engine's config max_step_ttl. Negative values are refused.
+	MaxLifetime time.Duration
+	// JWKSRefresh is how often the JWKS is refetched in the background,
+	// so that new keys are known before they are used and retired ones are
+	// dropped; default 5 minutes.
+	JWKSRefresh time.Duration
+	// JWKSRefreshFloor is the least time between a successful JWKS fetch
+	// and the next one caused by an unknown key ID; default 10s. A failed
+	// fetch does not use the floor (retries wait a second). Fetches run on
+	// a context of their own: a client that hangs up does not abort them.
 	JWKSRefreshFloor time.Duration
 	// RevocationPoll is how often the revocation list is polled; default
 	// 5s. A credential of a session that died is accepted for at most this
 	// long (use Introspect for calls that cannot wait).
 	RevocationPoll time.Duration
+	// MaxStaleness is how long the verifier goes on trusting its revocation
+	// list without a successful sync: past it, Verify, Authorize and the
+	// middleware refuse every credential with ErrStale (503), because a
+	// session killed in the meantime would go unnoticed. Default 1 minute,
+	// or twice RevocationPoll if that is longer; an explicit value must be
+	// at least RevocationPoll.
+	MaxStaleness time.Duration
+	// FailOpen keeps accepting credentials past MaxStaleness, with the
+	// last list held. Dangerous: while the engine is unreachable (or made
+	// unreachable by an attacker), credentials of killed sessions keep
+	// working until they expire. Leave it false unless availability
+	// matters more than revocation.
+	FailOpen bool
 	// VaultToken is used for Introspect and Report (a token whose policy
 	// allows update on <mount>/introspect and <mount>/report). JWKS and
 	// revocations need none.
 	VaultToken string
 	// Report sends every request the middleware served to the engine's
-	// report path, in the background.
+	// report path, in the background, with the time the request arrived.
 	Report bool
 	// HTTPClient defaults to a client with a 10s timeout.
 	HTTPClient *http.Client
-	// Now is the clock; default time.Now.
+	// Now is the clock; default time.Now. It times credentials, the JWKS
+	// refetch floor, the revocation list's staleness and reported uses.
 	Now func() time.Time
 }
 
@@ -89,11 +156,15 @@ type Verifier struct {
 	cfg  Config
 	base string
 
-	mu         sync.RWMutex
-	keys       map[string]token.PublicKey
-	lastFetch  time.Time
-	revoked    map[string]int64 // session ID -> exp
-	revVersion uint64
+	mu        sync.RWMutex
+	keys      map[string]token.PublicKey
+	lastFetch time.Time        // last successful JWKS fetch
+	lastFail  time.Time        // last failed JWKS fetch
+	keyFetch  *keyFetch        // the JWKS fetch under way, if any
+	revoked   map[string]int64 // session ID -> exp
+	revVer    uint64
+	revSynced bool
+	lastSync  time.Time // last successful revocation sync
 
 	fetchMu  sync.Mutex
 	stop     chan struct{}
@@ -102,8 +173,11 @@ type Verifier struct {
 	reports  chan report
 }
 
-// New fetches the engine's keys and revocation list and starts polling
-// the list in the background. Close stops it.
+// keyFetch is a JWKS fetch under way; done is closed when it ends.
+type keyFetch struct{ done chan struct{} }
+
+// New checks cfg, fetches the engine's keys and revocation list, and
+// starts refreshing both in the background. Close stops it.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.VaultAddr == "" {
 		return nil, errors.New("verifier: Config.VaultAddr is required")
@@ -112,16 +186,43 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, errors.New("verifier: Config.Issuer and Config.Audience are required")
 	}
 	if cfg.Mount == "" {
-		cfg.Mount = "agent"
+		cfg.Mount = defaultMount
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = token.DefaultLeeway
 	}
+	if cfg.Leeway > trust.RevocationGrace {
+		return nil, fmt.Errorf("verifier: Config.Leeway (%s) must not exceed the engine's revocation grace (%s): credentials of revoked sessions would be accepted once they leave the revocation list", cfg.Leeway, trust.RevocationGrace)
+	}
+	if cfg.MaxLifetime == 0 {
+		cfg.MaxLifetime = defaultMaxLifetime
+	}
+	if cfg.JWKSRefresh == 0 {
+		cfg.JWKSRefresh = defaultJWKSRefresh
+	}
 	if cfg.JWKSRefreshFloor == 0 {
-		cfg.JWKSRefreshFloor = 10 * time.Second
+		cfg.JWKSRefreshFloor = defaultJWKSRefreshFloor
 	}
 	if cfg.RevocationPoll == 0 {
-		cfg.RevocationPoll = 5 * time.Second
+		cfg.RevocationPoll = defaultRevocationPoll
+	}
+	if cfg.MaxStaleness == 0 {
+		cfg.MaxStaleness = max(defaultMaxStaleness, 2*cfg.RevocationPoll)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"MaxLifetime", cfg.MaxLifetime}, {"JWKSRefresh", cfg.JWKSRefresh},
+		{"JWKSRefreshFloor", cfg.JWKSRefreshFloor}, {"RevocationPoll", cfg.RevocationPoll},
+		{"MaxStaleness", cfg.MaxStaleness},
+	} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("verifier: Config.%s must not be negative", d.name)
+		}
+	}
+	if cfg.MaxStaleness < cfg.RevocationPoll {
+		return nil, fmt.Errorf("verifier: Config.MaxStaleness (%s) must be at least Config.RevocationPoll (%s)", cfg.MaxStaleness, cfg.RevocationPoll)
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
@@ -143,42 +244,74 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err := v.PollRevocations(ctx); err != nil {
 		return nil, err
 	}
-	go v.run()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); v.refresh() }()
+	go func() { defer wg.Done(); v.sendReports() }()
+	go func() { wg.Wait(); close(v.done) }()
 	return v, nil
 }
 
-// Close stops the background polling and reporting.
+// Close stops the background refreshing and reporting.
 func (v *Verifier) Close() {
 	v.stopOnce.Do(func() { close(v.stop) })
 	<-v.done
 }
 
-func (v *Verifier) run() {
-	defer close(v.done)
-	t := time.NewTicker(v.cfg.RevocationPoll)
-	defer t.Stop()
+// refresh polls the revocation list every RevocationPoll and refetches
+// the JWKS every JWKSRefresh, until Close.
+func (v *Verifier) refresh() {
+	poll := time.NewTicker(v.cfg.RevocationPoll)
+	defer poll.Stop()
+	keys := time.NewTicker(v.cfg.JWKSRefresh)
+	defer keys.Stop()
+	// A poll may take up to RevocationPoll, within [5s, 30s].
+	timeout := min(max(v.cfg.RevocationPoll, 5*time.Second), 30*time.Second)
 	for {
 		select {
 		case <-v.stop:
 			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), v.cfg.RevocationPoll)
+		case <-poll.C:
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			_ = v.PollRevocations(ctx) // keep the last list on failure
 			cancel()
+		case <-keys.C:
+			v.startKeyFetch(false) // keep the known keys on failure
+		}
+	}
+}
+
+// sendReports sends the middleware's reports, until Close.
+func (v *Verifier) sendReports() {
+	for {
+		select {
+		case <-v.stop:
+			return
 		case r := <-v.reports:
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = v.Report(ctx, r.token, r.action, r.resource, r.outcome)
+			ctx, cancel := context.WithTimeout(context.Background(), reportTimeout)
+			_ = v.Report(ctx, r.token, r.action, r.resource, r.outcome, r.observedAt)
 			cancel()
 		}
 	}
 }
 
 // Verify checks a credential offline: signature, issuer, audience, times,
-// type, algorithm, and that its session is not in the revocation list.
+// lifetime, type, algorithm, and that its session is not in the
+// revocation list. Past Config.MaxStaleness without a successful
+// revocation sync it fails with ErrStale (unless Config.FailOpen).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error) {
+	return v.verify(ctx, raw, v.cfg.Now())
+}
+
+// verify is Verify at now.
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*token.Claims, error) {
 	opts := token.VerifyOptions{
-		Issuer: v.cfg.Issuer, Audience: v.cfg.Audience, Now: v.cfg.Now(),
-		Leeway: v.cfg.Leeway, Algorithms: v.cfg.Algorithms,
+		Issuer: v.cfg.Issuer, Audience: v.cfg.Audience, Now: now,
+		Leeway: v.cfg.Leeway, Algorithms: v.cfg.Algorithms, MaxLifetime: v.cfg.MaxLifetime,
+	}
+	if opts.Issuer == "" || opts.Audience == "" {
+		// Only a Verifier not made by New gets here.
+		return nil, errors.New("verifier: no issuer or audience configured")
 	}
 	claims, err := token.Verify(raw, v.lookup, opts)
 	if errors.Is(err, token.ErrUnknownKey) {
@@ -192,9 +325,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error
 	}
 	v.mu.RLock()
 	_, dead := v.revoked[claims.Txn]
+	synced := v.lastSync
 	v.mu.RUnlock()
 	if dead {
 		return nil, ErrRevoked
+	}
+	if !v.cfg.FailOpen && now.Sub(synced) > v.cfg.MaxStaleness {
+		return nil, fmt.Errorf("%w: last synced %s ago", ErrStale, now.Sub(synced).Truncate(time.Second))
 	}
 	return claims, nil
 }
@@ -202,7 +339,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error
 // Authorize verifies a credential and checks that it allows action on
 // resource, with the engine's own scope matcher.
 func (v *Verifier) Authorize(ctx context.Context, raw, action, resource string) (*token.Claims, error) {
-	claims, err := v.Verify(ctx, raw)
+	return v.authorize(ctx, raw, action, resource, v.cfg.Now())
+}
+
+// authorize is Authorize at now.
+func (v *Verifier) authorize(ctx context.Context, raw, action, resource string, now time.Time) (*token.Claims, error) {
+	claims, err := v.verify(ctx, raw, now)
 	if err != nil {
 		return nil, err
 	}
@@ -223,37 +365,60 @@ func (v *Verifier) lookup(kid string) (token.PublicKey, bool) {
 	return k, ok
 }
 
-func (v *Verifier) refetchAllowed() bool {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	return v.cfg.Now().Sub(v.lastFetch) >= v.cfg.JWKSRefreshFloor
-}
-
-// refetchKeys fetches the JWKS again for an unknown key ID, at most once
-// per JWKSRefreshFloor however many callers ask at once and whether or not
-// the fetch succeeds; callers arriving during a fetch wait for it. A failed
-// fetch keeps the known keys.
+// refetchKeys refetches the JWKS for an unknown key ID, or waits for a
+// fetch under way. It starts none within JWKSRefreshFloor after a
+// successful fetch, nor within a short backoff after a failed one. The
+// fetch runs on a context of its own: ctx only bounds how long the caller
+// waits for it, so a caller that gives up does not abort it.
 func (v *Verifier) refetchKeys(ctx context.Context) {
-	v.fetchMu.Lock()
-	defer v.fetchMu.Unlock()
-	if !v.refetchAllowed() {
+	f := v.startKeyFetch(true)
+	if f == nil {
 		return
 	}
-	v.mu.Lock()
-	v.lastFetch = v.cfg.Now()
-	v.mu.Unlock()
-	_ = v.fetchKeysLocked(ctx)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+	}
 }
 
-// fetchKeys fetches the JWKS.
+// startKeyFetch starts a JWKS fetch unless one is under way, and returns
+// the fetch under way. With floor, it returns nil instead of starting one
+// inside the floor or the backoff after a failure.
+func (v *Verifier) startKeyFetch(floor bool) *keyFetch {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.keyFetch != nil {
+		return v.keyFetch
+	}
+	if floor {
+		now := v.cfg.Now()
+		if now.Sub(v.lastFetch) < v.cfg.JWKSRefreshFloor ||
+			now.Sub(v.lastFail) < min(jwksRetryBackoff, v.cfg.JWKSRefreshFloor) {
+			return nil
+		}
+	}
+	f := &keyFetch{done: make(chan struct{})}
+	v.keyFetch = f
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), jwksFetchTimeout)
+		err := v.fetchKeys(ctx)
+		cancel()
+		v.mu.Lock()
+		v.keyFetch = nil
+		if err != nil {
+			v.lastFail = v.cfg.Now()
+		}
+		v.mu.Unlock()
+		close(f.done)
+	}()
+	return f
+}
+
+// fetchKeys fetches the JWKS and, on success, replaces the known keys.
+// A failed fetch keeps them.
 func (v *Verifier) fetchKeys(ctx context.Context) error {
 	v.fetchMu.Lock()
 	defer v.fetchMu.Unlock()
-	return v.fetchKeysLocked(ctx)
-}
-
-// fetchKeysLocked fetches the JWKS; the caller holds fetchMu.
-func (v *Verifier) fetchKeysLocked(ctx context.Context) error {
 	body, err := v.get(ctx, "/jwks")
 	if err != nil {
 		return fmt.Errorf("verifier: fetching jwks: %w", err)
@@ -273,36 +438,75 @@ func (v *Verifier) fetchKeysLocked(ctx context.Context) error {
 	return nil
 }
 
+// revocationAnswer is the engine's answer on <mount>/revocations; the
+// pointers tell a missing member from a zero one.
+type revocationAnswer struct {
+	Data *struct {
+		Version  *uint64 `json:"version"`
+		Sessions *[]struct {
+			ID  string `json:"id"`
+			Exp int64  `json:"exp"`
+		} `json:"sessions"`
+	} `json:"data"`
+}
+
 // PollRevocations fetches the revocation list now; it is also polled every
-// Config.RevocationPoll. An unchanged version changes nothing.
+// Config.RevocationPoll. The list never goes backwards: an answer without
+// a valid list (no data, no version, sessions not a list, an entry without
+// an ID, a non-empty list at version 0) and an answer with a lower version
+// than the one held are errors and keep the list held; an answer with the
+// same version changes nothing. Any answer with a valid list of the same
+// or a higher version counts as a successful sync (see
+// LastRevocationSync).
 func (v *Verifier) PollRevocations(ctx context.Context) error {
 	body, err := v.get(ctx, "/revocations")
 	if err != nil {
 		return fmt.Errorf("verifier: fetching revocations: %w", err)
 	}
-	var out struct {
-		Data struct {
-			Version  uint64 `json:"version"`
-			Sessions []struct {
-				ID  string `json:"id"`
-				Exp int64  `json:"exp"`
-			} `json:"sessions"`
-		} `json:"data"`
-	}
+	var out revocationAnswer
 	if err := json.Unmarshal(body, &out); err != nil {
 		return fmt.Errorf("verifier: decoding revocations: %w", err)
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if out.Data.Version == v.revVersion && len(v.revoked) > 0 {
-		return nil
+	d := out.Data
+	switch {
+	case d == nil:
+		return errors.New("verifier: revocations: the answer has no data")
+	case d.Version == nil:
+		return errors.New("verifier: revocations: the answer has no version")
+	case d.Sessions == nil:
+		return errors.New("verifier: revocations: the answer's sessions are not a list")
+	case *d.Version == 0 && len(*d.Sessions) > 0:
+		// Version 0 is the empty list of an engine that never listed a
+		// session.
+		return errors.New("verifier: revocations: a non-empty list at version 0")
 	}
-	m := make(map[string]int64, len(out.Data.Sessions))
-	for _, s := range out.Data.Sessions {
+	m := make(map[string]int64, len(*d.Sessions))
+	for _, s := range *d.Sessions {
+		if s.ID == "" {
+			return errors.New("verifier: revocations: an entry has no id")
+		}
 		m[s.ID] = s.Exp
 	}
-	v.revoked, v.revVersion = m, out.Data.Version
+	version := *d.Version
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch {
+	case v.revSynced && version < v.revVer:
+		return fmt.Errorf("verifier: revocations: refusing version %d, older than the version %d held", version, v.revVer)
+	case !v.revSynced || version > v.revVer:
+		v.revoked, v.revVer, v.revSynced = m, version, true
+	}
+	v.lastSync = v.cfg.Now()
 	return nil
+}
+
+// LastRevocationSync returns when (by Config.Now) the revocation list was
+// last synced successfully. Past Config.MaxStaleness after it, Verify
+// fails with ErrStale unless Config.FailOpen.
+func (v *Verifier) LastRevocationSync() time.Time {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.lastSync
 }
 
 // Revoked reports whether session id is in the last revocation list.
@@ -368,30 +572,57 @@ func (v *Verifier) post(ctx context.Context, path string, data map[string]string
 }
 
 // Introspect asks Vault whether a credential is active right now: for
-// calls that cannot accept the revocation list's polling delay.
+// calls that cannot accept the revocation list's polling delay. An active
+// answer for a credential of another audience or issuer than Config's is
+// not active: Introspect then returns false and an error that matches
+// token.ErrAudience or token.ErrIssuer.
 func (v *Verifier) Introspect(ctx context.Context, raw string) (bool, error) {
 	data, err := v.post(ctx, "/introspect", map[string]string{"token": raw})
 	if err != nil {
 		return false, err
 	}
-	active, _ := data["active"].(bool)
-	return active, nil
+	if active, _ := data["active"].(bool); !active {
+		return false, nil
+	}
+	if aud, _ := data["aud"].(string); aud != v.cfg.Audience {
+		return false, fmt.Errorf("verifier: introspection: %w", token.ErrAudience)
+	}
+	if iss, _ := data["iss"].(string); iss != v.cfg.Issuer {
+		return false, fmt.Errorf("verifier: introspection: %w", token.ErrIssuer)
+	}
+	return true, nil
 }
 
-// Report tells the engine what a credential was used for. A use outside
-// its scope, or of a dead credential, is a violation of its session.
-func (v *Verifier) Report(ctx context.Context, raw, action, resource, outcome string) error {
-	_, err := v.post(ctx, "/report", map[string]string{"token": raw, "action": action, "resource": resource, "outcome": outcome})
+// Report tells the engine what a credential was used for, and when the
+// use was seen (observedAt; the zero time means now, by Config.Now). The
+// engine judges the use at that time: a use outside the credential's
+// scope, or of a credential that was dead then, is a violation of its
+// session.
+func (v *Verifier) Report(ctx context.Context, raw, action, resource, outcome string, observedAt time.Time) error {
+	if observedAt.IsZero() {
+		observedAt = v.cfg.Now()
+	}
+	_, err := v.post(ctx, "/report", map[string]string{
+		"token": raw, "action": action, "resource": resource, "outcome": outcome,
+		"observed_at": observedAt.UTC().Format(time.RFC3339Nano),
+		// The engine judges the use with the clock skew this verifier
+		// tolerated, so a use accepted within it is not called misuse.
+		"leeway": strconv.FormatInt(int64(v.cfg.Leeway/time.Second), 10),
+	})
 	return err
 }
 
-type report struct{ token, action, resource, outcome string }
+type report struct {
+	token, action, resource, outcome string
+	observedAt                       time.Time
+}
 
-// reportLater queues a report for the background sender; a full queue
-// drops it rather than slowing the request.
-func (v *Verifier) reportLater(raw, action, resource, outcome string) {
+// reportLater queues a report of a use seen at observedAt for the
+// background sender; a full queue drops it rather than slowing the
+// request.
+func (v *Verifier) reportLater(raw, action, resource, outcome string, observedAt time.Time) {
 	select {
-	case v.reports <- report{raw, action, resource, outcome}:
+	case v.reports <- report{raw, action, resource, outcome, observedAt}:
 	default:
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
 func TestVerifyValid(t *testing.T) {
@@ -450,17 +451,32 @@ func TestReport(t *testing.T) {
 	v := newVerifier(t, testConfig(f, newClock(t0)))
 	raw := mint(t, k, nil)
 
-	require.NoError(t, v.Report(context.Background(), raw, "write", "docs/plan", "denied"))
+	// The time the use was seen, in any zone, goes out in UTC with
+	// nanoseconds.
+	seen := t0.Add(-3*time.Second + 123456789*time.Nanosecond).In(time.FixedZone("CEST", 2*60*60))
+	require.NoError(t, v.Report(context.Background(), raw, "write", "docs/plan", "denied", seen))
 	calls := f.reportCalls()
 	require.Len(t, calls, 1)
 	assert.Equal(t, http.MethodPut, calls[0].Method)
 	assert.Equal(t, testVaultTok, calls[0].VaultToken)
-	assert.Equal(t, map[string]string{"token": raw, "action": "write", "resource": "docs/plan", "outcome": "denied"}, calls[0].Body)
+	assert.Equal(t, map[string]string{
+		"token": raw, "action": "write", "resource": "docs/plan", "outcome": "denied",
+		"observed_at": "2027-01-15T07:59:57.123456789Z", "leeway": "30",
+	}, calls[0].Body)
+	observed, err := time.Parse(time.RFC3339Nano, calls[0].Body["observed_at"])
+	require.NoError(t, err)
+	assert.True(t, observed.Equal(seen))
+
+	// The zero time means now, by Config.Now.
+	require.NoError(t, v.Report(context.Background(), raw, "read", "docs/plan", "allowed", time.Time{}))
+	calls = f.reportCalls()
+	require.Len(t, calls, 2)
+	assert.Equal(t, t0.UTC().Format(time.RFC3339Nano), calls[1].Body["observed_at"])
 
 	f.mu.Lock()
 	f.writeStatus = http.StatusBadRequest
 	f.mu.Unlock()
-	err := v.Report(context.Background(), raw, "read", "docs/plan", "allowed")
+	err = v.Report(context.Background(), raw, "read", "docs/plan", "allowed", t0)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "report")
 }
@@ -478,7 +494,7 @@ func TestIntrospectAndReportNeedVaultToken(t *testing.T) {
 	assert.Contains(t, err.Error(), "VaultToken")
 	assert.Contains(t, err.Error(), "introspect")
 
-	err = v.Report(context.Background(), raw, "read", "docs/plan", "allowed")
+	err = v.Report(context.Background(), raw, "read", "docs/plan", "allowed", t0)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "VaultToken")
 	assert.Contains(t, err.Error(), "report")
@@ -504,6 +520,12 @@ func TestNewConfigErrors(t *testing.T) {
 		{"no VaultAddr", func(c *Config) { c.VaultAddr = "" }, "VaultAddr"},
 		{"no Issuer", func(c *Config) { c.Issuer = "" }, "Issuer"},
 		{"no Audience", func(c *Config) { c.Audience = "" }, "Audience"},
+		{"Leeway beyond the revocation grace", func(c *Config) { c.Leeway = trust.RevocationGrace + time.Second }, "Leeway"},
+		{"MaxStaleness below RevocationPoll", func(c *Config) { c.RevocationPoll, c.MaxStaleness = time.Minute, time.Minute-time.Second }, "MaxStaleness"},
+		{"negative MaxStaleness", func(c *Config) { c.MaxStaleness = -1 }, "MaxStaleness"},
+		{"negative MaxLifetime", func(c *Config) { c.MaxLifetime = -1 }, "MaxLifetime"},
+		{"negative JWKSRefresh", func(c *Config) { c.JWKSRefresh = -1 }, "JWKSRefresh"},
+		{"negative RevocationPoll", func(c *Config) { c.RevocationPoll = -1 }, "RevocationPoll"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base
@@ -579,6 +601,10 @@ func TestNewMountAndDefaults(t *testing.T) {
 	assert.Equal(t, token.DefaultLeeway, v.cfg.Leeway)
 	assert.Equal(t, 10*time.Second, v.cfg.JWKSRefreshFloor)
 	assert.Equal(t, 5*time.Second, v.cfg.RevocationPoll)
+	assert.Equal(t, time.Minute, v.cfg.MaxStaleness)
+	assert.Equal(t, 5*time.Minute, v.cfg.JWKSRefresh)
+	assert.Equal(t, time.Hour, v.cfg.MaxLifetime)
+	assert.False(t, v.cfg.FailOpen)
 	assert.NotNil(t, v.cfg.HTTPClient)
 	assert.NotNil(t, v.cfg.Now)
 

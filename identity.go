@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/helper/salt"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// saltStoragePath holds the mount's salt for hashing token accessors.
+const saltStoragePath = salt.DefaultLocation
+
+// errNoCaller refuses a request that carries neither an entity ID nor a
+// token accessor: nothing to bind a session to or to check against.
+var errNoCaller = errors.New("the request carries neither an entity ID nor a token accessor to identify its caller")
+
+// callerID is who is acting: the caller's entity ID, or, where there is
+// none (a root or orphan token), an HMAC of its token accessor under the
+// mount's salt, "hmac-sha256:<hex>", as Vault's audit devices write them.
+// A raw accessor is a handle on a Vault token and goes into no credential,
+// record or log.
+func (b *backend) callerID(ctx context.Context, req *logical.Request) (string, error) {
+	if req.EntityID != "" {
+		return req.EntityID, nil
+	}
+	if req.ClientTokenAccessor == "" {
+		return "", errNoCaller
+	}
+	s, err := b.salt(ctx, req.Storage)
+	if err != nil {
+		return "", err
+	}
+	return s.GetIdentifiedHMAC(req.ClientTokenAccessor), nil
+}
+
+// salt returns the mount's salt, creating and storing it on first use.
+func (b *backend) salt(ctx context.Context, s logical.Storage) (*salt.Salt, error) {
+	b.saltLock.RLock()
+	cached := b.saltCache
+	b.saltLock.RUnlock()
+	if cached != nil {
+		return cached, nil
+	}
+	b.saltLock.Lock()
+	defer b.saltLock.Unlock()
+	if b.saltCache != nil {
+		return b.saltCache, nil
+	}
+	created, err := salt.NewSalt(ctx, s, &salt.Config{HashFunc: salt.SHA256Hash, Location: saltStoragePath})
+	if err != nil {
+		return nil, fmt.Errorf("loading the mount's salt: %w", err)
+	}
+	b.saltCache = created
+	return created, nil
+}
+
+// forgetSalt drops the cached salt (another node wrote it).
+func (b *backend) forgetSalt() {
+	b.saltLock.Lock()
+	b.saltCache = nil
+	b.saltLock.Unlock()
+}
