@@ -222,9 +222,10 @@ type Status struct {
 	CredentialCount int
 }
 
-// Status reads the session's state (needs read on <mount>/sessions/<id>).
+// Status reads the session's state (needs read on <mount>/session/<id>,
+// the agent's own-session path).
 func (s *Session) Status(ctx context.Context) (*Status, error) {
-	secret, err := s.c.vault.Logical().ReadWithContext(ctx, s.c.mount+"/sessions/"+s.ID)
+	secret, err := s.c.vault.Logical().ReadWithContext(ctx, s.c.mount+"/session/"+s.ID)
 	if err != nil {
 		return nil, asError(err)
 	}

@@ -281,8 +281,8 @@ func TestStepErrorMapping(t *testing.T) {
 			[]error{ErrViolation, ErrDepthExceeded, ErrSessionRevoked}, "depth_exceeded", true},
 		{"budget", 403, "violation budget_exhausted: all 20 steps are used",
 			[]error{ErrViolation, ErrBudgetExhausted}, "budget_exhausted", false},
-		{"foreign caller", 403, "violation foreign_caller: the caller is not the session's creator" + revokedSuffix,
-			[]error{ErrViolation, ErrForeignCaller, ErrSessionRevoked}, "foreign_caller", true},
+		{"foreign caller", 403, "session sess-1 belongs to another caller",
+			[]error{ErrForeignCaller}, "", false},
 		{"bad parent", 403, "violation bad_parent: parent_token's signature does not verify against this engine's keys",
 			[]error{ErrViolation, ErrBadParent}, "bad_parent", false},
 		{"rate", 429, "violation rate_exceeded: more than 5 credentials per minute (max_rate)",
@@ -345,7 +345,7 @@ func TestErrorIsThroughWrapping(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	f, s := started(t)
-	f.on(http.MethodGet, "agent/sessions/"+testSession, http.StatusOK, map[string]interface{}{
+	f.on(http.MethodGet, "agent/session/"+testSession, http.StatusOK, map[string]interface{}{
 		"data": map[string]interface{}{
 			"session_id":       testSession,
 			"state":            "revoked",
@@ -358,11 +358,11 @@ func TestStatus(t *testing.T) {
 	st, err := s.Status(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, &Status{State: "revoked", StepsUsed: 3, ViolationCount: 1, RevokedReason: "violation: scope_outside_intent", CredentialCount: 3}, st)
-	reqs := f.received(http.MethodGet, "agent/sessions/"+testSession)
+	reqs := f.received(http.MethodGet, "agent/session/"+testSession)
 	require.Len(t, reqs, 1)
 	assert.Equal(t, testToken, reqs[0].Token)
 
-	f.on(http.MethodGet, "agent/sessions/"+testSession, http.StatusOK, map[string]interface{}{
+	f.on(http.MethodGet, "agent/session/"+testSession, http.StatusOK, map[string]interface{}{
 		"data": map[string]interface{}{"state": "active", "steps_used": 0, "revoked_reason": ""},
 	})
 	st, err = s.Status(context.Background())
@@ -374,13 +374,13 @@ func TestStatus(t *testing.T) {
 func TestStatusErrors(t *testing.T) {
 	f, s := started(t)
 	// Vault answers a read of a missing session with 404 and no errors.
-	f.onError(http.MethodGet, "agent/sessions/"+testSession, http.StatusNotFound)
+	f.onError(http.MethodGet, "agent/session/"+testSession, http.StatusNotFound)
 	_, err := s.Status(context.Background())
 	require.ErrorIs(t, err, ErrNotFound)
 	assert.NotErrorIs(t, err, ErrSessionRevoked)
 	assert.Contains(t, err.Error(), testSession)
 
-	f.onError(http.MethodGet, "agent/sessions/"+testSession, http.StatusForbidden, "permission denied")
+	f.onError(http.MethodGet, "agent/session/"+testSession, http.StatusForbidden, "permission denied")
 	_, err = s.Status(context.Background())
 	var e *Error
 	require.ErrorAs(t, err, &e)

@@ -17,8 +17,10 @@ var (
 	ErrDepthExceeded         = errors.New("depth_exceeded")
 	ErrBudgetExhausted       = errors.New("budget_exhausted")
 	ErrRateExceeded          = errors.New("rate_exceeded")
-	ErrForeignCaller         = errors.New("foreign_caller")
 	ErrBadParent             = errors.New("bad_parent")
+	// ErrForeignCaller: the session belongs to another caller. It is a
+	// refusal, never a violation: the session is not harmed.
+	ErrForeignCaller = errors.New("session belongs to another caller")
 	// ErrSessionRevoked: the session is dead (this request killed it, or
 	// it was already revoked, ended or expired); start a new one.
 	ErrSessionRevoked = errors.New("session revoked")
@@ -34,7 +36,6 @@ var kinds = map[string]error{
 	"depth_exceeded":          ErrDepthExceeded,
 	"budget_exhausted":        ErrBudgetExhausted,
 	"rate_exceeded":           ErrRateExceeded,
-	"foreign_caller":          ErrForeignCaller,
 	"bad_parent":              ErrBadParent,
 }
 
@@ -49,6 +50,8 @@ type Error struct {
 	// SessionDead is true when the session is no longer active: this
 	// request killed it, or it was dead already.
 	SessionDead bool
+	// Foreign is true when the session belongs to another caller.
+	Foreign bool
 	// Message is the engine's message.
 	Message string
 }
@@ -66,6 +69,8 @@ func (e *Error) Is(target error) bool {
 		return e.StatusCode == 400
 	case ErrNotFound:
 		return e.StatusCode == 404
+	case ErrForeignCaller:
+		return e.Foreign
 	}
 	if k, ok := kinds[e.Kind]; ok {
 		return k == target
@@ -89,6 +94,7 @@ func asError(err error) error {
 			e.Kind = kind
 		}
 	}
+	e.Foreign = re.StatusCode == 403 && strings.HasSuffix(msg, " belongs to another caller")
 	e.SessionDead = strings.Contains(msg, "the session is revoked") ||
 		(strings.HasPrefix(msg, "session ") && (strings.Contains(msg, " is revoked") ||
 			strings.Contains(msg, " is ended") || strings.Contains(msg, " is expired")))

@@ -49,7 +49,7 @@ sha="$(sha256sum "$work/plugins/$name" | cut -d' ' -f1)"
 cat >"$work/agent.hcl" <<'HCL'
 path "agent/session"        { capabilities = ["update"] }
 path "agent/creds/*"        { capabilities = ["read", "update"] }
-path "agent/sessions/+"     { capabilities = ["read"] }
+path "agent/session/+"      { capabilities = ["read"] }
 path "agent/sessions/+/end" { capabilities = ["update"] }
 HCL
 cat >"$work/resource-server.hcl" <<'HCL'

@@ -267,7 +267,7 @@ policy_paths() { # name -> "path caps; path caps; ..." from the policy text
   vault policy read "$1" | sed -n 's/^path "\([^"]*\)" *{ *capabilities = \[\(.*\)\] *}$/\1 \2/p' | tr -d '"' | paste -sd ';' -
 }
 expect_eq "policy agent" "$(policy_paths agent)" \
-  "agent/session update;agent/creds/* read, update;agent/sessions/+ read;agent/sessions/+/end update"
+  "agent/session update;agent/creds/* read, update;agent/session/+ read;agent/sessions/+/end update"
 expect_eq "policy resource-server" "$(policy_paths resource-server)" \
   "agent/introspect update;agent/report update"
 
@@ -323,7 +323,7 @@ expect_eq "credential: scope" "$(jq -c .data.scope <<<"$cred_json")" '["read:sec
 expect_eq "credential: audience" "$(jq -r .data.audience <<<"$cred_json")" secrets-api
 
 expect_eq "agent reads its session: state" \
-  "$(vault_as "$agent_token" read -format=json "agent/sessions/$session_id" | jq -r .data.state)" active
+  "$(vault_as "$agent_token" read -format=json "agent/session/$session_id" | jq -r .data.state)" active
 
 # deny_check WHAT TOKEN ARGS...: the command must fail with permission denied.
 deny_check() {

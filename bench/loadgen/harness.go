@@ -139,7 +139,7 @@ func (h *harness) setup(ctx context.Context) error {
 	policy := fmt.Sprintf(`
 path "%[1]s/session"        { capabilities = ["update"] }
 path "%[1]s/creds/*"        { capabilities = ["read", "update"] }
-path "%[1]s/sessions/+"     { capabilities = ["read"] }
+path "%[1]s/session/+"      { capabilities = ["read"] }
 path "%[1]s/sessions/+/end" { capabilities = ["update"] }
 path "%[1]s/introspect"     { capabilities = ["update"] }
 path "%[2]s/data/*"         { capabilities = ["create", "update"] }

@@ -141,7 +141,7 @@ func parseFlags() *config {
 	flag.StringVar(&scen, "scenarios", "all", "comma-separated: verify, rates, sessions, revoke (or all)")
 	flag.StringVar(&rates, "rates", "creds,creds-nd,token,token-agent,jwks,session-read,kv,lookup",
 		"throughput scenarios, run in this order: creds, creds-nd (agent token without the default policy), token (auth/token/create as root), "+
-			"token-agent (auth/token/create by a non-root token with the default policy), jwks, session-read (GET agent/sessions/<id> as the agent), kv, lookup")
+			"token-agent (auth/token/create by a non-root token with the default policy), jwks, session-read (GET agent/session/<id> as the agent), kv, lookup")
 	flag.StringVar(&ends, "end-counts", "100,10000,100000", "credential counts after which a session is ended")
 	flag.IntVar(&c.maxCreds, "max-creds", 100000, "cap on every end count (scales the sessions scenario down for a quick run)")
 	flag.IntVar(&c.endReps, "end-reps", 5, "sessions ended per count (filled in parallel), while reps × count stays within -end-budget")

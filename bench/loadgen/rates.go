@@ -116,7 +116,7 @@ var rateScenarios = map[string]rateScenario{
 	},
 	"session-read": {
 		label:   "session read (plugin, authenticated)",
-		request: "`GET agent/sessions/<session>` as the agent: the cheapest authenticated request through the plugin (no storage write), one session per worker",
+		request: "`GET agent/session/<session>` as the agent: the cheapest authenticated request through the plugin (no storage write), one session per worker",
 		prepare: func(ctx context.Context, h *harness, workers int) ([]func(context.Context) error, error) {
 			ops := make([]func(context.Context) error, workers)
 			for w := range ops {
@@ -124,7 +124,7 @@ var rateScenarios = map[string]rateScenario{
 				if err != nil {
 					return nil, err
 				}
-				path := h.cfg.mount + "/sessions/" + sid
+				path := h.cfg.mount + "/session/" + sid
 				ops[w] = func(ctx context.Context) error {
 					sec, err := h.agent.Logical().ReadWithContext(ctx, path)
 					if err == nil && (sec == nil || sec.Data["session_id"] != sid) {

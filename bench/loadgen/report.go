@@ -96,7 +96,7 @@ func renderMarkdown(r *Results, svgPath string) string {
 				para = true
 			}
 			if sr := r.rate("session-read"); sr != nil && sr.PerSec > 0 {
-				p("The cheapest authenticated request through the plugin, `GET agent/sessions/<session>` with the agent's token,\n")
+				p("The cheapest authenticated request through the plugin, `GET agent/session/<session>` with the agent's token,\n")
 				p("runs at %s/s; issuance runs at **%.0f%%** of that rate. An issuance takes the same path as that read (Vault\n", num(sr.PerSec), 100*c.PerSec/sr.PerSec)
 				p("checks the token and its policies and passes the request to the plugin, which looks the session up) and then\n")
 				p("signs and records a credential, so it cannot be faster than the read: the percentage is how much of that\n")

@@ -12,7 +12,7 @@ const (
 	targetEndGrowth      = 2.0  // ... and ≤ 2 × its time at 100
 	targetEndN           = 100000
 	targetEndBaseN       = 100
-	targetVerifyFactor   = 1.2 // verifier time ≤ 1.2 × raw ed25519.Verify
+	targetVerifyFactor   = 1.6 // verifier time ≤ 1.6 × raw ed25519.Verify (issue 13: verification through go-jose)
 	targetBytesPerCred   = 300.0
 	targetMemGrowth      = 0.10 // "flat": the last sample within 10% of the first
 )
@@ -116,7 +116,7 @@ func (r *Results) verdicts() []Verdict {
 	out = append(out, v)
 
 	// 3. Offline verification.
-	v = Verdict{ID: "3", What: "verifier.Verify vs raw ed25519.Verify (time per credential)", Target: "≤ 1.2×", Met: "not measured"}
+	v = Verdict{ID: "3", What: "verifier.Verify vs raw ed25519.Verify (time per credential)", Target: "≤ 1.6×", Met: "not measured"}
 	if r.Verify != nil && r.Verify.VerifierPS > 0 {
 		f := r.Verify.RawPerSec / r.Verify.VerifierPS
 		v.Measured = fmt.Sprintf("%.1f µs vs %.1f µs = %.2f×", 1e6/r.Verify.VerifierPS, 1e6/r.Verify.RawPerSec, f)

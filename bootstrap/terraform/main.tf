@@ -109,7 +109,7 @@ resource "vault_policy" "agent" {
     # read their sessions and end them.
     path "${var.mount_path}/session"        { capabilities = ["update"] }
     path "${var.mount_path}/creds/*"        { capabilities = ["read", "update"] }
-    path "${var.mount_path}/sessions/+"     { capabilities = ["read"] }
+    path "${var.mount_path}/session/+"      { capabilities = ["read"] }
     path "${var.mount_path}/sessions/+/end" { capabilities = ["update"] }
   EOT
 }
