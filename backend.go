@@ -27,7 +27,7 @@ An agent's task is a session with a declared intent (scopes, audiences,
 budgets, purpose) that must lie inside a role. Every step of the task gets
 its own short-lived signed credential whose scope only narrows. Every
 request is checked against the intent as it is made; a session that exceeds
-its intent is revoked, and all its credentials die with it at once.
+its intent is revoked, and all its credentials are revoked with it at once.
 
 Start with "config" (issuer, signing algorithm, limits), then "roles/".
 `
@@ -40,7 +40,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
-	b.events = newEventQueue(conf.EventsSender, b.Logger())
+	b.notifier = newNotifier(conf.EventsSender, b.Logger())
 	return b, nil
 }
 
@@ -82,10 +82,10 @@ type backend struct {
 	// rates holds each active session's max_rate token bucket.
 	rates trust.RateLimiters
 
-	// events sends Vault events in the background.
-	events *eventQueue
+	// notifier sends notifications (Vault events) in the background.
+	notifier *notifier
 
-	// bg runs work after answers (see storage.go's finishSession).
+	// bg runs work after answers (see storage.go's closeSession).
 	bg *background
 
 	// now is the clock; tests replace it.
@@ -114,7 +114,7 @@ func newBackend() *backend {
 			SealWrapStorage: []string{
 				keysStoragePrefix,
 			},
-			// Write-ahead log entries of kills in progress belong to the
+			// Write-ahead log entries of closes in progress belong to the
 			// node (cluster) that wrote them, as in Vault's own plugins.
 			LocalStorage: []string{
 				framework.WALPrefix,
@@ -139,7 +139,7 @@ func newBackend() *backend {
 		Clean:        b.clean,
 		PeriodicFunc: b.periodic,
 		WALRollback:  b.walRollback,
-		// A finish interrupted for longer than this is completed by the
+		// A close interrupted for longer than this is completed by the
 		// rollback manager.
 		WALRollbackMinAge: 10 * time.Second,
 		RunningVersion:    Version,
@@ -180,7 +180,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 // clean runs when the mount is unmounted or the plugin shuts down.
 func (b *backend) clean(context.Context) {
 	b.bg.close()
-	b.events.close()
+	b.notifier.close()
 }
 
 func (b *backend) sessionLock(id string) *locksutil.LockEntry {

@@ -33,7 +33,7 @@ func fuzzBackend(f *testing.F) (*backend, logical.Storage, string, string) {
 		"on_violation": "deny", "violation_limit": 1000, "max_steps": 1000000, "max_rate": 100000,
 	})
 	id := send(logical.UpdateOperation, "session", map[string]interface{}{"role": "web", "purpose": "fuzz"}).Data["session_id"].(string)
-	tok := send(logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "api"}).Data["token"].(string)
+	tok := send(logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "api"}).Data["token"].(string)
 	return b, s, id, tok
 }
 
@@ -90,13 +90,13 @@ func FuzzSessionStart(f *testing.F) {
 
 func FuzzCredsRequest(f *testing.F) {
 	b, s, id, tok := fuzzBackend(f)
-	f.Add("read:secrets/web/x", "api", "30s", "", "step", "actor", "")
+	f.Add("read:secrets/web/x", "api", "30s", "", "description", "actor", "")
 	f.Add("read,list:secrets/web/*", "api", "", tok, "", "", "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
 	f.Add("", "", "x", tok[:20], "\n", "\x00", "short")
-	f.Fuzz(func(t *testing.T, scopes, aud, ttl, parent, step, actor, jkt string) {
+	f.Fuzz(func(t *testing.T, scopes, aud, ttl, parent, description, actor, jkt string) {
 		fuzzRequest(t, b, s, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-			"scope": scopes, "audience": aud, "ttl": ttl, "parent_token": parent,
-			"step": step, "actor": actor, "cnf_jkt": jkt,
+			"scopes": scopes, "audience": aud, "ttl": ttl, "parent_token": parent,
+			"description": description, "actor": actor, "cnf_jkt": jkt,
 		})
 	})
 }
@@ -122,7 +122,7 @@ func FuzzConfigWrite(f *testing.F) {
 	f.Add("\x7f", "none", "x", "", -1)
 	f.Fuzz(func(t *testing.T, iss, alg, maxSession, maxStep string, events int) {
 		fuzzRequest(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
-			"issuer": iss, "signing_algorithm": alg, "max_session_ttl": maxSession, "max_step_ttl": maxStep, "max_events": events,
+			"issuer": iss, "signing_algorithm": alg, "session_max_ttl": maxSession, "step_max_ttl": maxStep, "max_events": events,
 		})
 		// Put the defaults back so later inputs start from a working engine.
 		fuzzRequest(t, b, s, logical.DeleteOperation, "config", nil)

@@ -61,7 +61,7 @@ func TestHostileInputNeverPanicsOrFails5xx(t *testing.T) {
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/x", "audience": "secrets-api",
+		"scopes": "read:secrets/web/x", "audience": "secrets-api",
 	}).Data["token"].(string)
 
 	type target struct {
@@ -71,7 +71,7 @@ func TestHostileInputNeverPanicsOrFails5xx(t *testing.T) {
 		base   map[string]interface{}
 	}
 	targets := []target{
-		{logical.UpdateOperation, "config", []string{"issuer", "signing_algorithm", "max_session_ttl", "max_step_ttl", "max_events", "session_retention"}, nil},
+		{logical.UpdateOperation, "config", []string{"issuer", "signing_algorithm", "session_max_ttl", "step_max_ttl", "max_events", "session_retention"}, nil},
 		{logical.CreateOperation, "roles/hostile", []string{"scopes", "audiences", "session_ttl", "session_max_ttl", "step_ttl", "step_max_ttl", "max_steps", "max_depth", "max_rate", "max_sessions", "on_violation", "violation_limit", "require_purpose"},
 			map[string]interface{}{"scopes": "read:x", "audiences": "a"}},
 		{logical.UpdateOperation, "session", []string{"role", "purpose", "scopes", "audiences", "ttl", "max_steps", "max_depth", "max_rate", "metadata"},
@@ -88,8 +88,8 @@ func TestHostileInputNeverPanicsOrFails5xx(t *testing.T) {
 	writeRole(t, b, s, "tolerant", map[string]interface{}{"on_violation": "deny", "violation_limit": 1000, "max_rate": 100000, "max_steps": 100000})
 	tolerant, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "tolerant"})
 	targets = append(targets, target{logical.UpdateOperation, "creds/" + tolerant,
-		[]string{"scope", "audience", "ttl", "parent_token", "step", "actor", "cnf_jkt"},
-		map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}})
+		[]string{"scopes", "audience", "ttl", "parent_token", "description", "actor", "cnf_jkt"},
+		map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}})
 
 	for _, tg := range targets {
 		for _, field := range tg.fields {
@@ -157,7 +157,7 @@ func TestForgedTokensAreNeverAccepted(t *testing.T) {
 	writeRole(t, b, s, "web", map[string]interface{}{"on_violation": "deny", "violation_limit": 1000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	good := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/x", "audience": "secrets-api",
+		"scopes": "read:secrets/web/x", "audience": "secrets-api",
 	}).Data["token"].(string)
 	parts := strings.Split(good, ".")
 	enc := base64.RawURLEncoding
@@ -210,7 +210,7 @@ func TestForgedTokensAreNeverAccepted(t *testing.T) {
 		in := mustDo(t, b, s, agentB, logical.UpdateOperation, "introspect", map[string]interface{}{"token": tok})
 		assert.Equal(t, map[string]interface{}{"active": false}, in.Data, name)
 
-		_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": tok})
+		_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api", "parent_token": tok})
 		require.Error(t, err, name)
 		if name != "oversized" {
 			assert.Contains(t, err.Error(), "violation bad_parent", name)
@@ -222,7 +222,7 @@ func TestForgedTokensAreNeverAccepted(t *testing.T) {
 }
 
 // TestEndDuringIssuance: a session ended while credentials are being
-// issued never issues after its end, and every credential issued is dead
+// issued never issues after its end, and every credential issued is revoked
 // afterwards.
 func TestEndDuringIssuance(t *testing.T) {
 	b, s := testBackend(t)
@@ -236,7 +236,7 @@ func TestEndDuringIssuance(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 50; i++ {
-				resp, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+				resp, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 				if err != nil {
 					return
 				}
@@ -272,7 +272,7 @@ func TestRotateDuringIssuance(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 30; i++ {
-				resp, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+				resp, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 				if !assert.NoError(t, err) {
 					return
 				}

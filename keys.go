@@ -161,7 +161,7 @@ func (b *backend) rotateLocked(ctx context.Context, s logical.Storage, old *keyr
 	if old != nil {
 		for _, rk := range old.keys {
 			if rk.retired.IsZero() {
-				// No credential outlives the longest max_step_ttl.
+				// No credential outlives the longest step_max_ttl.
 				rk.retired = now
 				rk.notAfter = now.Add(cfg.keyLifetimeAfterRetirement())
 			}

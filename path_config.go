@@ -18,8 +18,8 @@ const (
 	algEdDSA = "EdDSA"
 	algES256 = "ES256"
 
-	defaultMaxSessionTTL = 24 * time.Hour
-	defaultMaxStepTTL    = time.Hour
+	defaultSessionMaxTTL = 24 * time.Hour
+	defaultStepMaxTTL    = time.Hour
 	defaultMaxEvents     = 1000
 	defaultRetention     = 24 * time.Hour
 
@@ -35,34 +35,34 @@ type agentConfig struct {
 	Issuer string `json:"issuer,omitempty"`
 	// SigningAlgorithm is EdDSA (Ed25519) or ES256 (P-256).
 	SigningAlgorithm string `json:"signing_algorithm"`
-	// MaxSessionTTL is the ceiling for every role's session_max_ttl.
-	MaxSessionTTL time.Duration `json:"max_session_ttl"`
-	// MaxStepTTL is the ceiling for every role's step_max_ttl.
-	MaxStepTTL time.Duration `json:"max_step_ttl"`
+	// SessionMaxTTL is the ceiling for every role's session_max_ttl.
+	SessionMaxTTL time.Duration `json:"session_max_ttl"`
+	// StepMaxTTL is the ceiling for every role's step_max_ttl.
+	StepMaxTTL time.Duration `json:"step_max_ttl"`
 	// MaxEvents is how many timeline events one session keeps; older
 	// ones are dropped and counted.
 	MaxEvents int `json:"max_events"`
-	// SessionRetention is how long a finished session's record and
+	// SessionRetention is how long a closed session's record and
 	// timeline stay readable after its last credential expired.
 	SessionRetention time.Duration `json:"session_retention"`
-	// MaxStepTTLSeen is the longest max_step_ttl ever configured: sessions
+	// StepMaxTTLSeen is the longest step_max_ttl ever configured: sessions
 	// started under it may still issue credentials that long, so a retired
 	// signing key stays in jwks for at least that long.
-	MaxStepTTLSeen time.Duration `json:"max_step_ttl_seen,omitempty"`
+	StepMaxTTLSeen time.Duration `json:"step_max_ttl_seen,omitempty"`
 }
 
 // keyLifetimeAfterRetirement is how long a retired signing key must stay
 // in jwks: the longest a credential signed just before (or, having waited
 // for a lock, just after) the rotation may live.
 func (c *agentConfig) keyLifetimeAfterRetirement() time.Duration {
-	return max(c.MaxStepTTL, c.MaxStepTTLSeen, defaultMaxStepTTL) + time.Minute
+	return max(c.StepMaxTTL, c.StepMaxTTLSeen, defaultStepMaxTTL) + time.Minute
 }
 
 func defaultConfig() *agentConfig {
 	return &agentConfig{
 		SigningAlgorithm: algEdDSA,
-		MaxSessionTTL:    defaultMaxSessionTTL,
-		MaxStepTTL:       defaultMaxStepTTL,
+		SessionMaxTTL:    defaultSessionMaxTTL,
+		StepMaxTTL:       defaultStepMaxTTL,
 		MaxEvents:        defaultMaxEvents,
 		SessionRetention: defaultRetention,
 	}
@@ -98,17 +98,17 @@ func pathConfig(b *backend) *framework.Path {
 				Default:       algEdDSA,
 				AllowedValues: []interface{}{algEdDSA, algES256},
 			},
-			"max_session_ttl": {
+			"session_max_ttl": {
 				Type: framework.TypeDurationSecond,
 				Description: `The longest a session may live, renewals included; no role's ` +
 					`session_max_ttl may exceed it. Defaults to 24h.`,
-				Default: int(defaultMaxSessionTTL.Seconds()),
+				Default: int(defaultSessionMaxTTL.Seconds()),
 			},
-			"max_step_ttl": {
+			"step_max_ttl": {
 				Type: framework.TypeDurationSecond,
 				Description: `The longest a step credential may live; no role's step_max_ttl ` +
 					`may exceed it. Defaults to 1h.`,
-				Default: int(defaultMaxStepTTL.Seconds()),
+				Default: int(defaultStepMaxTTL.Seconds()),
 			},
 			"max_events": {
 				Type: framework.TypeInt,
@@ -119,7 +119,7 @@ func pathConfig(b *backend) *framework.Path {
 			},
 			"session_retention": {
 				Type: framework.TypeDurationSecond,
-				Description: `How long a finished session's record and timeline stay readable ` +
+				Description: `How long a closed session's record and timeline stay readable ` +
 					`after its last credential expired; then the periodic tidy deletes them. Defaults to 24h.`,
 				Default: int(defaultRetention.Seconds()),
 			},
@@ -160,8 +160,8 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	return &logical.Response{Data: map[string]interface{}{
 		"issuer":            cfg.issuerFor(req.MountPoint),
 		"signing_algorithm": cfg.SigningAlgorithm,
-		"max_session_ttl":   int64(cfg.MaxSessionTTL.Seconds()),
-		"max_step_ttl":      int64(cfg.MaxStepTTL.Seconds()),
+		"session_max_ttl":   int64(cfg.SessionMaxTTL.Seconds()),
+		"step_max_ttl":      int64(cfg.StepMaxTTL.Seconds()),
 		"max_events":        cfg.MaxEvents,
 		"session_retention": int64(cfg.SessionRetention.Seconds()),
 	}}, nil
@@ -218,19 +218,19 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 		}
 		cfg.SigningAlgorithm = alg
 	}
-	if v, ok := d.GetOk("max_session_ttl"); ok {
+	if v, ok := d.GetOk("session_max_ttl"); ok {
 		ttl := time.Duration(v.(int)) * time.Second
 		if ttl <= 0 {
-			return logical.ErrorResponse("max_session_ttl: must be a positive duration"), false, nil
+			return logical.ErrorResponse("session_max_ttl: must be a positive duration"), false, nil
 		}
-		cfg.MaxSessionTTL = ttl
+		cfg.SessionMaxTTL = ttl
 	}
-	if v, ok := d.GetOk("max_step_ttl"); ok {
+	if v, ok := d.GetOk("step_max_ttl"); ok {
 		ttl := time.Duration(v.(int)) * time.Second
 		if ttl <= 0 {
-			return logical.ErrorResponse("max_step_ttl: must be a positive duration"), false, nil
+			return logical.ErrorResponse("step_max_ttl: must be a positive duration"), false, nil
 		}
-		cfg.MaxStepTTL = ttl
+		cfg.StepMaxTTL = ttl
 	}
 	if v, ok := d.GetOk("max_events"); ok {
 		n := v.(int)
@@ -246,10 +246,10 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 		}
 		cfg.SessionRetention = ttl
 	}
-	cfg.MaxStepTTLSeen = max(cfg.MaxStepTTLSeen, current.MaxStepTTL, cfg.MaxStepTTL)
-	if cfg.MaxStepTTL > cfg.MaxSessionTTL {
-		return logical.ErrorResponse("max_step_ttl: %s exceeds max_session_ttl %s; a step credential cannot outlive its session",
-			cfg.MaxStepTTL, cfg.MaxSessionTTL), false, nil
+	cfg.StepMaxTTLSeen = max(cfg.StepMaxTTLSeen, current.StepMaxTTL, cfg.StepMaxTTL)
+	if cfg.StepMaxTTL > cfg.SessionMaxTTL {
+		return logical.ErrorResponse("step_max_ttl: %s exceeds session_max_ttl %s; a step credential cannot outlive its session",
+			cfg.StepMaxTTL, cfg.SessionMaxTTL), false, nil
 	}
 
 	entry, err := logical.StorageEntryJSON(configStoragePath, &cfg)
@@ -326,10 +326,10 @@ Nothing needs configuring before first use: every field has a default, and
   signing_algorithm  "EdDSA" (Ed25519, the default) or "ES256". A change
                      creates a new signing key at once; older keys stay
                      in jwks until their credentials expire.
-  max_session_ttl    Ceiling for any role's session_max_ttl (default 24h).
-  max_step_ttl       Ceiling for any role's step_max_ttl (default 1h).
+  session_max_ttl    Ceiling for any role's session_max_ttl (default 24h).
+  step_max_ttl       Ceiling for any role's step_max_ttl (default 1h).
   max_events         Timeline events kept per session (default 1000).
-  session_retention  How long finished sessions stay readable after their
+  session_retention  How long closed sessions stay readable after their
                      last credential expired (default 24h).
 
 A write changes only the fields it names. A delete resets every field to its

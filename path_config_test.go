@@ -16,8 +16,8 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, map[string]interface{}{
 		"issuer":            "vault:agent",
 		"signing_algorithm": "EdDSA",
-		"max_session_ttl":   int64(86400),
-		"max_step_ttl":      int64(3600),
+		"session_max_ttl":   int64(86400),
+		"step_max_ttl":      int64(3600),
 		"max_events":        1000,
 		"session_retention": int64(86400),
 	}, resp.Data)
@@ -29,13 +29,13 @@ func TestConfigWriteIsPartial(t *testing.T) {
 		"issuer": "https://vault.example.com/v1/agent", "signing_algorithm": "ES256",
 	})
 	mustRequest(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
-		"max_step_ttl": "15m",
+		"step_max_ttl": "15m",
 	})
 	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
 	assert.Equal(t, "https://vault.example.com/v1/agent", resp.Data["issuer"])
 	assert.Equal(t, "ES256", resp.Data["signing_algorithm"])
-	assert.Equal(t, int64(900), resp.Data["max_step_ttl"])
-	assert.Equal(t, int64(86400), resp.Data["max_session_ttl"])
+	assert.Equal(t, int64(900), resp.Data["step_max_ttl"])
+	assert.Equal(t, int64(86400), resp.Data["session_max_ttl"])
 }
 
 func TestConfigRejectsBadValuesNamingTheField(t *testing.T) {
@@ -47,14 +47,14 @@ func TestConfigRejectsBadValuesNamingTheField(t *testing.T) {
 		{"unknown algorithm", map[string]interface{}{"signing_algorithm": "RS256"}, "signing_algorithm"},
 		{"none algorithm", map[string]interface{}{"signing_algorithm": "none"}, "signing_algorithm"},
 		{"lower-case algorithm", map[string]interface{}{"signing_algorithm": "eddsa"}, "signing_algorithm"},
-		{"negative step ttl", map[string]interface{}{"max_step_ttl": -1}, "max_step_ttl"},
-		{"zero session ttl", map[string]interface{}{"max_session_ttl": 0}, "max_session_ttl"},
-		{"step outlives session", map[string]interface{}{"max_session_ttl": "10m", "max_step_ttl": "1h"}, "max_step_ttl"},
+		{"negative step ttl", map[string]interface{}{"step_max_ttl": -1}, "step_max_ttl"},
+		{"zero session ttl", map[string]interface{}{"session_max_ttl": 0}, "session_max_ttl"},
+		{"step outlives session", map[string]interface{}{"session_max_ttl": "10m", "step_max_ttl": "1h"}, "step_max_ttl"},
 		{"max_events zero", map[string]interface{}{"max_events": 0}, "max_events"},
 		{"max_events huge", map[string]interface{}{"max_events": 1 << 30}, "max_events"},
 		{"issuer with newline", map[string]interface{}{"issuer": "a\nb"}, "issuer"},
 		{"issuer too long", map[string]interface{}{"issuer": string(make([]byte, 600))}, "issuer"},
-		{"ttl not a duration", map[string]interface{}{"max_step_ttl": "soon"}, "max_step_ttl"},
+		{"ttl not a duration", map[string]interface{}{"step_max_ttl": "soon"}, "step_max_ttl"},
 		{"events not a number", map[string]interface{}{"max_events": "many"}, "max_events"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,7 +87,7 @@ func TestConfigInvalidate(t *testing.T) {
 	b, s := testBackend(t)
 	mustRequest(t, b, s, logical.ReadOperation, "config", nil) // warm the cache
 	entry, err := logical.StorageEntryJSON(configStoragePath, &agentConfig{
-		SigningAlgorithm: algES256, MaxSessionTTL: defaultMaxSessionTTL, MaxStepTTL: defaultMaxStepTTL, MaxEvents: 7,
+		SigningAlgorithm: algES256, SessionMaxTTL: defaultSessionMaxTTL, StepMaxTTL: defaultStepMaxTTL, MaxEvents: 7,
 	})
 	require.NoError(t, err)
 	require.NoError(t, s.Put(context.Background(), entry))
@@ -107,7 +107,7 @@ func TestConfigConcurrentWritesKeepEveryField(t *testing.T) {
 	b, s := testBackend(t)
 	var wg sync.WaitGroup
 	for _, data := range []map[string]interface{}{
-		{"issuer": "iss-a"}, {"signing_algorithm": "ES256"}, {"max_events": 5}, {"max_step_ttl": 30},
+		{"issuer": "iss-a"}, {"signing_algorithm": "ES256"}, {"max_events": 5}, {"step_max_ttl": 30},
 	} {
 		wg.Add(1)
 		go func() {
@@ -123,5 +123,5 @@ func TestConfigConcurrentWritesKeepEveryField(t *testing.T) {
 	assert.Equal(t, "iss-a", resp.Data["issuer"])
 	assert.Equal(t, "ES256", resp.Data["signing_algorithm"])
 	assert.Equal(t, 5, resp.Data["max_events"])
-	assert.Equal(t, int64(30), resp.Data["max_step_ttl"])
+	assert.Equal(t, int64(30), resp.Data["step_max_ttl"])
 }

@@ -112,7 +112,7 @@ func TestSessionCopiesIntentSoRoleChangesNeverWidenIt(t *testing.T) {
 
 	// Widening the role afterwards does not widen the live session.
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "roles/web", map[string]interface{}{"scopes": "*:*"})
-	_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "write:secrets/db/x", "audience": "secrets-api"})
+	_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scopes": "write:secrets/db/x", "audience": "secrets-api"})
 	assert.ErrorContains(t, err, "violation scope_outside_intent")
 }
 
@@ -123,9 +123,9 @@ func TestCredentialClaimsAndVerification(t *testing.T) {
 
 	jkt := "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/tls", "audience": "secrets-api", "step": "fetch cert", "cnf_jkt": jkt,
+		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "description": "fetch cert", "cnf_jkt": jkt,
 	})
-	assert.Equal(t, []string{"read:secrets/web/tls"}, resp.Data["scope"])
+	assert.Equal(t, []string{"read:secrets/web/tls"}, resp.Data["scopes"])
 	assert.Equal(t, 1, resp.Data["depth"])
 
 	keys := jwksKeys(t, b, s)
@@ -140,14 +140,14 @@ func TestCredentialClaimsAndVerification(t *testing.T) {
 	assert.Equal(t, resp.Data["credential_id"], claims.ID)
 	assert.Equal(t, "read:secrets/web/tls", claims.Scope)
 	assert.Equal(t, &token.TxnContext{Role: "web", Purpose: "rotate TLS"}, claims.Tctx)
-	assert.Equal(t, &token.RequestContext{Step: "fetch cert", ReqIP: "192.0.2.10"}, claims.Rctx)
+	assert.Equal(t, &token.RequestContext{Description: "fetch cert", ReqIP: "192.0.2.10"}, claims.Rctx)
 	assert.Equal(t, &token.Confirmation{JKT: jkt}, claims.Cnf)
 	assert.Equal(t, 1, claims.Depth)
 	assert.Equal(t, int64(60), claims.Expiry-claims.IssuedAt)
 
 	// Derive: depth 2, par, act chain, scope only narrows.
 	child := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/tls", "audience": "docs-api", "parent_token": resp.Data["token"], "actor": "sub-agent-1",
+		"scopes": "read:secrets/web/tls", "audience": "docs-api", "parent_token": resp.Data["token"], "actor": "sub-agent-1",
 	})
 	cc, err := token.Verify(child.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{Issuer: "vault:agent", Audience: "docs-api"})
 	require.NoError(t, err)
@@ -156,7 +156,7 @@ func TestCredentialClaimsAndVerification(t *testing.T) {
 	assert.Equal(t, []string{"sub-agent-1"}, cc.Act.Chain())
 
 	grand := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/tls", "audience": "docs-api", "parent_token": child.Data["token"], "actor": "sub-agent-2",
+		"scopes": "read:secrets/web/tls", "audience": "docs-api", "parent_token": child.Data["token"], "actor": "sub-agent-2",
 	})
 	gc, err := token.Verify(grand.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{Issuer: "vault:agent", Audience: "docs-api"})
 	require.NoError(t, err)
@@ -165,7 +165,7 @@ func TestCredentialClaimsAndVerification(t *testing.T) {
 
 	// ttl is clamped with a warning, not refused.
 	long := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "list:secrets/web/a", "audience": "secrets-api", "ttl": "1h",
+		"scopes": "list:secrets/web/a", "audience": "secrets-api", "ttl": "1h",
 	})
 	require.Len(t, long.Warnings, 1)
 	assert.Contains(t, long.Warnings[0], "clamped to 5m0s")
@@ -179,16 +179,16 @@ func TestStepViolationsRevokeTheSession(t *testing.T) {
 		code int
 	}{
 		{"scope", func(string) map[string]interface{} {
-			return map[string]interface{}{"scope": "write:secrets/web/tls", "audience": "secrets-api"}
+			return map[string]interface{}{"scopes": "write:secrets/web/tls", "audience": "secrets-api"}
 		}, "scope_outside_intent", http.StatusForbidden},
 		{"audience", func(string) map[string]interface{} {
-			return map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "billing-api"}
+			return map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "billing-api"}
 		}, "audience_outside_intent", http.StatusForbidden},
 		{"scope wider than parent", func(p string) map[string]interface{} {
-			return map[string]interface{}{"scope": "list:secrets/web/tls", "audience": "secrets-api", "parent_token": p}
+			return map[string]interface{}{"scopes": "list:secrets/web/tls", "audience": "secrets-api", "parent_token": p}
 		}, "scope_outside_intent", http.StatusForbidden},
 		{"forged parent", func(p string) map[string]interface{} {
-			return map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": p[:len(p)-4] + "AAAA"}
+			return map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": p[:len(p)-4] + "AAAA"}
 		}, "bad_parent", http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,7 +196,7 @@ func TestStepViolationsRevokeTheSession(t *testing.T) {
 			writeRole(t, b, s, "web", nil)
 			id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 			first := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-				"scope": "read:secrets/web/tls", "audience": "secrets-api",
+				"scopes": "read:secrets/web/tls", "audience": "secrets-api",
 			})
 			_, err := issue(t, b, s, agentA, id, tc.data(first.Data["token"].(string)))
 			require.Error(t, err)
@@ -213,7 +213,7 @@ func TestStepViolationsRevokeTheSession(t *testing.T) {
 			assert.Equal(t, tc.kind, vs[0]["kind"])
 			assert.Equal(t, "192.0.2.10", vs[0]["source"])
 
-			// The earlier credential is dead too.
+			// The earlier credential is revoked too.
 			in := mustDo(t, b, s, agentA, logical.UpdateOperation, "introspect", map[string]interface{}{"token": first.Data["token"]})
 			assert.Equal(t, false, in.Data["active"])
 		})
@@ -227,9 +227,9 @@ func TestStepViolationsRevokeTheSession(t *testing.T) {
 // violations and its timeline untouched.
 func TestForeignCallerIsRefusedAndHarmless(t *testing.T) {
 	b, s := testBackend(t)
-	writeRole(t, b, s, "web", nil) // on_violation=revoke: one violation would kill it
+	writeRole(t, b, s, "web", nil) // on_violation=revoke: one violation would revoke it
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api"})
 	kindsBefore := eventKinds(t, b, s, id)
 
 	// A token without an entity is identified by its hashed accessor: an
@@ -242,9 +242,9 @@ func TestForeignCallerIsRefusedAndHarmless(t *testing.T) {
 			path string
 			data map[string]interface{}
 		}{
-			{logical.UpdateOperation, "creds/" + id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"}},
-			{logical.UpdateOperation, "creds/" + id, map[string]interface{}{"scope": "write:*", "audience": "elsewhere"}},
-			{logical.ReadOperation, "creds/" + id, map[string]interface{}{"scope": "read:secrets//x"}},
+			{logical.UpdateOperation, "creds/" + id, map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api"}},
+			{logical.UpdateOperation, "creds/" + id, map[string]interface{}{"scopes": "write:*", "audience": "elsewhere"}},
+			{logical.ReadOperation, "creds/" + id, map[string]interface{}{"scopes": "read:secrets//x"}},
 			{logical.UpdateOperation, "sessions/" + id + "/end", nil},
 			{logical.ReadOperation, "session/" + id, nil},
 		} {
@@ -267,27 +267,27 @@ func TestForeignCallerIsRefusedAndHarmless(t *testing.T) {
 	assert.Equal(t, kindsBefore, eventKinds(t, b, s, id), "the timeline is untouched")
 
 	// The creator still works.
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api"})
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
 }
 
 // Requests on a session that is no longer active, by anyone, add nothing
-// to its history: the violation that killed it stays in its record and in
+// to its history: the violation that revoked it stays in its record and in
 // its timeline, however many requests follow.
-func TestRequestsOnADeadSessionCannotFloodIt(t *testing.T) {
+func TestRequestsOnAClosedSessionCannotFloodIt(t *testing.T) {
 	b, s := testBackend(t)
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"max_events": 5})
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"}).Data["token"].(string)
-	_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "write:secrets/web/tls", "audience": "secrets-api"})
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api"}).Data["token"].(string)
+	_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scopes": "write:secrets/web/tls", "audience": "secrets-api"})
 	require.ErrorContains(t, err, "violation scope_outside_intent")
 	before := timelineEvents(t, b, s, id)
 
 	for i := 0; i < 20; i++ {
-		_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+		_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api"})
 		require.ErrorContains(t, err, "is revoked")
-		_, err = issue(t, b, s, agentB, id, map[string]interface{}{"scope": "read:secrets/web/tls", "audience": "secrets-api"})
+		_, err = issue(t, b, s, agentB, id, map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api"})
 		require.ErrorContains(t, err, "belongs to another caller")
 		rep := mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
 			"token": tok, "action": "delete", "resource": "secrets/web/tls",
@@ -310,7 +310,7 @@ func TestAccessorBoundSession(t *testing.T) {
 	writeRole(t, b, s, "web", nil)
 	root := caller{accessor: "root-accessor"}
 	id, _ := startSession(t, b, s, root, map[string]interface{}{"role": "web"})
-	resp := mustDo(t, b, s, root, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	resp := mustDo(t, b, s, root, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	c, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(c.Subject, "hmac-sha256:"), "sub is a salted hash: %s", c.Subject)
@@ -323,7 +323,7 @@ func TestAccessorBoundSession(t *testing.T) {
 	b2, s2 := testBackend(t)
 	writeRole(t, b2, s2, "web", nil)
 	id2, _ := startSession(t, b2, s2, root, map[string]interface{}{"role": "web"})
-	resp2 := mustDo(t, b2, s2, root, logical.UpdateOperation, "creds/"+id2, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	resp2 := mustDo(t, b2, s2, root, logical.UpdateOperation, "creds/"+id2, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	c2, err := token.Verify(resp2.Data["token"].(string), token.StaticKeys(jwksKeys(t, b2, s2)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 	require.NoError(t, err)
 	assert.NotEqual(t, c.Subject, c2.Subject)
@@ -335,11 +335,11 @@ func TestMalformedRequestsAreNotViolations(t *testing.T) {
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	for _, data := range []map[string]interface{}{
 		{"audience": "secrets-api"},
-		{"scope": "read:secrets//web", "audience": "secrets-api"},
-		{"scope": "read:secrets/web/x"},
-		{"scope": "read:secrets/web/x", "audience": "secrets-api", "cnf_jkt": "short"},
-		{"scope": "read:secrets/web/x", "audience": "secrets-api", "ttl": "-5"},
-		{"scope": "read:secrets/web/x", "audience": "secrets-api", "step": string(make([]byte, 300))},
+		{"scopes": "read:secrets//web", "audience": "secrets-api"},
+		{"scopes": "read:secrets/web/x"},
+		{"scopes": "read:secrets/web/x", "audience": "secrets-api", "cnf_jkt": "short"},
+		{"scopes": "read:secrets/web/x", "audience": "secrets-api", "ttl": "-5"},
+		{"scopes": "read:secrets/web/x", "audience": "secrets-api", "description": string(make([]byte, 300))},
 	} {
 		_, err := issue(t, b, s, agentA, id, data)
 		require.Error(t, err, "%v", data)
@@ -350,7 +350,7 @@ func TestMalformedRequestsAreNotViolations(t *testing.T) {
 	assert.Equal(t, 0, sess.Data["steps_used"])
 	assert.Equal(t, 0, sess.Data["violation_count"])
 
-	_, err := issue(t, b, s, agentA, "no-such-session", map[string]interface{}{"scope": "read:x", "audience": "a"})
+	_, err := issue(t, b, s, agentA, "no-such-session", map[string]interface{}{"scopes": "read:x", "audience": "a"})
 	coded, ok := err.(logical.HTTPCodedError)
 	require.True(t, ok, "%v", err)
 	assert.Equal(t, http.StatusNotFound, coded.Code())
@@ -371,7 +371,7 @@ func TestBudgetHoldsUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			resp, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-				"scope": "read:secrets/web/x", "audience": "secrets-api",
+				"scopes": "read:secrets/web/x", "audience": "secrets-api",
 			})
 			mu.Lock()
 			defer mu.Unlock()
@@ -396,7 +396,7 @@ func TestRateLimitIsATokenBucket(t *testing.T) {
 	b.now = func() time.Time { return now }
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 3, "on_violation": "deny", "violation_limit": 10})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	for i := 0; i < 3; i++ {
 		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
 	}
@@ -413,7 +413,7 @@ func TestRateLimitIsATokenBucket(t *testing.T) {
 // TestEndingASessionCostsConstantWrites proves revocation is O(1) in the
 // number of credentials: ending or revoking a session after 5 or after 500
 // issued credentials costs the same number of storage writes, and every
-// credential is dead afterwards.
+// credential is revoked afterwards.
 func TestEndingASessionCostsConstantWrites(t *testing.T) {
 	for _, action := range []string{"end", "revoke"} {
 		t.Run(action, func(t *testing.T) {
@@ -437,7 +437,7 @@ func writesToEndSession(t *testing.T, n int, action string) int {
 	tokens := make([]string, 0, n)
 	for i := 0; i < n; i++ {
 		resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-			"scope": "read:secrets/web/x", "audience": "secrets-api",
+			"scopes": "read:secrets/web/x", "audience": "secrets-api",
 		})
 		tokens = append(tokens, resp.Data["token"].(string))
 	}
@@ -462,7 +462,7 @@ func TestIntrospect(t *testing.T) {
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/x", "audience": "secrets-api",
+		"scopes": "read:secrets/web/x", "audience": "secrets-api",
 	})
 	tok := resp.Data["token"].(string)
 
@@ -506,7 +506,7 @@ func TestLeaseRenewAndRevoke(t *testing.T) {
 	assert.LessOrEqual(t, resp.Secret.TTL, time.Hour)
 
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/x", "audience": "secrets-api",
+		"scopes": "read:secrets/web/x", "audience": "secrets-api",
 	}).Data["token"]
 
 	_, err = b.HandleRequest(context.Background(), leaseRequest(t, s, logical.RevokeOperation, start))
@@ -517,7 +517,7 @@ func TestLeaseRenewAndRevoke(t *testing.T) {
 	in := mustDo(t, b, s, agentA, logical.UpdateOperation, "introspect", map[string]interface{}{"token": tok})
 	assert.Equal(t, false, in.Data["active"])
 
-	// Renewing a dead session fails clearly; revoking it again is a no-op.
+	// Renewing a closed session fails clearly; revoking it again is a no-op.
 	resp, err = b.HandleRequest(context.Background(), leaseRequest(t, s, logical.RenewOperation, start))
 	require.NoError(t, err)
 	require.True(t, resp.IsError())
@@ -534,10 +534,10 @@ func TestEndedSessionStaysEnded(t *testing.T) {
 
 	_, err := do(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/revoke", map[string]interface{}{"reason": "too late"})
 	assert.Equal(t, http.StatusConflict, err.(logical.HTTPCodedError).Code())
-	_, err = issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	_, err = issue(t, b, s, agentA, id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	assert.ErrorContains(t, err, "is ended")
 
-	// The lease's revoke callback is a no-op for a dead session.
+	// The lease's revoke callback is a no-op for a closed session.
 	_, err = b.HandleRequest(context.Background(), leaseRequest(t, s, logical.RevokeOperation, start))
 	require.NoError(t, err)
 	sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
@@ -588,7 +588,7 @@ func TestKeyRotationKeepsOldKeysUntilTheirTokensExpire(t *testing.T) {
 	b, s := testBackend(t)
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	old := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["token"].(string)
 	oldKid, err := token.PeekKeyID(old)
 	require.NoError(t, err)
@@ -606,7 +606,7 @@ func TestKeyRotationKeepsOldKeysUntilTheirTokensExpire(t *testing.T) {
 		assert.Equal(t, true, in.Data["active"])
 	}
 
-	// After max_step_ttl the old key leaves jwks.
+	// After step_max_ttl the old key leaves jwks.
 	b.now = func() time.Time { return time.Now().Add(62 * time.Minute) }
 	keys = jwksKeys(t, b, s)
 	require.Len(t, keys, 1)
@@ -622,7 +622,7 @@ func TestSigningAlgorithmChangeRotatesToES256(t *testing.T) {
 	assert.Contains(t, resp.Warnings[0], "ES256")
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/x", "audience": "secrets-api",
+		"scopes": "read:secrets/web/x", "audience": "secrets-api",
 	}).Data["token"].(string)
 	c, err := token.Verify(tok, token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api", Algorithms: []string{token.AlgES256}})
 	require.NoError(t, err)
@@ -635,20 +635,20 @@ func TestUnauthenticatedPaths(t *testing.T) {
 	assert.Contains(t, b.PathsSpecial.SealWrapStorage, "keys/")
 }
 
-// TestInterruptedKillIsCompletedByRollback: if the plugin dies after
+// TestInterruptedCloseIsCompletedByRollback: if the plugin dies after
 // writing a revoked session but before listing it in revocations, Vault's
-// rollback of the write-ahead log entry completes the kill.
-func TestInterruptedKillIsCompletedByRollback(t *testing.T) {
+// rollback of the write-ahead log entry completes the close.
+func TestInterruptedCloseIsCompletedByRollback(t *testing.T) {
 	b, s := testBackend(t)
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	ctx := context.Background()
 
-	// What a crash half-way through finishSession leaves: the WAL entry
+	// What a crash half-way through closeSession leaves: the WAL entry
 	// and the revoked session, nothing else.
 	sess, err := b.getSession(ctx, s, id)
 	require.NoError(t, err)
-	walID, err := framework.PutWAL(ctx, s, walFinishSession, &finishWAL{Session: id, Time: time.Now()})
+	walID, err := framework.PutWAL(ctx, s, walCloseSession, &closeWAL{Session: id, Time: time.Now()})
 	require.NoError(t, err)
 	require.True(t, sess.Revoke("operator: crash test", time.Now()))
 	require.NoError(t, putSession(ctx, s, sess))
@@ -674,10 +674,10 @@ func TestInterruptedKillIsCompletedByRollback(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, idx)
 
-	// A WAL entry for a session whose kill never reached storage leaves it
-	// alive: the request that was killing it failed.
+	// A WAL entry for a session whose close never reached storage leaves it
+	// active: the request that was closing it failed.
 	alive, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, walFinishSession, map[string]interface{}{"session": alive}))
+	require.NoError(t, b.walRollback(ctx, &logical.Request{Storage: s}, walCloseSession, map[string]interface{}{"session": alive}))
 	st := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+alive, nil)
 	assert.Equal(t, "active", st.Data["state"])
 }
@@ -706,7 +706,7 @@ func TestIssuanceWritesTheSessionOncePerBlock(t *testing.T) {
 	writeRole(t, b, s, "web", map[string]interface{}{"max_steps": 1000, "max_rate": 100000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	for i := 0; i < 200; i++ {
-		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	}
 	// One write at start, then one per block of 64 steps (and of 64 events).
 	assert.LessOrEqual(t, s.puts[sessionsPrefix+id], 1+4)
@@ -735,7 +735,7 @@ func TestBudgetNeverExceededAcrossRestarts(t *testing.T) {
 	issued := 0
 	for restart := 0; restart < 20; restart++ {
 		for i := 0; i < 3; i++ {
-			if _, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}); err == nil {
+			if _, err := issue(t, b, s, agentA, id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}); err == nil {
 				issued++
 			}
 		}
@@ -778,21 +778,21 @@ func (f *failingStorage) arm(on bool) {
 	f.mu.Unlock()
 }
 
-// TestFailedKillNeverLeavesTheSessionAlive: if storage fails half-way
-// through a kill, the node must not go on serving the session from a stale
+// TestFailedCloseNeverLeavesTheSessionActive: if storage fails half-way
+// through a close, the node must not go on serving the session from a stale
 // copy in memory: what storage says (revoked) wins, and the write-ahead log
 // completes the rest.
-func TestFailedKillNeverLeavesTheSessionAlive(t *testing.T) {
+func TestFailedCloseNeverLeavesTheSessionActive(t *testing.T) {
 	b, _ := testBackend(t)
 	s := &failingStorage{Storage: &logical.InmemStorage{}, prefix: eventsPrefix}
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["token"].(string)
 
 	s.arm(true)
 	_, err := do(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/revoke", nil)
-	require.Error(t, err, "the kill failed half-way")
+	require.Error(t, err, "the close failed half-way")
 	s.arm(false)
 
 	_, err = issue(t, b, s, agentA, id, step)
@@ -830,15 +830,15 @@ func onlyWALRollback(t *testing.T, b *backend, s logical.Storage) func() {
 	}
 }
 
-// TestKillWhoseRecordFailsLeavesNoTrace: when the session record cannot
-// be written, the kill did not happen: the session stays active, and its
+// TestCloseWhoseRecordFailsLeavesNoTrace: when the session record cannot
+// be written, the close did not happen: the session stays active, and its
 // timeline does not claim it ended.
-func TestKillWhoseRecordFailsLeavesNoTrace(t *testing.T) {
+func TestCloseWhoseRecordFailsLeavesNoTrace(t *testing.T) {
 	b, _ := testBackend(t)
 	s := &failingStorage{Storage: &logical.InmemStorage{}, prefix: sessionsPrefix}
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
 
 	s.arm(true)
@@ -846,7 +846,7 @@ func TestKillWhoseRecordFailsLeavesNoTrace(t *testing.T) {
 	require.Error(t, err)
 	s.arm(false)
 	// The session goes on, and takes a credential whose event takes the
-	// number the failed kill had staged for its closing event.
+	// number the failed close had staged for its closing event.
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
 
 	// The WAL entry stays (the record might have landed all the same);
@@ -858,21 +858,21 @@ func TestKillWhoseRecordFailsLeavesNoTrace(t *testing.T) {
 	assert.Empty(t, rev.Data["sessions"])
 
 	// Revoked later by an operator, the session's rollback of the earlier
-	// kill still tells nothing of it.
+	// close still tells nothing of it.
 	mustDo(t, b, s, caller{}, logical.UpdateOperation, "sessions/"+id+"/revoke", nil)
 	rollback()
 	assert.Equal(t, []string{"session_start", "credential_issued", "credential_issued", "session_revoke"}, eventKinds(t, b, s, id))
 }
 
-// TestTidyListsAKillThatLostItsWAL: a session whose record says revoked
-// but whose kill went no further (the plugin died as the record landed,
+// TestTidyListsACloseThatLostItsWAL: a session whose record says revoked
+// but whose close went no further (the plugin died as the record landed,
 // before its WAL entry) is listed in revocations by the tidy.
-func TestTidyListsAKillThatLostItsWAL(t *testing.T) {
+func TestTidyListsACloseThatLostItsWAL(t *testing.T) {
 	ctx := context.Background()
 	b, s := testBackend(t)
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	sess, err := b.getSession(ctx, s, id)
 	require.NoError(t, err)
 	require.True(t, sess.Revoke("operator", time.Now()))
@@ -896,7 +896,7 @@ func TestRevocationsOutlastClockSkew(t *testing.T) {
 	b, s := testBackend(t)
 	writeRole(t, b, s, "web", map[string]interface{}{"step_ttl": "60s", "step_max_ttl": "60s"})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/revoke", nil)
 	start := time.Now()
 	b.now = func() time.Time { return start.Add(60*time.Second + 45*time.Second) }
@@ -908,15 +908,15 @@ func TestRevocationsOutlastClockSkew(t *testing.T) {
 }
 
 // TestLoweredEngineStepTTLBindsExistingRoles: lowering config's
-// max_step_ttl lowers what sessions of existing roles may be issued, and a
+// step_max_ttl lowers what sessions of existing roles may be issued, and a
 // rotated key stays in jwks as long as any credential it signed may live.
 func TestLoweredEngineStepTTLBindsExistingRoles(t *testing.T) {
 	b, s := testBackend(t)
 	writeRole(t, b, s, "web", nil) // step_max_ttl 5m
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"max_step_ttl": 60})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"step_max_ttl": 60})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/x", "audience": "secrets-api", "ttl": 300,
+		"scopes": "read:secrets/web/x", "audience": "secrets-api", "ttl": 300,
 	})
 	c, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 	require.NoError(t, err)
@@ -925,5 +925,5 @@ func TestLoweredEngineStepTTLBindsExistingRoles(t *testing.T) {
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "keys/rotate", nil)
 	start := time.Now()
 	b.now = func() time.Time { return start.Add(55 * time.Minute) }
-	assert.Len(t, jwksKeys(t, b, s), 2, "the default max_step_ttl of 1h was in force before: the old key stays")
+	assert.Len(t, jwksKeys(t, b, s), 2, "the default step_max_ttl of 1h was in force before: the old key stays")
 }

@@ -33,7 +33,7 @@ func pathCreds(b *backend) *framework.Path {
 				Description: "The session the step belongs to.",
 				Required:    true,
 			},
-			"scope": {
+			"scopes": {
 				Type: framework.TypeCommaStringSlice,
 				Description: "Required. The scopes this step needs, each inside the session's intent " +
 					"(and inside the parent's scope when parent_token is given).",
@@ -50,9 +50,9 @@ func pathCreds(b *backend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "A live credential of the same session to derive from; the new one's depth is the parent's + 1.",
 			},
-			"step": {
+			"description": {
 				Type:        framework.TypeString,
-				Description: "What this step is for (at most 256 bytes); recorded and put in the token (rctx.step).",
+				Description: "What this step is for (at most 256 bytes); recorded in the timeline and put in the token (rctx.description).",
 			},
 			"actor": {
 				Type:        framework.TypeString,
@@ -81,11 +81,11 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 	sr := trust.StepRequest{
-		Caller:   caller,
-		Scopes:   scope.Rejoin(d.Get("scope").([]string)),
-		Audience: strings.TrimSpace(d.Get("audience").(string)),
-		Step:     d.Get("step").(string),
-		Actor:    strings.TrimSpace(d.Get("actor").(string)),
+		Caller:      caller,
+		Scopes:      scope.Rejoin(d.Get("scopes").([]string)),
+		Audience:    strings.TrimSpace(d.Get("audience").(string)),
+		Description: d.Get("description").(string),
+		Actor:       strings.TrimSpace(d.Get("actor").(string)),
 	}
 	if v, ok := d.GetOk("ttl"); ok {
 		ttl := time.Duration(v.(int)) * time.Second
@@ -164,8 +164,8 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		Tctx:      &token.TxnContext{Role: sess.Role, Purpose: sess.Intent.Purpose},
 		Depth:     grant.Depth,
 	}
-	if sr.Step != "" || requestSource(req) != "" {
-		claims.Rctx = &token.RequestContext{Step: sr.Step, ReqIP: remoteIP(requestSource(req))}
+	if sr.Description != "" || requestSource(req) != "" {
+		claims.Rctx = &token.RequestContext{Description: sr.Description, ReqIP: remoteIP(requestSource(req))}
 	}
 	if parentClaims != nil {
 		claims.Parent = parentClaims.ID
@@ -182,7 +182,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	issued := stage(sess, now, timeline.Event{
 		Kind: timeline.CredentialIssued, Credential: credID, Parent: claims.Parent,
 		Scopes: grant.Scopes.Strings(), Audience: grant.Audience, Depth: grant.Depth,
-		Step: sr.Step, Actor: sr.Actor, Expires: claims.Expiry, Source: requestSource(req),
+		Description: sr.Description, Actor: sr.Actor, Expires: claims.Expiry, Source: requestSource(req),
 	})
 	if err := b.save(ctx, req.Storage, sess, issued, false); err != nil {
 		return nil, err
@@ -197,7 +197,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		"credential_id": credID,
 		"session_id":    sess.ID,
 		"expires_at":    time.Unix(claims.Expiry, 0).UTC().Format(time.RFC3339),
-		"scope":         grant.Scopes.Strings(),
+		"scopes":        grant.Scopes.Strings(),
 		"audience":      grant.Audience,
 		"depth":         grant.Depth,
 		"steps_used":    sess.StepsUsed,
@@ -213,7 +213,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 }
 
 // refuseStep answers a refused step: a 403 for another caller's session
-// or a dead session (only counted in the session's summaries), a 400 for a
+// or a closed session (only counted in the session's summaries), a 400 for a
 // malformed field (a request_refused event), and for a violation a 403
 // (429 for the rate) after recording it.
 func (b *backend) refuseStep(ctx context.Context, req *logical.Request, sess *trust.Session, sr trust.StepRequest, err error, now time.Time) (*logical.Response, error) {
@@ -275,18 +275,20 @@ Each step of an agent's task gets its own credential, whose scope only
 narrows: every requested scope must lie inside the session's intent, and,
 when derived from a parent_token, inside the parent's scope.
 
-  vault read agent/creds/<session_id> scope="read:secrets/web/tls" audience=secrets-api step="fetch cert"
+  vault read agent/creds/<session_id> scopes="read:secrets/web/tls" audience=secrets-api description="fetch cert"
 
-The answer holds "token" (a JWS compact JWT, typ "txntoken+jwt"),
-"credential_id" (its jti), "expires_at", "scope", "audience" and "depth".
-Credentials are not Vault leases: they live inside the session's lease and
-die with it, all at once.
+A step is one credential issuance. The answer holds "token" (a JWS compact
+JWT, typ "txntoken+jwt", whose "scope" claim lists the granted scopes
+space-separated), "credential_id" (its jti), "expires_at", "scopes",
+"audience", "depth", "steps_used" and "steps_left". Credentials are not
+Vault leases: they live inside the session's lease and are revoked with it,
+all at once, when the session closes.
 
-Every request counts against the session's max_steps and max_rate, and is
+Every step counts against the session's max_steps and max_rate, and is
 checked against the intent as it is made. A request that exceeds the intent
 is refused and recorded as a violation (scope_outside_intent,
 audience_outside_intent, depth_exceeded, budget_exhausted, rate_exceeded,
-bad_parent); under on_violation=revoke the session dies at the first one.
+bad_parent); under on_violation=revoke the first one revokes the session.
 Only the session's creator may take credentials: another caller is refused
 (403) and only counted in the session's foreign_calls summary, never held
 against the session.

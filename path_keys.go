@@ -46,7 +46,7 @@ const pathKeysRotateHelpDesc = `
 Creates a new signing key with the configured signing_algorithm; every step
 credential issued from now on is signed with it. The previous key stays in
 jwks (and keeps verifying in introspect) until every credential it could
-have signed has expired, that is for max_step_ttl after the rotation, so
+have signed has expired, that is for step_max_ttl after the rotation, so
 resource servers never see a valid credential they cannot verify.
 
 Private keys never leave Vault's storage, where they are seal-wrapped when

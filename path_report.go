@@ -52,7 +52,7 @@ func pathReport(b *backend) *framework.Path {
 			"leeway": {
 				Type: framework.TypeDurationSecond,
 				Description: "The clock skew the resource server tolerated past the credential's exp, at most " +
-					"60s (the time the revocation list keeps a dead session past its last exp).",
+					"60s (the time the revocation list keeps a closed session past its last exp).",
 				Default: int(token.DefaultLeeway.Seconds()),
 			},
 		},
@@ -130,7 +130,7 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 	}
 	// A session that is no longer active has a closed history: a report
 	// that arrives after its end (whenever the use was seen) is only
-	// counted, so that no reporter can push the violation that killed it
+	// counted, so that no reporter can push the violation that revoked it
 	// out of its record.
 	if sess.StateAt(now) != trust.StateActive {
 		if err := b.countRefused(ctx, req.Storage, sess, &sess.InactiveCalls, reporter, now); err != nil {
@@ -166,11 +166,11 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 	}
 	// The report itself succeeded: the misuse is the agent's, not the
 	// reporter's, so the answer is not an error.
-	killed, err := b.applyViolation(ctx, req, sess, v)
+	revoked, err := b.applyViolation(ctx, req, sess, v)
 	if err != nil {
 		return nil, err
 	}
-	data["session_revoked"] = killed
+	data["session_revoked"] = revoked
 	data["violation"] = string(trust.ReportedMisuse)
 	data["detail"] = misuse
 	data["session_state"] = string(sess.StateAt(now))
@@ -188,7 +188,7 @@ credential's scope, by a credential live then, of a session active then, is
 recorded in the session's timeline. A use outside its scope, or after the
 credential's exp plus leeway, or after its session stopped being active, is
 a reported_misuse violation against the session: under on_violation=revoke
-it kills the session and every credential it issued.
+it revokes the session and every credential it issued.
 
 A report that arrives once the session is no longer active changes nothing
 in its history: it is only counted in the session's inactive_calls summary.
@@ -198,7 +198,8 @@ issued, or further back than the credential's lifetime is refused.
   vault write agent/report token=$TOKEN action=read resource=secrets/web/tls \
       outcome=allowed observed_at=2026-11-30T16:30:00Z
 
-The answer says whether a violation was recorded and the session's state.
+The answer says whether a violation was recorded, whether it revoked the
+session (session_revoked), and the session's state.
 The token must carry this engine's signature; a forged token is refused,
 since it cannot be attributed to a session.
 `

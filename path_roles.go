@@ -84,7 +84,7 @@ func roleFields() map[string]*framework.FieldSchema {
 		},
 		"session_max_ttl": {
 			Type:        framework.TypeDurationSecond,
-			Description: "The most a session may live, renewals included. Defaults to 1h; at most config's max_session_ttl.",
+			Description: "The most a session may live, renewals included. Defaults to 1h; at most config's session_max_ttl.",
 			Default:     int(d.SessionMaxTTL.Seconds()),
 		},
 		"step_ttl": {
@@ -120,8 +120,8 @@ func roleFields() map[string]*framework.FieldSchema {
 		},
 		"on_violation": {
 			Type: framework.TypeString,
-			Description: `What a violation does: "revoke" kills the session at the first one; "deny" refuses ` +
-				`the request and kills the session once its violations exceed violation_limit. Defaults to "revoke".`,
+			Description: `What a violation does: "revoke" revokes the session at the first one; "deny" refuses ` +
+				`the request and revokes the session once its violations exceed violation_limit. Defaults to "revoke".`,
 			Default:       d.OnViolation,
 			AllowedValues: []interface{}{trust.OnViolationRevoke, trust.OnViolationDeny},
 		},
@@ -227,7 +227,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
-	if err := role.Validate(trust.Limits{MaxSessionTTL: cfg.MaxSessionTTL, MaxStepTTL: cfg.MaxStepTTL}); err != nil {
+	if err := role.Validate(trust.Limits{SessionMaxTTL: cfg.SessionMaxTTL, StepMaxTTL: cfg.StepMaxTTL}); err != nil {
 		return badRequest(err)
 	}
 	if err := putJSON(ctx, req.Storage, rolesPrefix+name, &role); err != nil {
@@ -290,7 +290,7 @@ scope, its audiences among the role's, its budgets at most the role's.
   session_max_ttl   most a session may live, renewals included (default 1h)
   step_ttl          default lifetime of a step credential (default 60s)
   step_max_ttl      longest a step credential may live (default 5m)
-  max_steps         credentials per session (default 100)
+  max_steps         steps (credentials issued) per session (default 100)
   max_depth         derivation depth of credentials (default 3)
   max_rate          credentials per minute per session (default 60)
   max_sessions      sessions active at once, 0 for no limit (default 0)

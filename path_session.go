@@ -138,7 +138,7 @@ func pathSession(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback: b.pathSessionEnd,
-					Summary:  "End a session normally; all its credentials die.",
+					Summary:  "End a session normally; all its credentials are revoked.",
 				},
 			},
 			HelpSynopsis:    pathSessionEndHelpSyn,
@@ -153,13 +153,13 @@ func pathSession(b *backend) []*framework.Path {
 				"session_id": sessionIDField()["session_id"],
 				"reason": {
 					Type:        framework.TypeString,
-					Description: "Why the session is killed (at most 256 bytes); recorded and shown.",
+					Description: "Why the session is revoked (at most 256 bytes); recorded and shown.",
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback: b.pathSessionRevoke,
-					Summary:  "Kill a session with a reason; all its credentials die.",
+					Summary:  "Revoke a session with a reason; all its credentials are revoked.",
 				},
 			},
 			HelpSynopsis:    pathSessionRevokeHelpSyn,
@@ -241,8 +241,8 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 	if role == nil {
 		return logical.ErrorResponse("role: no role named %q", roleName), nil
 	}
-	limits := trust.Limits{MaxSessionTTL: cfg.MaxSessionTTL, MaxStepTTL: cfg.MaxStepTTL}
-	intent, ttl, err := trust.Negotiate(roleName, role.Within(limits), ir, cfg.MaxSessionTTL)
+	limits := trust.Limits{SessionMaxTTL: cfg.SessionMaxTTL, StepMaxTTL: cfg.StepMaxTTL}
+	intent, ttl, err := trust.Negotiate(roleName, role.Within(limits), ir, cfg.SessionMaxTTL)
 	if err != nil {
 		return badRequest(err)
 	}
@@ -281,7 +281,7 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	b.Logger().Info("session started", "session_id", id, "role", roleName)
-	b.events.send(eventSessionStart, "session_id", id, "role", roleName, logical.EventMetadataPath, "sessions/"+id)
+	b.notifier.send(notifySessionStart, "session_id", id, "role", roleName, logical.EventMetadataPath, "sessions/"+id)
 
 	resp := b.Secret(secretTypeSession).Response(map[string]interface{}{
 		"session_id": id,
@@ -389,19 +389,18 @@ func sessionData(s *trust.Session, now time.Time) map[string]interface{} {
 		violations = append(violations, violationData(v))
 	}
 	data := map[string]interface{}{
-		"session_id":       s.ID,
-		"role":             s.Role,
-		"state":            string(s.StateAt(now)),
-		"intent":           intentData(s.Intent),
-		"steps_used":       s.StepsUsed,
-		"credential_count": s.StepsUsed,
-		"violations":       violations,
-		"violation_count":  s.ViolationCount,
-		"revoked_reason":   s.RevokedReason,
-		"created_at":       s.CreatedAt.UTC().Format(time.RFC3339),
-		"expires_at":       s.ExpiresAt.UTC().Format(time.RFC3339),
-		"foreign_calls":    callSummaryData(s.ForeignCalls),
-		"inactive_calls":   callSummaryData(s.InactiveCalls),
+		"session_id":      s.ID,
+		"role":            s.Role,
+		"state":           string(s.StateAt(now)),
+		"intent":          intentData(s.Intent),
+		"steps_used":      s.StepsUsed,
+		"violations":      violations,
+		"violation_count": s.ViolationCount,
+		"revoked_reason":  s.RevokedReason,
+		"created_at":      s.CreatedAt.UTC().Format(time.RFC3339),
+		"expires_at":      s.ExpiresAt.UTC().Format(time.RFC3339),
+		"foreign_calls":   callSummaryData(s.ForeignCalls),
+		"inactive_calls":  callSummaryData(s.InactiveCalls),
 	}
 	if !s.EndedAt.IsZero() {
 		data["ended_at"] = s.EndedAt.UTC().Format(time.RFC3339)
@@ -513,7 +512,7 @@ func errSessionNotFound(id string) error {
 }
 
 // withSession runs fn on the session id under the session's lock. When fn
-// reports that the session left the active state, the session is finished
+// reports that the session left the active state, the session is closed
 // (persisted, listed in revocations, dropped from its role's index);
 // otherwise nothing is written by withSession itself.
 func (b *backend) withSession(ctx context.Context, req *logical.Request, id string, fn func(*trust.Session, time.Time) (bool, error)) error {
@@ -529,21 +528,21 @@ func (b *backend) withSession(ctx context.Context, req *logical.Request, id stri
 		return errSessionNotFound(id)
 	}
 	now := b.now()
-	finished, err := fn(sess, now)
+	closed, err := fn(sess, now)
 	if err != nil {
 		return err
 	}
-	if finished {
-		return b.finishSession(ctx, req.Storage, sess, now)
+	if closed {
+		return b.closeSession(ctx, req.Storage, sess, now)
 	}
 	return nil
 }
 
-// recordViolation records v against the session (already locked), kills
+// recordViolation records v against the session (already locked), revokes
 // it when the role's rule says so, persists the outcome and returns the
 // error that refuses the request.
 func (b *backend) recordViolation(ctx context.Context, req *logical.Request, sess *trust.Session, v *trust.Violation) error {
-	killed, err := b.applyViolation(ctx, req, sess, v)
+	revoked, err := b.applyViolation(ctx, req, sess, v)
 	if err != nil {
 		return err
 	}
@@ -552,29 +551,29 @@ func (b *backend) recordViolation(ctx context.Context, req *logical.Request, ses
 		code = http.StatusTooManyRequests
 	}
 	msg := v.Error()
-	if killed {
-		msg += "; the session is revoked and all its credentials are dead"
+	if revoked {
+		msg += "; the session is revoked and all its credentials are revoked with it"
 	}
 	return logical.CodedError(code, msg)
 }
 
-// applyViolation records v against the session (already locked), kills it
-// when the role's rule says so, and persists the outcome. It reports
-// whether the session was killed.
+// applyViolation records v against the session (already locked), revokes
+// it when the role's rule says so, and persists the outcome. It reports
+// whether the session was revoked.
 func (b *backend) applyViolation(ctx context.Context, req *logical.Request, sess *trust.Session, v *trust.Violation) (bool, error) {
 	if v.Source == "" {
 		v.Source = requestSource(req)
 	}
-	killed := sess.RecordViolation(*v)
-	b.Logger().Warn("violation", "session_id", sess.ID, "kind", v.Kind, "killed", killed)
-	b.events.send(eventViolation, "session_id", sess.ID, "role", sess.Role, "kind", string(v.Kind),
-		"killed", fmt.Sprint(killed), logical.EventMetadataPath, "sessions/"+sess.ID)
+	revoked := sess.RecordViolation(*v)
+	b.Logger().Warn("violation", "session_id", sess.ID, "kind", v.Kind, "session_revoked", revoked)
+	b.notifier.send(notifyViolation, "session_id", sess.ID, "role", sess.Role, "kind", string(v.Kind),
+		"session_revoked", fmt.Sprint(revoked), logical.EventMetadataPath, "sessions/"+sess.ID)
 	events := stage(sess, v.Time, timeline.Event{
 		Kind: timeline.Violation, Violation: string(v.Kind), Detail: v.Detail,
 		Source: v.Source, Credential: v.Credential,
 	})
-	if killed {
-		return true, b.finishSession(ctx, req.Storage, sess, v.Time, events...)
+	if revoked {
+		return true, b.closeSession(ctx, req.Storage, sess, v.Time, events...)
 	}
 	return false, b.save(ctx, req.Storage, sess, events, true)
 }
@@ -591,7 +590,7 @@ func (b *backend) revokeRoleSessions(ctx context.Context, s logical.Storage, rol
 		lock.Lock()
 		sess, err := b.getSession(ctx, s, id)
 		if err == nil && sess != nil && sess.Revoke(reason, b.now()) {
-			err = b.finishSession(ctx, s, sess, b.now())
+			err = b.closeSession(ctx, s, sess, b.now())
 			n++
 		} else if err == nil {
 			err = s.Delete(ctx, roleSessionsPrefix+role+"/"+id)
@@ -636,15 +635,15 @@ naming what was wider, and nothing is created.
 
 The answer is a leased secret (type agent_session) holding session_id,
 expires_at and the intent as granted. Renew the lease to keep the session
-alive (up to the role's session_max_ttl). Revoking the lease, or the token
-that created it, kills the session and every credential it issued.
+active (up to the role's session_max_ttl). Revoking the lease, or the token
+that created it, revokes the session and every credential it issued.
 
 The session is bound to its creator (its entity, or, for a token without
 one, a salted hash of its accessor): only the creator may take step
 credentials (creds/<session_id>), read it (session/<session_id>) or end it.
 Anyone else is refused (403); the attempt is counted in the session's
 foreign_calls summary and is never a violation of the session, so no other
-caller can kill, flood or read it.
+caller can revoke, flood or read it.
 `
 
 const pathSessionsListHelpSyn = `List sessions, optionally by role and state.`
@@ -659,11 +658,12 @@ Lists session IDs. Filter with role=<name> and state=active|ended|revoked|expire
 const pathSessionReadHelpSyn = `Read any session (administrators): its state, intent, budget used and violations.`
 
 const pathSessionReadHelpDesc = `
-Shows a session: state (active, ended, revoked or expired), the intent as
-granted, steps_used and credential_count, the violations recorded against
-it, revoked_reason when it was killed, and two counted summaries of refused
-requests: foreign_calls (requests by callers other than its creator) and
-inactive_calls (requests and reports after it stopped being active).
+Shows a session: state (active, or closed as ended, revoked or expired),
+the intent as granted, steps_used (every step is one credential issued),
+the violations recorded against it, revoked_reason when it was revoked,
+and two counted summaries of refused requests: foreign_calls (requests by
+callers other than its creator) and inactive_calls (requests and reports
+after it closed).
 
 This path answers for every session: grant it to administrators only.
 Agents read their own sessions at session/<session_id>, as a token reads
@@ -680,7 +680,7 @@ sessions/<session_id>. A session started by another caller is refused
   path "agent/session/+" { capabilities = ["read"] }
 `
 
-const pathSessionEndHelpSyn = `End a session normally; every credential it issued dies.`
+const pathSessionEndHelpSyn = `End a session normally; every credential it issued is revoked.`
 
 const pathSessionEndHelpDesc = `
 The agent that created the session ends it when its task is done. The
@@ -693,10 +693,10 @@ counted in the session's foreign_calls summary.
 The session's lease stays until it expires or is revoked; renewing it fails.
 `
 
-const pathSessionRevokeHelpSyn = `Kill a session with a reason; every credential it issued dies.`
+const pathSessionRevokeHelpSyn = `Revoke a session with a reason; every credential it issued is revoked with it.`
 
 const pathSessionRevokeHelpDesc = `
-An operator kills a session, giving a reason that is recorded and shown as
+An operator revokes a session, giving a reason that is recorded and shown as
 revoked_reason. The session becomes "revoked" and every step credential it
 issued stops being accepted, in a constant number of storage writes.
 `

@@ -97,12 +97,12 @@ func (b *backend) pathSessionGraph(ctx context.Context, req *logical.Request, d 
 	now := b.now()
 	g := timeline.Build(sess.ID, events, string(sess.StateAt(now)), now, droppedEvents(sess, cfg.MaxEvents) > 0)
 	return &logical.Response{Data: map[string]interface{}{
-		"session_id":       sess.ID,
-		"state":            string(sess.StateAt(now)),
-		"credential_count": len(g.Nodes),
-		"partial":          g.Partial,
-		"dot":              g.DOT(),
-		"mermaid":          g.Mermaid(),
+		"session_id":        sess.ID,
+		"state":             string(sess.StateAt(now)),
+		"credentials_shown": len(g.Nodes),
+		"partial":           g.Partial,
+		"dot":               g.DOT(),
+		"mermaid":           g.Mermaid(),
 	}}, nil
 }
 
@@ -116,7 +116,7 @@ func eventData(e timeline.Event) map[string]interface{} {
 	}
 	str := map[string]string{
 		"detail": e.Detail, "source": e.Source, "credential": e.Credential, "parent": e.Parent,
-		"audience": e.Audience, "step": e.Step, "actor": e.Actor, "violation": e.Violation,
+		"audience": e.Audience, "description": e.Description, "actor": e.Actor, "violation": e.Violation,
 		"action": e.Action, "resource": e.Resource, "outcome": e.Outcome,
 	}
 	for k, v := range str {
@@ -143,7 +143,10 @@ Every decision the engine made about the session, in order: session_start,
 credential_issued, request_refused, violation, report, session_renew, and the
 closing session_end, session_revoke (with its reason) or session_expire. Each
 event has a seq, a time, a kind and the details that apply (credential,
-parent, scopes, audience, step, actor, violation, source).
+parent, scopes, audience, description, actor, violation, source).
+
+These are timeline events, kept with the session; the notifications the
+engine sends through Vault's event system are something else.
 
 A session keeps the engine's max_events most recent events; "dropped" counts
 the older ones. Pass after=<seq> to read only newer events.
@@ -154,10 +157,11 @@ const pathGraphHelpSyn = `The access path a session actually took, as a graph.`
 const pathGraphHelpDesc = `
 Draws the session's step credentials as a tree: credentials taken straight
 from the session hang off the session, derived ones off their parent. Each
-node shows scopes, audience, step, actor, depth, state (active, expired,
-ended or revoked) and how often resource servers reported its use.
+node shows scopes, audience, description, actor, depth, state (active,
+expired, ended or revoked) and how often resource servers reported its use.
 
 "dot" is Graphviz text (render with: dot -Tsvg), "mermaid" is a Mermaid
-flowchart (paste it into any Mermaid renderer). "partial" is true when the
-oldest events were dropped, so some credentials may be missing.
+flowchart (paste it into any Mermaid renderer). "credentials_shown" counts
+the credentials drawn. "partial" is true when the oldest events were
+dropped, so some credentials may be missing.
 `

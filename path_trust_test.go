@@ -41,14 +41,14 @@ func TestTimelineRecordsEveryDecision(t *testing.T) {
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/x", "audience": "secrets-api", "step": "look",
+		"scopes": "read:secrets/web/x", "audience": "secrets-api", "description": "look",
 	}).Data["token"].(string)
-	_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scope": "read:secrets//x", "audience": "secrets-api"})
+	_, err := issue(t, b, s, agentA, id, map[string]interface{}{"scopes": "read:secrets//x", "audience": "secrets-api"})
 	require.Error(t, err)
 	mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
 		"token": tok, "action": "read", "resource": "secrets/web/x", "outcome": "allowed",
 	})
-	_, err = issue(t, b, s, agentA, id, map[string]interface{}{"scope": "write:secrets/web/x", "audience": "secrets-api"})
+	_, err = issue(t, b, s, agentA, id, map[string]interface{}{"scopes": "write:secrets/web/x", "audience": "secrets-api"})
 	require.Error(t, err)
 
 	assert.Equal(t, []string{
@@ -57,7 +57,7 @@ func TestTimelineRecordsEveryDecision(t *testing.T) {
 
 	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil)
 	events := resp.Data["events"].([]map[string]interface{})
-	assert.Equal(t, "look", events[1]["step"])
+	assert.Equal(t, "look", events[1]["description"])
 	assert.Equal(t, []string{"read:secrets/web/x"}, events[1]["scopes"])
 	assert.Equal(t, "scope_outside_intent", events[4]["violation"])
 	assert.Equal(t, "violation: scope_outside_intent", events[5]["detail"])
@@ -77,7 +77,7 @@ func TestTimelineIsBounded(t *testing.T) {
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 1000, "max_steps": 500})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	for i := 0; i < 10; i++ {
-		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	}
 	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil)
 	assert.Len(t, resp.Data["events"], 5)
@@ -88,7 +88,7 @@ func TestTimelineIsBounded(t *testing.T) {
 	// request path: after 200 events with 195 dropped, chunks 0-11
 	// (events 1-192) go, and chunk 12 stays.
 	for i := 10; i < 199; i++ {
-		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	}
 	require.NoError(t, b.tidy(ctx, s))
 	keys, err := s.List(ctx, eventsPrefix+id+"/")
@@ -109,13 +109,13 @@ func TestGraphShowsTheAccessPath(t *testing.T) {
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	root := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read,list:secrets/web/*", "audience": "secrets-api", "step": "survey",
+		"scopes": "read,list:secrets/web/*", "audience": "secrets-api", "description": "survey",
 	}).Data["token"].(string)
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": root, "actor": "fetcher",
+		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": root, "actor": "fetcher",
 	})
 	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/graph", nil)
-	assert.Equal(t, 2, resp.Data["credential_count"])
+	assert.Equal(t, 2, resp.Data["credentials_shown"])
 	dot := resp.Data["dot"].(string)
 	assert.Contains(t, dot, "digraph")
 	assert.Contains(t, dot, "session -> c0;")
@@ -127,7 +127,7 @@ func TestGraphShowsTheAccessPath(t *testing.T) {
 }
 
 // TestEveryViolationKindInDenyMode: each kind is refused with a 4xx naming
-// it, counted, and the session dies only past violation_limit.
+// it, counted, and the session is revoked only past violation_limit.
 func TestEveryViolationKindInDenyMode(t *testing.T) {
 	b, s := testBackend(t)
 	now := time.Now()
@@ -136,10 +136,10 @@ func TestEveryViolationKindInDenyMode(t *testing.T) {
 		"on_violation": "deny", "violation_limit": 6, "max_depth": 2, "max_rate": 6,
 	})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "max_steps": 10})
-	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["token"].(string)
 	child := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": tok,
+		"scopes": "read:secrets/web/x", "audience": "secrets-api", "parent_token": tok,
 	}).Data["token"].(string)
 
 	other, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
@@ -154,10 +154,10 @@ func TestEveryViolationKindInDenyMode(t *testing.T) {
 		require.True(t, ok)
 		assert.Equal(t, code, coded.Code(), kind)
 	}
-	expectViolation("scope_outside_intent", http.StatusForbidden, agentA, map[string]interface{}{"scope": "write:secrets/web/x", "audience": "secrets-api"})
-	expectViolation("audience_outside_intent", http.StatusForbidden, agentA, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "billing"})
-	expectViolation("depth_exceeded", http.StatusForbidden, agentA, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": child})
-	expectViolation("bad_parent", http.StatusForbidden, agentA, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": otherTok})
+	expectViolation("scope_outside_intent", http.StatusForbidden, agentA, map[string]interface{}{"scopes": "write:secrets/web/x", "audience": "secrets-api"})
+	expectViolation("audience_outside_intent", http.StatusForbidden, agentA, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "billing"})
+	expectViolation("depth_exceeded", http.StatusForbidden, agentA, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api", "parent_token": child})
+	expectViolation("bad_parent", http.StatusForbidden, agentA, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api", "parent_token": otherTok})
 	// Another caller is refused, and it is no violation of the session.
 	_, err := issue(t, b, s, agentB, id, step)
 	require.ErrorContains(t, err, "belongs to another caller")
@@ -201,7 +201,7 @@ func TestReport(t *testing.T) {
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/*", "audience": "secrets-api",
+		"scopes": "read:secrets/web/*", "audience": "secrets-api",
 	}).Data["token"].(string)
 
 	// In scope: recorded, no violation.
@@ -227,7 +227,7 @@ func TestReport(t *testing.T) {
 	})
 	assert.ErrorContains(t, err, "token: not a step credential of this engine")
 
-	// Outside the scope: reported_misuse kills the session (revoke mode).
+	// Outside the scope: reported_misuse revokes the session (revoke mode).
 	rep = mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
 		"token": tok, "action": "write", "resource": "secrets/web/tls", "outcome": "denied",
 	})
@@ -235,7 +235,7 @@ func TestReport(t *testing.T) {
 	assert.Equal(t, true, rep.Data["session_revoked"])
 	assert.Equal(t, "revoked", rep.Data["session_state"])
 
-	// Once the session is dead, its history is closed: a later report is
+	// Once the session is closed, so is its history: a later report is
 	// only counted.
 	rep = mustDo(t, b, s, agentB, logical.UpdateOperation, "report", map[string]interface{}{
 		"token": tok, "action": "read", "resource": "secrets/web/tls",
@@ -254,7 +254,7 @@ func TestReportObservedAtIsChecked(t *testing.T) {
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/*", "audience": "secrets-api", "ttl": "60s",
+		"scopes": "read:secrets/web/*", "audience": "secrets-api", "ttl": "60s",
 	}).Data["token"].(string)
 	now := time.Now()
 	for name, at := range map[string]time.Time{
@@ -287,7 +287,7 @@ func TestReportJudgesTheUseNotTheArrival(t *testing.T) {
 	b.now = func() time.Time { return clock }
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/*", "audience": "secrets-api", "ttl": "10s",
+		"scopes": "read:secrets/web/*", "audience": "secrets-api", "ttl": "10s",
 	}).Data["token"].(string)
 
 	// Seen 5s after exp, inside the SDK's 30s leeway, reported at once.
@@ -310,7 +310,7 @@ func TestReportJudgesTheUseNotTheArrival(t *testing.T) {
 	clock = start
 	id2, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	tok2 := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id2, map[string]interface{}{
-		"scope": "read:secrets/web/*", "audience": "secrets-api",
+		"scopes": "read:secrets/web/*", "audience": "secrets-api",
 	}).Data["token"].(string)
 	seen := start.Add(time.Second)
 	clock = start.Add(2 * time.Second)
@@ -330,7 +330,7 @@ func TestReportOfAnExpiredCredential(t *testing.T) {
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scope": "read:secrets/web/*", "audience": "secrets-api", "ttl": "10s",
+		"scopes": "read:secrets/web/*", "audience": "secrets-api", "ttl": "10s",
 	}).Data["token"].(string)
 	// 10s past exp plus the default 30s leeway.
 	b.now = func() time.Time { return time.Now().Add(50 * time.Second) }
@@ -387,14 +387,14 @@ func backendWithSender(t *testing.T, sender logical.EventSender) (*backend, logi
 	return b, conf.StorageView
 }
 
-func TestVaultEventsAreSent(t *testing.T) {
+func TestNotificationsAreSent(t *testing.T) {
 	sender := &recordingSender{}
 	b, s := backendWithSender(t, sender)
 	writeRole(t, b, s, "web", nil)
 	a, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+a+"/end", nil)
 	c, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	_, err := issue(t, b, s, agentA, c, map[string]interface{}{"scope": "write:x/y", "audience": "secrets-api"})
+	_, err := issue(t, b, s, agentA, c, map[string]interface{}{"scopes": "write:x/y", "audience": "secrets-api"})
 	require.Error(t, err)
 
 	want := []string{
@@ -405,18 +405,18 @@ func TestVaultEventsAreSent(t *testing.T) {
 	assert.Equal(t, want, sender.sent())
 }
 
-// TestBlockedEventSenderNeverSlowsRequests: a sender that hangs forever
-// does not hold up a single request, and a full queue drops events.
-func TestBlockedEventSenderNeverSlowsRequests(t *testing.T) {
+// TestBlockedNotificationSenderNeverSlowsRequests: a sender that hangs forever
+// does not hold up a single request, and a full queue drops notifications.
+func TestBlockedNotificationSenderNeverSlowsRequests(t *testing.T) {
 	sender := &recordingSender{block: make(chan struct{}), called: make(chan struct{}, 1)}
 	b, s := backendWithSender(t, sender)
 	defer close(sender.block)
 	writeRole(t, b, s, "web", map[string]interface{}{"max_sessions": 0})
-	for i := 0; i < eventQueueSize+50; i++ {
+	for i := 0; i < notifierQueueSize+50; i++ {
 		id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 		_ = id
 	}
-	assert.Greater(t, b.events.dropped.Load(), uint64(0))
+	assert.Greater(t, b.notifier.dropped.Load(), uint64(0))
 }
 
 func TestTidyExpiresAndDeletesSessions(t *testing.T) {
@@ -424,7 +424,7 @@ func TestTidyExpiresAndDeletesSessions(t *testing.T) {
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "ttl": "1m"})
 	ended, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+ended, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+ended, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+ended+"/end", nil)
 	ctx := context.Background()
 

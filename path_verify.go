@@ -185,8 +185,8 @@ func claimsData(c *token.Claims) map[string]interface{} {
 	}
 	if c.Rctx != nil {
 		rctx := map[string]interface{}{}
-		if c.Rctx.Step != "" {
-			rctx["step"] = c.Rctx.Step
+		if c.Rctx.Description != "" {
+			rctx["description"] = c.Rctx.Description
 		}
 		if c.Rctx.ReqIP != "" {
 			rctx["req_ip"] = c.Rctx.ReqIP
@@ -228,8 +228,9 @@ and "use": "sig".
 const pathRevocationsHelpSyn = `The sessions whose credentials must no longer be accepted.`
 
 const pathRevocationsHelpDesc = `
-Lists every session that is no longer active (ended or revoked) while some
-of its credentials could still be unexpired, as {id, revoked_at, exp}. An
+Lists every closed session (ended or revoked: its credentials are revoked
+with it) while some of its credentials could still be unexpired, as {id,
+revoked_at, exp}. An
 entry stays for a minute past exp (verifiers tolerate some clock skew),
 then leaves the list. "version" grows with every
 change: a resource server polls this path, compares the version, and
@@ -244,7 +245,8 @@ An RFC 7662-shaped answer for a step credential. "active" is true only when
 the signature verifies against this mount's keys, the issuer is this
 mount's, the credential is within its validity window, and its session is
 active. An active answer carries the credential's claims (iss, sub, aud,
-exp, jti, txn, scope, dep, ...) and session_state. Any other answer is just
+exp, jti, txn, scope, dep, ...) and session_state; as in RFC 7662, "scope"
+is the granted scopes space-separated. Any other answer is just
 {"active": false}, whatever the reason.
 
 Use it for high-value calls; for the rest, verify offline with jwks and

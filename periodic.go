@@ -13,12 +13,12 @@ import (
 )
 
 // periodic is called by Vault about once a minute. It lists in
-// revocations any ended or revoked session a crash left out, deletes timeline
+// revocations any closed (ended or revoked) session a crash left out, deletes timeline
 // events that fell out of a session's max_events window, marks sessions
 // whose lease ran out as expired (in case the lease's revocation has not reached
-// the engine yet), deletes finished sessions and their timelines once
+// the engine yet), deletes closed sessions and their timelines once
 // session_retention has passed since their last credential expired, drops
-// role index entries of sessions that are gone or dead, and prunes the
+// role index entries of sessions that are gone or closed, and prunes the
 // revocation list. Performance standbys, DR secondaries and performance
 // secondaries (for replicated mounts) skip it: the primary's active node
 // owns the storage.
@@ -132,10 +132,10 @@ func (b *backend) tidySessionLocked(ctx context.Context, s logical.Storage, id s
 	}
 	if sess.State == trust.StateActive && sess.StateAt(now) == trust.StateExpired {
 		sess.Expire(now)
-		return "expired", trimTo, b.finishSession(ctx, s, sess, now)
+		return "expired", trimTo, b.closeSession(ctx, s, sess, now)
 	}
 	if sess.State == trust.StateEnded || sess.State == trust.StateRevoked {
-		// A kill interrupted before its WAL entry was stored: its
+		// A close interrupted before its WAL entry was stored: its
 		// credentials must still be listed (a no-op when they are).
 		if err := b.addRevocation(ctx, s, sess, now); err != nil {
 			return "", 0, err

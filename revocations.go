@@ -16,7 +16,7 @@ import (
 // The revocation list is stored in buckets of at most bucketSessions
 // sessions, by the minute in which their last credentials expire
 // (revocations/<minute>-<n>), so that no storage entry grows with the
-// number of kills: adding a session rewrites one bucket, and pruning
+// number of closed sessions: adding a session rewrites one bucket, and pruning
 // deletes whole buckets once their minute plus trust.RevocationGrace has
 // passed.
 //
@@ -102,7 +102,7 @@ func (b *backend) forgetRevocations() {
 	b.revocationsLock.Unlock()
 }
 
-// addRevocation lists a finished session until its last credential has
+// addRevocation lists a closed session until its last credential has
 // expired, by rewriting one bucket. Listing it again changes nothing.
 func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {
 	b.revocationsLock.Lock()
@@ -136,14 +136,14 @@ func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *tr
 
 // listRevocations returns the sessions to serve at now, oldest revocation
 // first, and the list's version.
-func (b *backend) listRevocations(ctx context.Context, s logical.Storage, now time.Time) ([]trust.Revoked, uint64, error) {
+func (b *backend) listRevocations(ctx context.Context, s logical.Storage, now time.Time) ([]trust.ClosedSession, uint64, error) {
 	b.revocationsLock.Lock()
 	defer b.revocationsLock.Unlock()
 	r, err := b.loadRevocations(ctx, s)
 	if err != nil {
 		return nil, 0, err
 	}
-	var out []trust.Revoked
+	var out []trust.ClosedSession
 	for _, bucket := range r.buckets {
 		for _, e := range bucket.Sessions {
 			if e.Listed(now) {
@@ -151,7 +151,7 @@ func (b *backend) listRevocations(ctx context.Context, s logical.Storage, now ti
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b trust.Revoked) int {
+	slices.SortFunc(out, func(a, b trust.ClosedSession) int {
 		return cmp.Or(cmp.Compare(a.RevokedAt, b.RevokedAt), strings.Compare(a.ID, b.ID))
 	})
 	return out, r.version, nil
@@ -169,7 +169,7 @@ func (b *backend) pruneRevocations(ctx context.Context, s logical.Storage, now t
 	}
 	var gone []string
 	for key, bucket := range r.buckets {
-		if !slices.ContainsFunc(bucket.Sessions, func(e trust.Revoked) bool { return e.Listed(now) }) {
+		if !slices.ContainsFunc(bucket.Sessions, func(e trust.ClosedSession) bool { return e.Listed(now) }) {
 			gone = append(gone, key)
 		}
 	}

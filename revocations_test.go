@@ -32,7 +32,7 @@ func revocationIDs(t *testing.T, b *backend, s logical.Storage, now time.Time) (
 }
 
 // TestRevocationsAreBucketedByExpiry: no storage entry grows with the
-// number of kills; each minute of expiry has its own bucket, pruned whole.
+// number of closed sessions; each minute of expiry has its own bucket, pruned whole.
 func TestRevocationsAreBucketedByExpiry(t *testing.T) {
 	ctx := context.Background()
 	b, s := testBackend(t)
@@ -51,7 +51,7 @@ func TestRevocationsAreBucketedByExpiry(t *testing.T) {
 	for _, k := range keys {
 		e, err := s.Get(ctx, revocationsPrefix+k)
 		require.NoError(t, err)
-		assert.Less(t, len(e.Value), 3000, "a bucket holds one minute's kills")
+		assert.Less(t, len(e.Value), 3000, "a bucket holds one minute's closed sessions")
 	}
 
 	ids, v300 := revocationIDs(t, b, s, now)
@@ -96,7 +96,7 @@ func TestLegacyRevocationListIsRead(t *testing.T) {
 	ctx := context.Background()
 	b, s := testBackend(t)
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	legacy := trust.RevocationList{Version: 7, Sessions: []trust.Revoked{{ID: "old", RevokedAt: now.Unix(), Exp: now.Add(time.Minute).Unix()}}}
+	legacy := trust.RevocationList{Version: 7, Sessions: []trust.ClosedSession{{ID: "old", RevokedAt: now.Unix(), Exp: now.Add(time.Minute).Unix()}}}
 	require.NoError(t, putJSON(ctx, s, legacyRevocationsPath, &legacy))
 
 	ids, v := revocationIDs(t, b, s, now)
@@ -134,7 +134,7 @@ func TestRevocationsReadAfterAnotherNodeWrites(t *testing.T) {
 	assert.Equal(t, []string{"x"}, ids)
 }
 
-// TestRevocationBucketsAreBounded: a burst of kills expiring in the same
+// TestRevocationBucketsAreBounded: a burst of closed sessions expiring in the same
 // minute (a role deleted with all its sessions) fills several buckets of
 // bounded size, never one that grows with the burst.
 func TestRevocationBucketsAreBounded(t *testing.T) {
@@ -158,13 +158,13 @@ func TestRevocationBucketsAreBounded(t *testing.T) {
 	assert.EqualValues(t, 600, v)
 }
 
-// TestSessionInLegacyListIsNotListedTwice: a kill completed again after
+// TestSessionInLegacyListIsNotListedTwice: a close completed again after
 // an upgrade (by the WAL rollback) does not list its session twice.
 func TestSessionInLegacyListIsNotListedTwice(t *testing.T) {
 	ctx := context.Background()
 	b, s := testBackend(t)
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	legacy := trust.RevocationList{Version: 3, Sessions: []trust.Revoked{{ID: "x", RevokedAt: now.Unix(), Exp: now.Add(time.Hour).Unix()}}}
+	legacy := trust.RevocationList{Version: 3, Sessions: []trust.ClosedSession{{ID: "x", RevokedAt: now.Unix(), Exp: now.Add(time.Hour).Unix()}}}
 	require.NoError(t, putJSON(ctx, s, legacyRevocationsPath, &legacy))
 	require.NoError(t, b.addRevocation(ctx, s, endedSession("x", now, now.Add(time.Hour)), now))
 	ids, v := revocationIDs(t, b, s, now)

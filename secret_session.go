@@ -76,7 +76,8 @@ func (b *backend) secretSessionRenew(ctx context.Context, req *logical.Request, 
 
 // secretSessionRevoke runs when the session's lease is revoked: by `vault
 // lease revoke`, a revoke-prefix, the revocation of the creator's token, or
-// the lease's expiry. It kills the session unless it is already dead.
+// the lease's expiry. It closes the session (revoked, or expired when the
+// lease ran out) unless it is already closed.
 func (b *backend) secretSessionRevoke(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	id, err := leaseSessionID(req)
 	if err != nil {
@@ -100,7 +101,7 @@ func (b *backend) secretSessionRevoke(ctx context.Context, req *logical.Request,
 	})
 	if err != nil {
 		if coded, ok := err.(logical.HTTPCodedError); ok && coded.Code() == 404 {
-			return nil, nil // nothing left to kill
+			return nil, nil // nothing left to close
 		}
 		return nil, err
 	}

@@ -26,7 +26,7 @@ import (
 //	                             sessions' last credentials expire (see revocations.go)
 //	revocations/version          the list's version at its last prune
 //	keys/ring                    signing keys (seal-wrapped)
-//	wal/...                      Vault's write-ahead log entries of kills in progress
+//	wal/...                      Vault's write-ahead log entries of closes in progress
 //
 // Issuing a step credential writes the chunk its event belongs to; the
 // session record is written once per reserved block of steps. Ending or
@@ -92,7 +92,7 @@ func putSession(ctx context.Context, s logical.Storage, sess *trust.Session) err
 }
 
 // stage gives events their place in the session's timeline. The caller
-// then persists the session and the events with save or finishSession.
+// then persists the session and the events with save or closeSession.
 func stage(sess *trust.Session, now time.Time, events ...timeline.Event) []timeline.Event {
 	for i := range events {
 		sess.EventSeq++
@@ -194,55 +194,55 @@ func droppedEvents(sess *trust.Session, maxEvents int) uint64 {
 	return sess.EventsDropped
 }
 
-// finishSession persists a session that just left the active state: the
+// closeSession persists a session that just left the active state: the
 // session itself with its closing event (and any events staged before),
 // its entry in the revocation list, and the removal from its role's
-// index. It is the whole cost of killing a session, whatever the number of
+// index. It is the whole cost of closing a session, whatever the number of
 // credentials it issued.
-func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time, events ...timeline.Event) error {
+func (b *backend) closeSession(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time, events ...timeline.Event) error {
 	closing := timeline.Event{Kind: timeline.SessionEnd}
 	switch sess.State {
 	case trust.StateRevoked:
 		closing = timeline.Event{Kind: timeline.SessionRevoke, Detail: sess.RevokedReason}
-		b.events.send(eventSessionRevoke, "session_id", sess.ID, "role", sess.Role, "reason", sess.RevokedReason)
+		b.notifier.send(notifySessionRevoke, "session_id", sess.ID, "role", sess.Role, "reason", sess.RevokedReason)
 	case trust.StateExpired:
 		closing = timeline.Event{Kind: timeline.SessionExpire}
 	default:
-		b.events.send(eventSessionEnd, "session_id", sess.ID, "role", sess.Role)
+		b.notifier.send(notifySessionEnd, "session_id", sess.ID, "role", sess.Role)
 	}
 	events = append(events, stage(sess, now, closing)...)
 
-	// Killing a session spans two rounds of writes. First, at once, the
-	// record, which decides the kill, and a write-ahead log entry holding
-	// the kill's events: if the plugin dies before the second round is
+	// Closing a session spans two rounds of writes. First, at once, the
+	// record, which decides the close, and a write-ahead log entry holding
+	// the close's events: if the plugin dies before the second round is
 	// done, Vault's rollback manager calls walRollback, which completes
 	// it. (Should the plugin die in the instant after the record landed and
 	// before the WAL entry did, the periodic tidy still lists the session
-	// in revocations and drops its index entry; only the kill's events
+	// in revocations and drops its index entry; only the close's events
 	// would be missing.)
 	type walPut struct {
 		id  string
 		err error
 	}
-	walEntry := &finishWAL{Session: sess.ID, Time: now, State: sess.State, EndedAt: sess.EndedAt, Events: events}
+	walEntry := &closeWAL{Session: sess.ID, Time: now, State: sess.State, EndedAt: sess.EndedAt, Events: events}
 	wal := make(chan walPut, 1)
 	go func() {
-		id, err := framework.PutWAL(ctx, s, walFinishSession, walEntry)
+		id, err := framework.PutWAL(ctx, s, walCloseSession, walEntry)
 		wal <- walPut{id, err}
 	}()
 	err := b.save(ctx, s, sess, nil, true)
 	w := <-wal
 	if err != nil {
 		// The record may have landed all the same (a timeout): the WAL
-		// entry stays, and the rollback completes the kill if it did.
+		// entry stays, and the rollback completes the close if it did.
 		return err
 	}
 	if w.err != nil {
-		// One more try: without it, nothing would write the kill's
+		// One more try: without it, nothing would write the close's
 		// events should the next round fail.
-		w.id, w.err = framework.PutWAL(ctx, s, walFinishSession, walEntry)
+		w.id, w.err = framework.PutWAL(ctx, s, walCloseSession, walEntry)
 		if w.err != nil {
-			b.Logger().Warn("could not write the WAL entry of a session kill; completing it without", "session_id", sess.ID, "error", w.err)
+			b.Logger().Warn("could not write the WAL entry of a session close; completing it without", "session_id", sess.ID, "error", w.err)
 		}
 	}
 	// Then, at once, its events, its revocation entry and the removal from
@@ -253,34 +253,34 @@ func (b *backend) finishSession(ctx context.Context, s logical.Storage, sess *tr
 	}
 	written := make(chan error, 1)
 	go func() { written <- b.writeEvents(ctx, s, sess.ID, inWindow(sess, cfg.MaxEvents, events)) }()
-	err = b.completeFinish(ctx, s, sess, now)
+	err = b.completeClose(ctx, s, sess, now)
 	if werr := <-written; err == nil {
 		err = werr
 	}
 	if err != nil {
-		// The WAL entry stays: the rollback manager completes the kill.
+		// The WAL entry stays: the rollback manager completes the close.
 		b.forget(sess.ID)
 		return err
 	}
-	// Only active sessions are kept in memory; a finished one is read from
+	// Only active sessions are kept in memory; a closed one is read from
 	// storage when it is asked about.
 	b.forget(sess.ID)
-	// The kill is complete: its WAL entry goes after the answer. If that
+	// The close is complete: its WAL entry goes after the answer. If that
 	// fails, the rollback manager finds nothing left to do and removes it.
 	if w.err == nil {
 		b.bg.run(func(ctx context.Context) {
 			if err := framework.DeleteWAL(ctx, s, w.id); err != nil {
-				b.Logger().Debug("deleting a finished kill's WAL entry", "session_id", sess.ID, "error", err)
+				b.Logger().Debug("deleting a completed close's WAL entry", "session_id", sess.ID, "error", err)
 			}
 		})
 	}
 	return nil
 }
 
-// completeFinish does what follows persisting a finished session: list it
+// completeClose does what follows persisting a closed session: list it
 // in revocations (unless it merely expired) and drop it from its role's
 // index, both at once. Both steps are idempotent.
-func (b *backend) completeFinish(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {
+func (b *backend) completeClose(ctx context.Context, s logical.Storage, sess *trust.Session, now time.Time) error {
 	unindexed := make(chan error, 1)
 	go func() {
 		err := s.Delete(ctx, roleSessionsPrefix+sess.Role+"/"+sess.ID)
@@ -303,12 +303,12 @@ func (b *backend) completeFinish(ctx context.Context, s logical.Storage, sess *t
 	return nil
 }
 
-const walFinishSession = "finish_session"
+const walCloseSession = "close_session"
 
-// finishWAL is the write-ahead log entry of a session being finished: the
-// kill it records (the state it leads to, and when), and the kill's
+// closeWAL is the write-ahead log entry of a session being closed: the
+// close it records (the state it leads to, and when), and the close's
 // events.
-type finishWAL struct {
+type closeWAL struct {
 	Session string           `json:"session"`
 	Time    time.Time        `json:"time"`
 	State   trust.State      `json:"state,omitempty"`
@@ -316,12 +316,12 @@ type finishWAL struct {
 	Events  []timeline.Event `json:"events,omitempty"`
 }
 
-// walRollback completes a session kill that the plugin did not finish. If
-// the session record never reached storage, the session is still active
-// and stays so (the request that was killing it failed); otherwise its
+// walRollback completes a session close that the plugin did not complete.
+// If the session record never reached storage, the session is still active
+// and stays so (the request that was closing it failed); otherwise its
 // revocation entry and index removal are completed.
 func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data interface{}) error {
-	if kind != walFinishSession {
+	if kind != walCloseSession {
 		return nil
 	}
 	// The WAL's data comes back from storage as decoded JSON.
@@ -329,7 +329,7 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	if err != nil {
 		return nil
 	}
-	var w finishWAL
+	var w closeWAL
 	if err := json.Unmarshal(raw, &w); err != nil || w.Session == "" {
 		return nil
 	}
@@ -344,14 +344,14 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	if at.IsZero() {
 		at = b.now()
 	}
-	b.Logger().Info("completing an interrupted session kill", "session_id", sess.ID)
-	if err := b.completeFinish(ctx, req.Storage, sess, at); err != nil {
+	b.Logger().Info("completing an interrupted session close", "session_id", sess.ID)
+	if err := b.completeClose(ctx, req.Storage, sess, at); err != nil {
 		return err
 	}
-	// The kill's events, again, if the session ended by this very kill
+	// The close's events, again, if the session closed by this very close
 	// (merging is by sequence number, so events already stored are not
-	// repeated). A kill whose record never landed, the session having
-	// ended since by another, has no events to tell.
+	// repeated). A close whose record never landed, the session having
+	// closed since by another, has no events to tell.
 	if w.State != sess.State || !w.EndedAt.Equal(sess.EndedAt) {
 		return nil
 	}
@@ -364,7 +364,7 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	return b.writeEvents(ctx, req.Storage, sess.ID, events)
 }
 
-// deleteSession removes a finished session and its whole timeline.
+// deleteSession removes a closed session and its whole timeline.
 func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *trust.Session) error {
 	b.forget(sess.ID)
 	if err := b.deleteChunks(ctx, s, sess.ID, func(uint64) bool { return true }); err != nil {

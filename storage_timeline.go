@@ -248,7 +248,7 @@ const deleteWorkers = 8
 
 // mergeEvents returns the events of both lists in sequence order, one per
 // sequence number (the later list wins), so that writing an event twice
-// (a kill completed again by the rollback) records it once.
+// (a close completed again by the rollback) records it once.
 func mergeEvents(have, add []timeline.Event) []timeline.Event {
 	out := append(slices.Clone(have), add...)
 	slices.SortStableFunc(out, bySeq)

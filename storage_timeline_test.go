@@ -60,7 +60,7 @@ func TestCredentialWritesOneChunk(t *testing.T) {
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	s.reset()
 	for i := 0; i < 40; i++ {
-		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	}
 	assert.Equal(t, 40, s.puts["events"], "one chunk write per credential")
 	assert.Zero(t, s.gets["events"], "the open chunk is not read back")
@@ -81,7 +81,7 @@ func TestTimelineContinuesOnAnotherNode(t *testing.T) {
 	first, s := testBackend(t)
 	writeRole(t, first, s, "web", map[string]interface{}{"max_rate": 100000})
 	id, _ := startSession(t, first, s, agentA, map[string]interface{}{"role": "web"})
-	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	var creds []string
 	for i := 0; i < 5; i++ {
 		creds = append(creds, mustDo(t, first, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["credential_id"].(string))
@@ -106,7 +106,7 @@ func TestEventWriteFailureFailsTheRequest(t *testing.T) {
 	s := &failingStorage{Storage: &logical.InmemStorage{}, prefix: eventsPrefix}
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	s.arm(true)
 	resp, err := issue(t, b, s, agentA, id, step)
 	require.Error(t, err)
@@ -130,7 +130,7 @@ func TestChunksStayBelowEntryLimits(t *testing.T) {
 	var events []timeline.Event
 	for seq := uint64(1); seq <= chunkEvents; seq++ {
 		events = append(events, timeline.Event{Seq: seq, Kind: timeline.CredentialIssued, Scopes: scopes,
-			Step: strings.Repeat("s", 256), Actor: strings.Repeat("a", 256), Detail: strings.Repeat("d", 256)})
+			Description: strings.Repeat("s", 256), Actor: strings.Repeat("a", 256), Detail: strings.Repeat("d", 256)})
 	}
 	require.NoError(t, b.writeEvents(ctx, s, "big", events))
 	e, err := s.Get(ctx, chunkKey("big", 0))
@@ -156,7 +156,7 @@ func TestLegacyEventKeysAreRead(t *testing.T) {
 	require.NoError(t, s.Delete(ctx, chunkKey(id, 0)))
 	b.forgetChunk(id)
 	require.NoError(t, putJSON(ctx, s, fmt.Sprintf("%s%s/%020d", eventsPrefix, id, 1), timeline.Event{Seq: 1, Kind: timeline.SessionStart}))
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	assert.Equal(t, []string{"session_start", "credential_issued"}, eventKinds(t, b, s, id))
 	sess, err := b.getSession(ctx, s, id)
 	require.NoError(t, err)
@@ -213,7 +213,7 @@ func TestTrimmingDoesNotHoldTheSession(t *testing.T) {
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"max_events": 10})
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000, "max_steps": 10000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	for i := 0; i < 1600; i++ {
 		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
 	}

@@ -38,7 +38,7 @@ func TestPluginRegistersAndMounts(t *testing.T) {
 
 	// path-help describes the path and every field.
 	help := v.mustCLI("path-help", "agent/config")
-	for _, want := range []string{"issuer", "signing_algorithm", "max_session_ttl", "max_step_ttl", "max_events", "EdDSA", "ES256"} {
+	for _, want := range []string{"issuer", "signing_algorithm", "session_max_ttl", "step_max_ttl", "max_events", "EdDSA", "ES256"} {
 		assert.Contains(t, help, want)
 	}
 	rootHelp := v.mustCLI("path-help", "agent/")
@@ -67,24 +67,24 @@ func testConfigLifecycle(t *testing.T, v *vaultServer) {
 	cfg := readJSON(t, v, "agent/config")
 	assert.Equal(t, "vault:agent", cfg["issuer"])
 	assert.Equal(t, "EdDSA", cfg["signing_algorithm"])
-	assert.EqualValues(t, 86400, cfg["max_session_ttl"])
-	assert.EqualValues(t, 3600, cfg["max_step_ttl"])
+	assert.EqualValues(t, 86400, cfg["session_max_ttl"])
+	assert.EqualValues(t, 3600, cfg["step_max_ttl"])
 	assert.EqualValues(t, 1000, cfg["max_events"])
 
 	// A write changes only what it names; durations take Vault's forms.
-	v.mustCLI("write", "agent/config", "signing_algorithm=ES256", "max_step_ttl=10m")
+	v.mustCLI("write", "agent/config", "signing_algorithm=ES256", "step_max_ttl=10m")
 	cfg = readJSON(t, v, "agent/config")
 	assert.Equal(t, "ES256", cfg["signing_algorithm"])
-	assert.EqualValues(t, 600, cfg["max_step_ttl"])
-	assert.EqualValues(t, 86400, cfg["max_session_ttl"])
+	assert.EqualValues(t, 600, cfg["step_max_ttl"])
+	assert.EqualValues(t, 86400, cfg["session_max_ttl"])
 
 	// Bad values are refused with the field named, and change nothing.
 	for _, tc := range []struct{ arg, field string }{
 		{"signing_algorithm=RS256", "signing_algorithm"},
-		{"max_step_ttl=-5", "max_step_ttl"},
-		{"max_step_ttl=48h", "max_step_ttl"},
+		{"step_max_ttl=-5", "step_max_ttl"},
+		{"step_max_ttl=48h", "step_max_ttl"},
 		{"max_events=0", "max_events"},
-		{"max_session_ttl=soon", "max_session_ttl"},
+		{"session_max_ttl=soon", "session_max_ttl"},
 	} {
 		out, err := v.cli("write", "agent/config", tc.arg)
 		require.Error(t, err, "vault write agent/config %s was accepted:\n%s", tc.arg, out)
@@ -98,7 +98,7 @@ func testConfigLifecycle(t *testing.T, v *vaultServer) {
 	v.mustCLI("delete", "agent/config")
 	cfg = readJSON(t, v, "agent/config")
 	assert.Equal(t, "EdDSA", cfg["signing_algorithm"])
-	assert.EqualValues(t, 3600, cfg["max_step_ttl"])
+	assert.EqualValues(t, 3600, cfg["step_max_ttl"])
 }
 
 // readJSON runs `vault read -format=json PATH` and returns its data.

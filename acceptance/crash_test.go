@@ -41,7 +41,7 @@ func (v *vaultServer) pluginPIDs() []int {
 // afterwards no session is half-written and every guarantee holds: every
 // credential an agent received was counted against the budget, the budget
 // was never exceeded, every credential verifies, and ending the session
-// kills them all.
+// revokes them all.
 func TestPluginCrashDuringIssuance(t *testing.T) {
 	v := startVault(t, raftMode)
 	agent1, _ := setupJourney(t, v, "max_steps=100000", "max_rate=100000", "on_violation=deny", "violation_limit=1000")
@@ -63,7 +63,7 @@ func TestPluginCrashDuringIssuance(t *testing.T) {
 					return
 				default:
 				}
-				s, err := c.Logical().Write("agent/creds/"+id, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+				s, err := c.Logical().Write("agent/creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 				mu.Lock()
 				if err == nil {
 					tokens = append(tokens, s.Data["token"].(string))
@@ -112,8 +112,8 @@ func TestPluginCrashDuringIssuance(t *testing.T) {
 		_, err := token.Verify(tok, keys, token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 		require.NoError(t, err)
 	}
-	// Issuance continues, then the session ends and every credential dies.
-	v.mustJSONAs(agent1, "read", "agent/creds/"+id, "scope=read:secrets/web/x", "audience=secrets-api")
+	// Issuance continues, then the session ends and every credential is revoked.
+	v.mustJSONAs(agent1, "read", "agent/creds/"+id, "scopes=read:secrets/web/x", "audience=secrets-api")
 	v.mustCLI2(agent1, "write", "-f", "agent/sessions/"+id+"/end")
 	for _, tok := range []string{tokens[0], tokens[len(tokens)/2], tokens[len(tokens)-1]} {
 		assert.Equal(t, false, v.introspect(tok)["active"])

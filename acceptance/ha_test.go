@@ -126,7 +126,7 @@ listener "tcp" {
 // TestHAFailover runs a three-node raft cluster: sessions start on the
 // leader, credentials are issued through standbys (forwarded to the
 // leader), and the leader is killed under load. Afterwards no revoked
-// session is alive again, no budget was exceeded, and the new leader
+// session is active again, no budget was exceeded, and the new leader
 // serves everything.
 func TestHAFailover(t *testing.T) {
 	nodes := startCluster(t, 3)
@@ -134,9 +134,9 @@ func TestHAFailover(t *testing.T) {
 	agent1, _ := setupJourney(t, leader, "max_steps=100000", "max_rate=100000", "on_violation=deny", "violation_limit=1000")
 
 	// A session revoked before the failover.
-	dead := leader.startSession(agent1).Data["session_id"].(string)
-	deadTok := leader.mustJSONAs(agent1, "read", "agent/creds/"+dead, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
-	leader.mustCLI("write", "agent/sessions/"+dead+"/revoke", "reason=before failover")
+	revokedID := leader.startSession(agent1).Data["session_id"].(string)
+	revokedTok := leader.mustJSONAs(agent1, "read", "agent/creds/"+revokedID, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
+	leader.mustCLI("write", "agent/sessions/"+revokedID+"/revoke", "reason=before failover")
 
 	// A session with a small budget, hammered through both standbys.
 	const budget = 3000
@@ -158,7 +158,7 @@ func TestHAFailover(t *testing.T) {
 					return
 				default:
 				}
-				s, err := c.Logical().Write("agent/creds/"+live, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"})
+				s, err := c.Logical().Write("agent/creds/"+live, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 				if err == nil {
 					mu.Lock()
 					tokens = append(tokens, s.Data["token"].(string))
@@ -203,11 +203,11 @@ func TestHAFailover(t *testing.T) {
 	assert.LessOrEqual(t, used, budget)
 	assert.GreaterOrEqual(t, used, len(tokens), "every credential received was counted")
 
-	// The revoked session stays dead on the new leader.
-	assert.Equal(t, "revoked", newLeader.sessionState(dead)["state"])
-	assert.Equal(t, false, newLeader.introspect(deadTok)["active"])
+	// The revoked session stays closed on the new leader.
+	assert.Equal(t, "revoked", newLeader.sessionState(revokedID)["state"])
+	assert.Equal(t, false, newLeader.introspect(revokedTok)["active"])
 	_, revoked := newLeader.revocations()
-	assert.Contains(t, revoked, dead)
+	assert.Contains(t, revoked, revokedID)
 
 	// The new leader serves everything: keys, credentials, introspection.
 	keys := token.StaticKeys(newLeader.jwks()...)
@@ -216,7 +216,7 @@ func TestHAFailover(t *testing.T) {
 		require.NoError(t, err)
 	}
 	fresh := newLeader.startSession(agent1).Data["session_id"].(string)
-	tok := newLeader.mustJSONAs(agent1, "read", "agent/creds/"+fresh, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
+	tok := newLeader.mustJSONAs(agent1, "read", "agent/creds/"+fresh, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
 	assert.Equal(t, true, newLeader.introspect(tok)["active"])
 	newLeader.mustCLI2(agent1, "write", "-f", "agent/sessions/"+fresh+"/end")
 	assert.Equal(t, false, newLeader.introspect(tok)["active"])

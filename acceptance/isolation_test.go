@@ -22,13 +22,13 @@ func TestAgentsCannotHarmEachOther(t *testing.T) {
 	agentA, agentB := setupJourney(t, v)
 
 	id := v.startSession(agentA, "scopes=read:secrets/web/*", "audiences=secrets-api").Data["session_id"].(string)
-	tokA := v.mustJSONAs(agentA, "read", "agent/creds/"+id, "scope=read:secrets/web/tls", "audience=secrets-api").Data["token"].(string)
+	tokA := v.mustJSONAs(agentA, "read", "agent/creds/"+id, "scopes=read:secrets/web/tls", "audience=secrets-api").Data["token"].(string)
 	eventsBefore := v.mustJSONAs(v.token, "read", "agent/sessions/"+id+"/events").Data["events"]
 
 	for _, attempt := range [][]string{
-		{"read", "agent/creds/" + id, "scope=read:secrets/web/tls", "audience=secrets-api"},
-		{"write", "agent/creds/" + id, "scope=write:secrets/*", "audience=elsewhere"},
-		{"write", "agent/creds/" + id, "scope=read:secrets/web/tls", "audience=secrets-api", "parent_token=" + tokA},
+		{"read", "agent/creds/" + id, "scopes=read:secrets/web/tls", "audience=secrets-api"},
+		{"write", "agent/creds/" + id, "scopes=write:secrets/*", "audience=elsewhere"},
+		{"write", "agent/creds/" + id, "scopes=read:secrets/web/tls", "audience=secrets-api", "parent_token=" + tokA},
 		{"write", "-f", "agent/sessions/" + id + "/end"},
 		{"read", "agent/session/" + id},
 	} {
@@ -62,14 +62,14 @@ func TestAgentsCannotHarmEachOther(t *testing.T) {
 	assert.NotContains(t, revoked, id)
 
 	// A carries on and ends its own session.
-	v.mustJSONAs(agentA, "read", "agent/creds/"+id, "scope=read:secrets/web/x", "audience=secrets-api")
+	v.mustJSONAs(agentA, "read", "agent/creds/"+id, "scopes=read:secrets/web/x", "audience=secrets-api")
 	v.mustCLI2(agentA, "write", "-f", "agent/sessions/"+id+"/end")
 	assert.Equal(t, "ended", v.sessionState(id)["state"])
 
-	// B's requests on the dead session still change nothing but counts.
-	_, err = v.cliAs(agentB, "read", "agent/creds/"+id, "scope=read:secrets/web/tls", "audience=secrets-api")
+	// B's requests on the closed session still change nothing but counts.
+	_, err = v.cliAs(agentB, "read", "agent/creds/"+id, "scopes=read:secrets/web/tls", "audience=secrets-api")
 	require.Error(t, err)
-	_, err = v.cliAs(agentA, "read", "agent/creds/"+id, "scope=read:secrets/web/tls", "audience=secrets-api")
+	_, err = v.cliAs(agentA, "read", "agent/creds/"+id, "scopes=read:secrets/web/tls", "audience=secrets-api")
 	require.Error(t, err)
 	st := v.sessionState(id)
 	assert.Equal(t, "ended", st["state"])

@@ -176,7 +176,7 @@ func TestJourney(t *testing.T) {
 	assert.Contains(t, out, "scopes: delete:secrets/web/tls is wider than role")
 
 	// A step credential, verified offline against the unauthenticated JWKS.
-	cred := v.mustJSONAs(agent1, "read", "agent/creds/"+id, "scope=read:secrets/web/tls", "audience=secrets-api", "step=fetch the cert")
+	cred := v.mustJSONAs(agent1, "read", "agent/creds/"+id, "scopes=read:secrets/web/tls", "audience=secrets-api", "description=fetch the cert")
 	tok := cred.Data["token"].(string)
 	keys := v.jwks()
 	claims, err := token.Verify(tok, token.StaticKeys(keys...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
@@ -192,11 +192,11 @@ func TestJourney(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &lookup))
 	require.NotEmpty(t, lookup.Data["accessor"])
 	assert.NotContains(t, claims.Subject, lookup.Data["accessor"].(string))
-	assert.Equal(t, "fetch the cert", claims.Rctx.Step)
+	assert.Equal(t, "fetch the cert", claims.Rctx.Description)
 	assert.Equal(t, "127.0.0.1", claims.Rctx.ReqIP)
 
 	// Derive for a sub-agent: depth 2, act chain.
-	child := v.mustJSONAs(agent1, "write", "agent/creds/"+id, "scope=read:secrets/web/tls", "audience=docs-api",
+	child := v.mustJSONAs(agent1, "write", "agent/creds/"+id, "scopes=read:secrets/web/tls", "audience=docs-api",
 		"parent_token="+tok, "actor=summariser")
 	cc, err := token.Verify(child.Data["token"].(string), token.StaticKeys(keys...), token.VerifyOptions{Issuer: "vault:agent", Audience: "docs-api"})
 	require.NoError(t, err)
@@ -205,7 +205,7 @@ func TestJourney(t *testing.T) {
 	assert.Equal(t, []string{"summariser"}, cc.Act.Chain())
 
 	// ttl is clamped with a warning.
-	long := v.mustJSONAs(agent1, "write", "agent/creds/"+id, "scope=list:secrets/web/a", "audience=secrets-api", "ttl=2h")
+	long := v.mustJSONAs(agent1, "write", "agent/creds/"+id, "scopes=list:secrets/web/a", "audience=secrets-api", "ttl=2h")
 	require.NotEmpty(t, long.Warnings)
 	assert.Contains(t, long.Warnings[0], "clamped")
 
@@ -216,7 +216,7 @@ func TestJourney(t *testing.T) {
 	// Renewal works while the session lives.
 	v.mustCLI("lease", "renew", start.LeaseID)
 
-	// The agent ends its session: every credential dies at once.
+	// The agent ends its session: every credential is revoked at once.
 	v.mustCLI2(agent1, "write", "-f", "agent/sessions/"+id+"/end")
 	assert.Equal(t, false, v.introspect(tok)["active"])
 	assert.Equal(t, false, v.introspect(child.Data["token"].(string))["active"])
@@ -234,17 +234,17 @@ func TestJourney(t *testing.T) {
 	// Another caller cannot use someone else's session, nor harm it.
 	s2 := v.startSession(agent1)
 	id2 := s2.Data["session_id"].(string)
-	_, out, err = v.jsonAs(agent2, "read", "agent/creds/"+id2, "scope=read:secrets/web/tls", "audience=secrets-api")
+	_, out, err = v.jsonAs(agent2, "read", "agent/creds/"+id2, "scopes=read:secrets/web/tls", "audience=secrets-api")
 	require.Error(t, err)
 	assert.Contains(t, out, "Code: 403")
 	assert.Contains(t, out, "belongs to another caller")
 	assert.Equal(t, "active", v.sessionState(id2)["state"])
 
-	// A scope outside the intent: refused, recorded, session killed.
+	// A scope outside the intent: refused, recorded, session revoked.
 	s3 := v.startSession(agent1, "scopes=read:secrets/web/tls")
 	id3 := s3.Data["session_id"].(string)
-	early := v.mustJSONAs(agent1, "read", "agent/creds/"+id3, "scope=read:secrets/web/tls", "audience=secrets-api").Data["token"].(string)
-	_, out, err = v.jsonAs(agent1, "read", "agent/creds/"+id3, "scope=list:secrets/web/tls", "audience=secrets-api")
+	early := v.mustJSONAs(agent1, "read", "agent/creds/"+id3, "scopes=read:secrets/web/tls", "audience=secrets-api").Data["token"].(string)
+	_, out, err = v.jsonAs(agent1, "read", "agent/creds/"+id3, "scopes=list:secrets/web/tls", "audience=secrets-api")
 	require.Error(t, err)
 	assert.Contains(t, out, "violation scope_outside_intent")
 	st = v.sessionState(id3)
@@ -256,16 +256,16 @@ func TestJourney(t *testing.T) {
 	s4 := v.startSession(agent1)
 	id4 := s4.Data["session_id"].(string)
 	for i := 0; i < 5; i++ {
-		v.mustJSONAs(agent1, "read", "agent/creds/"+id4, "scope=read:secrets/web/x", "audience=secrets-api")
+		v.mustJSONAs(agent1, "read", "agent/creds/"+id4, "scopes=read:secrets/web/x", "audience=secrets-api")
 	}
-	_, out, err = v.jsonAs(agent1, "read", "agent/creds/"+id4, "scope=read:secrets/web/x", "audience=secrets-api")
+	_, out, err = v.jsonAs(agent1, "read", "agent/creds/"+id4, "scopes=read:secrets/web/x", "audience=secrets-api")
 	require.Error(t, err)
 	assert.Contains(t, out, "violation budget_exhausted")
 
-	// Revoking the lease kills the session.
+	// Revoking the lease revokes the session.
 	s5 := v.startSession(agent1)
 	id5 := s5.Data["session_id"].(string)
-	t5 := v.mustJSONAs(agent1, "read", "agent/creds/"+id5, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
+	t5 := v.mustJSONAs(agent1, "read", "agent/creds/"+id5, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
 	v.mustCLI("lease", "revoke", s5.LeaseID)
 	st = v.sessionState(id5)
 	assert.Equal(t, "revoked", st["state"])
@@ -278,18 +278,18 @@ func TestJourney(t *testing.T) {
 	v.mustCLI("lease", "revoke", "-prefix", "agent/session")
 	assert.Equal(t, "revoked", v.sessionState(id6)["state"])
 
-	// Revoking the creator's token kills its sessions.
+	// Revoking the creator's token revokes its sessions.
 	agent3 := v.newToken("agent")
 	s7 := v.startSession(agent3)
 	id7 := s7.Data["session_id"].(string)
-	t7 := v.mustJSONAs(agent3, "read", "agent/creds/"+id7, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
+	t7 := v.mustJSONAs(agent3, "read", "agent/creds/"+id7, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
 	v.mustCLI("token", "revoke", agent3)
-	waitFor(t, "the creator's token revocation to kill the session", func() bool {
+	waitFor(t, "the creator's token revocation to revoke the session", func() bool {
 		return v.sessionState(id7)["state"] == "revoked"
 	})
 	assert.Equal(t, false, v.introspect(t7)["active"])
 
-	// An operator kills a session with a reason.
+	// An operator revokes a session with a reason.
 	s8 := v.startSession(agent1)
 	id8 := s8.Data["session_id"].(string)
 	v.mustCLI("write", "agent/sessions/"+id8+"/revoke", "reason=incident 42")
@@ -298,11 +298,11 @@ func TestJourney(t *testing.T) {
 	// Rotation: the old key stays in jwks, its tokens stay valid.
 	s9 := v.startSession(agent1)
 	id9 := s9.Data["session_id"].(string)
-	before := v.mustJSONAs(agent1, "read", "agent/creds/"+id9, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
+	before := v.mustJSONAs(agent1, "read", "agent/creds/"+id9, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
 	rot := v.mustJSONAs(v.token, "write", "-f", "agent/keys/rotate")
 	assert.NotEmpty(t, rot.Data["kid"])
 	assert.Len(t, v.jwks(), 2)
-	after := v.mustJSONAs(agent1, "read", "agent/creds/"+id9, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
+	after := v.mustJSONAs(agent1, "read", "agent/creds/"+id9, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
 	kid, err := token.PeekKeyID(after)
 	require.NoError(t, err)
 	assert.Equal(t, rot.Data["kid"], kid)

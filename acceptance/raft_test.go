@@ -14,32 +14,32 @@ import (
 )
 
 // TestSessionsSurviveRestartOnRaft: on integrated raft storage, live
-// sessions stay live across a restart of Vault, ended ones stay dead, the
+// sessions stay active across a restart of Vault, ended ones stay closed, the
 // signing keys survive, and issuance continues.
 func TestSessionsSurviveRestartOnRaft(t *testing.T) {
 	v := startVault(t, raftMode)
 	agent1, _ := setupJourney(t, v)
 
 	live := v.startSession(agent1).Data["session_id"].(string)
-	liveTok := v.mustJSONAs(agent1, "read", "agent/creds/"+live, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
-	dead := v.startSession(agent1).Data["session_id"].(string)
-	deadTok := v.mustJSONAs(agent1, "read", "agent/creds/"+dead, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
-	v.mustCLI2(agent1, "write", "-f", "agent/sessions/"+dead+"/end")
+	liveTok := v.mustJSONAs(agent1, "read", "agent/creds/"+live, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
+	ended := v.startSession(agent1).Data["session_id"].(string)
+	endedTok := v.mustJSONAs(agent1, "read", "agent/creds/"+ended, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
+	v.mustCLI2(agent1, "write", "-f", "agent/sessions/"+ended+"/end")
 	keysBefore := v.jwks()
 	version, _ := v.revocations()
 
 	v.restart()
 
 	assert.Equal(t, "active", v.sessionState(live)["state"])
-	assert.Equal(t, "ended", v.sessionState(dead)["state"])
+	assert.Equal(t, "ended", v.sessionState(ended)["state"])
 	assert.Equal(t, true, v.introspect(liveTok)["active"])
-	assert.Equal(t, false, v.introspect(deadTok)["active"])
+	assert.Equal(t, false, v.introspect(endedTok)["active"])
 	assert.Equal(t, keysBefore, v.jwks())
 	versionAfter, revoked := v.revocations()
 	assert.Equal(t, version, versionAfter)
-	assert.Contains(t, revoked, dead)
+	assert.Contains(t, revoked, ended)
 
-	next := v.mustJSONAs(agent1, "read", "agent/creds/"+live, "scope=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
+	next := v.mustJSONAs(agent1, "read", "agent/creds/"+live, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string)
 	_, err := token.Verify(next, token.StaticKeys(v.jwks()...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
 	require.NoError(t, err)
 	// After a restart the engine counts the reserved block of steps as
@@ -68,7 +68,7 @@ func TestBudgetUnderConcurrencyOnRaft(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			secret, err := client.Logical().Write("agent/creds/"+id, map[string]interface{}{
-				"scope": "read:secrets/web/x", "audience": "secrets-api",
+				"scopes": "read:secrets/web/x", "audience": "secrets-api",
 			})
 			mu.Lock()
 			defer mu.Unlock()

@@ -27,9 +27,9 @@ func (v *vaultServer) agentClient(tok string) *api.Client {
 }
 
 // TestEveryViolationKindInBothModes drives each violation kind over HTTP
-// against a real Vault, under on_violation=revoke (the first kills) and
-// on_violation=deny with violation_limit=1 (refused and counted; the
-// second kills).
+// against a real Vault, under on_violation=revoke (the first revokes the
+// session) and on_violation=deny with violation_limit=1 (refused and
+// counted; the second revokes it).
 func TestEveryViolationKindInBothModes(t *testing.T) {
 	v := startVault(t, devMode)
 	agent1, _ := setupJourney(t, v)
@@ -44,7 +44,7 @@ func TestEveryViolationKindInBothModes(t *testing.T) {
 	v.mustCLI("write", "agent/roles/lenient", "scopes=read:secrets/web/*", "audiences=secrets-api",
 		"on_violation=deny", "violation_limit=1", "max_depth=1", "max_rate=10", "max_steps=4")
 
-	step := map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api"}
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	type attempt func(id, tok string) error
 	creds := func(c *api.Client, data map[string]interface{}) attempt {
 		return func(id, tok string) error {
@@ -69,10 +69,10 @@ func TestEveryViolationKindInBothModes(t *testing.T) {
 		// session holds extra intent fields.
 		session map[string]interface{}
 	}{
-		{"scope_outside_intent", 403, creds(c1, map[string]interface{}{"scope": "list:secrets/web/x", "audience": "secrets-api"}), 0, nil},
-		{"audience_outside_intent", 403, creds(c1, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "billing"}), 0, nil},
-		{"depth_exceeded", 403, creds(c1, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": "$TOKEN"}), 0, nil},
-		{"bad_parent", 403, creds(c1, map[string]interface{}{"scope": "read:secrets/web/x", "audience": "secrets-api", "parent_token": "eyJhbGciOiJFZERTQSJ9.e30.AAAA"}), 0, nil},
+		{"scope_outside_intent", 403, creds(c1, map[string]interface{}{"scopes": "list:secrets/web/x", "audience": "secrets-api"}), 0, nil},
+		{"audience_outside_intent", 403, creds(c1, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "billing"}), 0, nil},
+		{"depth_exceeded", 403, creds(c1, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api", "parent_token": "$TOKEN"}), 0, nil},
+		{"bad_parent", 403, creds(c1, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api", "parent_token": "eyJhbGciOiJFZERTQSJ9.e30.AAAA"}), 0, nil},
 		{"rate_exceeded", 429, creds(c1, step), 1, map[string]interface{}{"max_rate": 2}},
 		{"budget_exhausted", 403, creds(c1, step), 3, nil},
 		{"reported_misuse", 0, func(id, tok string) error {
@@ -118,7 +118,7 @@ func TestEveryViolationKindInBothModes(t *testing.T) {
 				if mode == "strict" {
 					assert.Equal(t, "revoked", st["state"])
 					assert.Equal(t, "violation: "+k.kind, st["revoked_reason"])
-					assert.Equal(t, false, v.introspect(tok)["active"], "every credential dies with the session")
+					assert.Equal(t, false, v.introspect(tok)["active"], "every credential is revoked with the session")
 					_, revoked := v.revocations()
 					assert.Contains(t, revoked, id)
 					return
@@ -139,7 +139,7 @@ func TestEveryViolationKindInBothModes(t *testing.T) {
 }
 
 // TestTimelineGraphAndRoleDeletion: the timeline tells what happened, the
-// graph draws it (and Graphviz renders it), deleting a role kills its live
+// graph draws it (and Graphviz renders it), deleting a role revokes its live
 // sessions, and an in-scope report is recorded.
 func TestTimelineGraphAndRoleDeletion(t *testing.T) {
 	dot, err := exec.LookPath("dot")
@@ -154,9 +154,9 @@ path "agent/introspect" { capabilities = ["update"] }`
 	rsToken := v.newToken("resource-server")
 
 	id := v.startSession(agent1).Data["session_id"].(string)
-	root := v.mustJSONAs(agent1, "read", "agent/creds/"+id, "scope=read,list:secrets/web/*", "audience=secrets-api", "step=survey").Data["token"].(string)
-	child := v.mustJSONAs(agent1, "write", "agent/creds/"+id, "scope=read:secrets/web/tls", "audience=docs-api",
-		"parent_token="+root, "actor=summariser", "step=read the cert").Data["token"].(string)
+	root := v.mustJSONAs(agent1, "read", "agent/creds/"+id, "scopes=read,list:secrets/web/*", "audience=secrets-api", "description=survey").Data["token"].(string)
+	child := v.mustJSONAs(agent1, "write", "agent/creds/"+id, "scopes=read:secrets/web/tls", "audience=docs-api",
+		"parent_token="+root, "actor=summariser", "description=read the cert").Data["token"].(string)
 	rep := v.mustJSONAs(rsToken, "write", "agent/report", "token="+child, "action=read", "resource=secrets/web/tls", "outcome=allowed")
 	assert.Equal(t, "", rep.Data["violation"])
 
@@ -180,7 +180,7 @@ path "agent/introspect" { capabilities = ["update"] }`
 	assert.Equal(t, []string{"session_start", "credential_issued", "credential_issued", "report", "session_revoke"}, kinds)
 
 	graph := v.mustJSONAs(v.token, "read", "agent/sessions/"+id+"/graph").Data
-	assert.EqualValues(t, 2, graph["credential_count"])
+	assert.EqualValues(t, 2, graph["credentials_shown"])
 	mermaid := graph["mermaid"].(string)
 	assert.Contains(t, mermaid, "c0 --> c1")
 

@@ -17,13 +17,13 @@
 //	go sess.KeepAlive(ctx)
 //
 //	cred, err := sess.Step(ctx, client.StepRequest{
-//		Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api", Step: "fetch the cert",
+//		Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api", Description: "fetch the cert",
 //	})
 //	// send cred.Token to the resource server: Authorization: Bearer <token>
 //
 // Refusals come back as *Error, which names the violation kind when there
 // is one; errors.Is matches the sentinel errors (ErrViolation,
-// ErrBudgetExhausted, ErrSessionRevoked, ...).
+// ErrBudgetExhausted, ErrSessionClosed, ...).
 package client
 
 import (
@@ -139,7 +139,8 @@ func (c *Client) Start(ctx context.Context, in Intent) (*Session, error) {
 	return s, nil
 }
 
-// StepRequest asks for one step credential.
+// StepRequest asks for one step credential: a step is one credential
+// issuance.
 type StepRequest struct {
 	// Scopes this step needs, each inside the session's intent.
 	Scopes []string
@@ -148,8 +149,9 @@ type StepRequest struct {
 	// TTL of the credential; zero takes the role's step_ttl. Longer
 	// requests are clamped, with a warning in Credential.Warnings.
 	TTL time.Duration
-	// Step says what the step is for; it is recorded and put in the token.
-	Step string
+	// Description says what the step is for; it is recorded in the
+	// session's timeline and put in the token (rctx.description).
+	Description string
 	// Actor names the sub-agent acting, appended to the token's act chain.
 	Actor string
 	// CnfJKT binds the credential to a key (RFC 7638 thumbprint).
@@ -182,11 +184,11 @@ func (s *Session) Derive(ctx context.Context, parent *Credential, req StepReques
 }
 
 func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*Credential, error) {
-	data := map[string]interface{}{"scope": req.Scopes, "audience": req.Audience}
+	data := map[string]interface{}{"scopes": req.Scopes, "audience": req.Audience}
 	if req.TTL > 0 {
 		data["ttl"] = int(req.TTL.Seconds())
 	}
-	for k, v := range map[string]string{"step": req.Step, "actor": req.Actor, "cnf_jkt": req.CnfJKT, "parent_token": parent} {
+	for k, v := range map[string]string{"description": req.Description, "actor": req.Actor, "cnf_jkt": req.CnfJKT, "parent_token": parent} {
 		if v != "" {
 			data[k] = v
 		}
@@ -202,7 +204,7 @@ func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*C
 	cred.Token, _ = secret.Data["token"].(string)
 	cred.ID, _ = secret.Data["credential_id"].(string)
 	cred.Audience, _ = secret.Data["audience"].(string)
-	cred.Scopes = stringList(secret.Data["scope"])
+	cred.Scopes = stringList(secret.Data["scopes"])
 	cred.Depth = intOf(secret.Data["depth"])
 	if t, err := time.Parse(time.RFC3339, fmt.Sprint(secret.Data["expires_at"])); err == nil {
 		cred.ExpiresAt = t
@@ -215,11 +217,11 @@ func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*C
 
 // Status is a session as the engine sees it.
 type Status struct {
-	State           string
-	StepsUsed       int
-	ViolationCount  int
-	RevokedReason   string
-	CredentialCount int
+	State string
+	// StepsUsed counts the steps taken: every credential issued is one.
+	StepsUsed      int
+	ViolationCount int
+	RevokedReason  string
 }
 
 // Status reads the session's state (needs read on <mount>/session/<id>,
@@ -233,15 +235,15 @@ func (s *Session) Status(ctx context.Context) (*Status, error) {
 		return nil, &Error{StatusCode: 404, Message: "session " + s.ID + " not found"}
 	}
 	return &Status{
-		State:           fmt.Sprint(secret.Data["state"]),
-		StepsUsed:       intOf(secret.Data["steps_used"]),
-		ViolationCount:  intOf(secret.Data["violation_count"]),
-		RevokedReason:   fmt.Sprint(secret.Data["revoked_reason"]),
-		CredentialCount: intOf(secret.Data["credential_count"]),
+		State:          fmt.Sprint(secret.Data["state"]),
+		StepsUsed:      intOf(secret.Data["steps_used"]),
+		ViolationCount: intOf(secret.Data["violation_count"]),
+		RevokedReason:  fmt.Sprint(secret.Data["revoked_reason"]),
 	}, nil
 }
 
-// End ends the session: every credential it issued dies at once.
+// End ends the session: it closes, and every credential it issued is
+// revoked at once.
 func (s *Session) End(ctx context.Context) error {
 	_, err := s.c.vault.Logical().WriteWithContext(ctx, s.c.mount+"/sessions/"+s.ID+"/end", nil)
 	return asError(err)

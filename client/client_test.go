@@ -125,7 +125,7 @@ func TestStartErrors(t *testing.T) {
 		assert.Nil(t, s)
 		assert.ErrorIs(t, err, ErrBadRequest)
 		assert.NotErrorIs(t, err, ErrViolation)
-		assert.NotErrorIs(t, err, ErrSessionRevoked)
+		assert.NotErrorIs(t, err, ErrSessionClosed)
 		var e *Error
 		require.ErrorAs(t, err, &e)
 		assert.Equal(t, 400, e.StatusCode)
@@ -171,12 +171,12 @@ func TestStep(t *testing.T) {
 	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
 
 	cred, err := s.Step(context.Background(), StepRequest{
-		Scopes:   []string{"read:secrets/web/tls", "list:secrets/web"},
-		Audience: "secrets-api",
-		TTL:      2 * time.Minute,
-		Step:     "fetch the cert",
-		Actor:    "fetcher",
-		CnfJKT:   "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+		Scopes:      []string{"read:secrets/web/tls", "list:secrets/web"},
+		Audience:    "secrets-api",
+		TTL:         2 * time.Minute,
+		Description: "fetch the cert",
+		Actor:       "fetcher",
+		CnfJKT:      "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
 	})
 	require.NoError(t, err)
 
@@ -184,10 +184,10 @@ func TestStep(t *testing.T) {
 	require.Len(t, reqs, 1)
 	b := reqs[0].Body
 	assert.Equal(t, testToken, reqs[0].Token)
-	assert.Equal(t, []string{"read:secrets/web/tls", "list:secrets/web"}, strs(t, b["scope"]))
+	assert.Equal(t, []string{"read:secrets/web/tls", "list:secrets/web"}, strs(t, b["scopes"]))
 	assert.Equal(t, "secrets-api", b["audience"])
 	assert.Equal(t, int64(120), num(t, b["ttl"]))
-	assert.Equal(t, "fetch the cert", b["step"])
+	assert.Equal(t, "fetch the cert", b["description"])
 	assert.Equal(t, "fetcher", b["actor"])
 	assert.Equal(t, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", b["cnf_jkt"])
 	assert.NotContains(t, b, "parent_token", "a step has no parent")
@@ -209,7 +209,7 @@ func TestStepMinimalRequest(t *testing.T) {
 	reqs := f.received(http.MethodPut, "agent/creds/"+testSession)
 	require.Len(t, reqs, 1)
 	assert.Equal(t, map[string]interface{}{
-		"scope":    []interface{}{"read:secrets/web/tls"},
+		"scopes":   []interface{}{"read:secrets/web/tls"},
 		"audience": "secrets-api",
 	}, reqs[0].Body)
 }
@@ -236,7 +236,7 @@ func TestDerive(t *testing.T) {
 
 	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusOK, credReply("tok-2", 2))
 	child, err := s.Derive(context.Background(), parent, StepRequest{
-		Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api", Actor: "sub-agent", Step: "read only",
+		Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api", Actor: "sub-agent", Description: "read only",
 	})
 	require.NoError(t, err)
 	assert.Equal(t, "tok-2", child.Token)
@@ -247,8 +247,8 @@ func TestDerive(t *testing.T) {
 	b := reqs[1].Body
 	assert.Equal(t, "tok-1", b["parent_token"])
 	assert.Equal(t, "sub-agent", b["actor"])
-	assert.Equal(t, "read only", b["step"])
-	assert.Equal(t, []string{"read:secrets/web/tls"}, strs(t, b["scope"]))
+	assert.Equal(t, "read only", b["description"])
+	assert.Equal(t, []string{"read:secrets/web/tls"}, strs(t, b["scopes"]))
 	assert.Equal(t, "secrets-api", b["audience"])
 
 	_, err = s.Derive(context.Background(), nil, StepRequest{Scopes: []string{"read:x"}})
@@ -258,11 +258,11 @@ func TestDerive(t *testing.T) {
 }
 
 func TestStepErrorMapping(t *testing.T) {
-	const revokedSuffix = "; the session is revoked and all its credentials are dead"
+	const revokedSuffix = "; the session is revoked and all its credentials are revoked with it"
 	all := []error{
 		ErrViolation, ErrScopeOutsideIntent, ErrAudienceOutsideIntent, ErrDepthExceeded,
 		ErrBudgetExhausted, ErrRateExceeded, ErrForeignCaller, ErrBadParent,
-		ErrSessionRevoked, ErrBadRequest, ErrNotFound,
+		ErrSessionClosed, ErrBadRequest, ErrNotFound,
 	}
 	cases := []struct {
 		name   string
@@ -270,15 +270,15 @@ func TestStepErrorMapping(t *testing.T) {
 		msg    string
 		is     []error
 		kind   string
-		dead   bool
+		closed bool
 	}{
-		{"bad request", 400, "scope: at least one scope is required", []error{ErrBadRequest}, "", false},
+		{"bad request", 400, "scopes: at least one scope is required", []error{ErrBadRequest}, "", false},
 		{"scope violation, revoked", 403, "violation scope_outside_intent: write:secrets/web/tls is not inside the session's intent" + revokedSuffix,
-			[]error{ErrViolation, ErrScopeOutsideIntent, ErrSessionRevoked}, "scope_outside_intent", true},
+			[]error{ErrViolation, ErrScopeOutsideIntent, ErrSessionClosed}, "scope_outside_intent", true},
 		{"audience violation, denied", 403, "violation audience_outside_intent: audience \"db\" is not one of the session's",
 			[]error{ErrViolation, ErrAudienceOutsideIntent}, "audience_outside_intent", false},
 		{"depth", 403, "violation depth_exceeded: depth 3 is over max_depth 2" + revokedSuffix,
-			[]error{ErrViolation, ErrDepthExceeded, ErrSessionRevoked}, "depth_exceeded", true},
+			[]error{ErrViolation, ErrDepthExceeded, ErrSessionClosed}, "depth_exceeded", true},
 		{"budget", 403, "violation budget_exhausted: all 20 steps are used",
 			[]error{ErrViolation, ErrBudgetExhausted}, "budget_exhausted", false},
 		{"foreign caller", 403, "session sess-1 belongs to another caller",
@@ -288,15 +288,15 @@ func TestStepErrorMapping(t *testing.T) {
 		{"rate", 429, "violation rate_exceeded: more than 5 credentials per minute (max_rate)",
 			[]error{ErrViolation, ErrRateExceeded}, "rate_exceeded", false},
 		{"rate, revoked", 429, "violation rate_exceeded: more than 5 credentials per minute (max_rate)" + revokedSuffix,
-			[]error{ErrViolation, ErrRateExceeded, ErrSessionRevoked}, "rate_exceeded", true},
+			[]error{ErrViolation, ErrRateExceeded, ErrSessionClosed}, "rate_exceeded", true},
 		{"unknown kind", 403, "violation reported_misuse: something",
 			[]error{ErrViolation}, "reported_misuse", false},
-		{"session revoked", 403, "session sess-1 is revoked: its credentials are dead and it issues no more",
-			[]error{ErrSessionRevoked}, "", true},
-		{"session ended", 403, "session sess-1 is ended: its credentials are dead and it issues no more",
-			[]error{ErrSessionRevoked}, "", true},
-		{"session expired", 403, "session sess-1 is expired: its credentials are dead and it issues no more",
-			[]error{ErrSessionRevoked}, "", true},
+		{"session revoked", 403, "session sess-1 is revoked: it is closed and issues no more credentials",
+			[]error{ErrSessionClosed}, "", true},
+		{"session ended", 403, "session sess-1 is ended: it is closed and issues no more credentials",
+			[]error{ErrSessionClosed}, "", true},
+		{"session expired", 403, "session sess-1 is expired: it is closed and issues no more credentials",
+			[]error{ErrSessionClosed}, "", true},
 		{"permission denied", 403, "permission denied", nil, "", false},
 		{"not found", 404, "session sess-1 not found", []error{ErrNotFound}, "", false},
 		{"server error", 500, "internal error", nil, "", false},
@@ -313,7 +313,7 @@ func TestStepErrorMapping(t *testing.T) {
 			require.ErrorAs(t, err, &e)
 			assert.Equal(t, tc.status, e.StatusCode)
 			assert.Equal(t, tc.kind, e.Kind)
-			assert.Equal(t, tc.dead, e.SessionDead)
+			assert.Equal(t, tc.closed, e.SessionClosed)
 			assert.Equal(t, tc.msg, e.Message)
 			for _, sentinel := range all {
 				want := false
@@ -330,10 +330,10 @@ func TestStepErrorMapping(t *testing.T) {
 }
 
 func TestErrorIsThroughWrapping(t *testing.T) {
-	var err error = &Error{StatusCode: 403, Kind: "budget_exhausted", SessionDead: true, Message: "violation budget_exhausted: x"}
+	var err error = &Error{StatusCode: 403, Kind: "budget_exhausted", SessionClosed: true, Message: "violation budget_exhausted: x"}
 	wrapped := errors.Join(errors.New("step 3"), err)
 	assert.ErrorIs(t, wrapped, ErrBudgetExhausted)
-	assert.ErrorIs(t, wrapped, ErrSessionRevoked)
+	assert.ErrorIs(t, wrapped, ErrSessionClosed)
 	assert.ErrorIs(t, wrapped, ErrViolation)
 	assert.NotErrorIs(t, wrapped, ErrRateExceeded)
 	assert.NoError(t, asError(nil))
@@ -347,17 +347,16 @@ func TestStatus(t *testing.T) {
 	f, s := started(t)
 	f.on(http.MethodGet, "agent/session/"+testSession, http.StatusOK, map[string]interface{}{
 		"data": map[string]interface{}{
-			"session_id":       testSession,
-			"state":            "revoked",
-			"steps_used":       3,
-			"credential_count": 3,
-			"violation_count":  1,
-			"revoked_reason":   "violation: scope_outside_intent",
+			"session_id":      testSession,
+			"state":           "revoked",
+			"steps_used":      3,
+			"violation_count": 1,
+			"revoked_reason":  "violation: scope_outside_intent",
 		},
 	})
 	st, err := s.Status(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, &Status{State: "revoked", StepsUsed: 3, ViolationCount: 1, RevokedReason: "violation: scope_outside_intent", CredentialCount: 3}, st)
+	assert.Equal(t, &Status{State: "revoked", StepsUsed: 3, ViolationCount: 1, RevokedReason: "violation: scope_outside_intent"}, st)
 	reqs := f.received(http.MethodGet, "agent/session/"+testSession)
 	require.Len(t, reqs, 1)
 	assert.Equal(t, testToken, reqs[0].Token)
@@ -377,7 +376,7 @@ func TestStatusErrors(t *testing.T) {
 	f.onError(http.MethodGet, "agent/session/"+testSession, http.StatusNotFound)
 	_, err := s.Status(context.Background())
 	require.ErrorIs(t, err, ErrNotFound)
-	assert.NotErrorIs(t, err, ErrSessionRevoked)
+	assert.NotErrorIs(t, err, ErrSessionClosed)
 	assert.Contains(t, err.Error(), testSession)
 
 	f.onError(http.MethodGet, "agent/session/"+testSession, http.StatusForbidden, "permission denied")
@@ -396,9 +395,9 @@ func TestEnd(t *testing.T) {
 	assert.Equal(t, testToken, reqs[0].Token)
 
 	f.onError(http.MethodPut, "agent/sessions/"+testSession+"/end", http.StatusForbidden,
-		"session sess-1 is ended: its credentials are dead and it issues no more")
+		"session sess-1 is ended: it is closed and issues no more credentials")
 	err := s.End(context.Background())
-	assert.ErrorIs(t, err, ErrSessionRevoked)
+	assert.ErrorIs(t, err, ErrSessionClosed)
 	assert.NotErrorIs(t, err, ErrViolation)
 
 	f.onError(http.MethodPut, "agent/sessions/"+testSession+"/end", http.StatusNotFound, "session sess-1 not found")

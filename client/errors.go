@@ -21,9 +21,10 @@ var (
 	// ErrForeignCaller: the session belongs to another caller. It is a
 	// refusal, never a violation: the session is not harmed.
 	ErrForeignCaller = errors.New("session belongs to another caller")
-	// ErrSessionRevoked: the session is dead (this request killed it, or
-	// it was already revoked, ended or expired); start a new one.
-	ErrSessionRevoked = errors.New("session revoked")
+	// ErrSessionClosed: the session is closed (this request's violation
+	// revoked it, or it was already ended, revoked or expired); start a
+	// new one.
+	ErrSessionClosed = errors.New("session closed")
 	// ErrBadRequest: a malformed request or an intent wider than the role.
 	ErrBadRequest = errors.New("bad request")
 	// ErrNotFound: no such session.
@@ -42,14 +43,14 @@ var kinds = map[string]error{
 // Error is a refusal from the engine.
 type Error struct {
 	// StatusCode is the HTTP status: 400 bad request, 403 violation or
-	// dead session, 404 unknown session, 429 rate_exceeded.
+	// closed session, 404 unknown session, 429 rate_exceeded.
 	StatusCode int
 	// Kind is the violation kind, or "" when the refusal is not a
 	// violation.
 	Kind string
-	// SessionDead is true when the session is no longer active: this
-	// request killed it, or it was dead already.
-	SessionDead bool
+	// SessionClosed is true when the session is closed: this request's
+	// violation revoked it, or it was closed already.
+	SessionClosed bool
 	// Foreign is true when the session belongs to another caller.
 	Foreign bool
 	// Message is the engine's message.
@@ -63,8 +64,8 @@ func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrViolation:
 		return e.Kind != ""
-	case ErrSessionRevoked:
-		return e.SessionDead
+	case ErrSessionClosed:
+		return e.SessionClosed
 	case ErrBadRequest:
 		return e.StatusCode == 400
 	case ErrNotFound:
@@ -95,7 +96,7 @@ func asError(err error) error {
 		}
 	}
 	e.Foreign = re.StatusCode == 403 && strings.HasSuffix(msg, " belongs to another caller")
-	e.SessionDead = strings.Contains(msg, "the session is revoked") ||
+	e.SessionClosed = strings.Contains(msg, "the session is revoked") ||
 		(strings.HasPrefix(msg, "session ") && (strings.Contains(msg, " is revoked") ||
 			strings.Contains(msg, " is ended") || strings.Contains(msg, " is expired")))
 	return e

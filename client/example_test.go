@@ -15,7 +15,7 @@ import (
 
 // fakeVault stands in for Vault with the engine mounted at "agent": it
 // starts session sess-1 and answers step requests, refusing any scope
-// but read:secrets/web/tls as a violation that kills the session.
+// but read:secrets/web/tls as a violation that revokes the session.
 func fakeVault() *httptest.Server {
 	reply := func(w http.ResponseWriter, code int, body any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -34,20 +34,20 @@ func fakeVault() *httptest.Server {
 	})
 	mux.HandleFunc("PUT /v1/agent/creds/sess-1", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			Scope    []string `json:"scope"`
+			Scopes   []string `json:"scopes"`
 			Audience string   `json:"audience"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
-		if len(req.Scope) != 1 || req.Scope[0] != "read:secrets/web/tls" {
+		if len(req.Scopes) != 1 || req.Scopes[0] != "read:secrets/web/tls" {
 			reply(w, http.StatusForbidden, map[string]any{"errors": []string{
-				"violation scope_outside_intent: " + req.Scope[0] + " is not inside the session's intent" +
-					"; the session is revoked and all its credentials are dead",
+				"violation scope_outside_intent: " + req.Scopes[0] + " is not inside the session's intent" +
+					"; the session is revoked and all its credentials are revoked with it",
 			}})
 			return
 		}
 		reply(w, http.StatusOK, map[string]any{"data": map[string]any{
 			"token": "eyJhbGciOiJFZERTQSJ9.e30.c2ln", "credential_id": "cred-1",
-			"scope": req.Scope, "audience": req.Audience, "depth": 1, "expires_at": "2026-11-26T00:05:00Z",
+			"scopes": req.Scopes, "audience": req.Audience, "depth": 1, "expires_at": "2026-11-26T00:05:00Z",
 		}})
 	})
 	return httptest.NewServer(mux)
@@ -76,14 +76,14 @@ func ExampleSession_Step() {
 	fmt.Println("session", sess.ID, "until", sess.ExpiresAt().Format("15:04"))
 
 	cred, err := sess.Step(ctx, client.StepRequest{
-		Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api", Step: "fetch the cert",
+		Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api", Description: "fetch the cert",
 	})
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println("credential", cred.ID, cred.Scopes, "for", cred.Audience, "depth", cred.Depth)
 
-	// Asking for more than the intent is a violation; here it kills the
+	// Asking for more than the intent is a violation; here it revokes the
 	// session.
 	_, err = sess.Step(ctx, client.StepRequest{Scopes: []string{"write:secrets/web/tls"}, Audience: "secrets-api"})
 	var e *client.Error
@@ -91,11 +91,11 @@ func ExampleSession_Step() {
 		fmt.Println("refused:", e.StatusCode, e.Kind)
 	}
 	fmt.Println("scope outside intent:", errors.Is(err, client.ErrScopeOutsideIntent))
-	fmt.Println("session revoked:", errors.Is(err, client.ErrSessionRevoked))
+	fmt.Println("session closed:", errors.Is(err, client.ErrSessionClosed))
 	// Output:
 	// session sess-1 until 01:00
 	// credential cred-1 [read:secrets/web/tls] for secrets-api depth 1
 	// refused: 403 scope_outside_intent
 	// scope outside intent: true
-	// session revoked: true
+	// session closed: true
 }

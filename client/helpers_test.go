@@ -155,7 +155,7 @@ func credReply(tok string, depth int) map[string]interface{} {
 			"credential_id": "cred-" + tok,
 			"session_id":    testSession,
 			"expires_at":    "2026-11-26T00:43:06Z",
-			"scope":         []string{"read:secrets/web/tls"},
+			"scopes":        []string{"read:secrets/web/tls"},
 			"audience":      "secrets-api",
 			"depth":         depth,
 			"steps_used":    1,

@@ -86,6 +86,6 @@ sid="$("$vault_bin" list -format=json agent/sessions | python3 -c 'import json,s
 "$vault_bin" read -format=json "agent/sessions/$sid/events" |
   python3 -c 'import json,sys
 for e in json.load(sys.stdin)["data"]["events"]:
-    extra = e.get("step") or e.get("violation") or e.get("detail") or ""
+    extra = e.get("description") or e.get("violation") or e.get("detail") or ""
     print("   %2d %-18s %s" % (e["seq"], e["kind"], extra))'
 exit "$status"

@@ -41,7 +41,9 @@ trap 'exit 130' INT TERM HUP
 export VAULT_ADDR="http://127.0.0.1:$port"
 export VAULT_TOKEN=root
 
-"$vault_bin" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$port" \
+# -dev-no-store-token: the root token is not written to ~/.vault-token, so
+# nothing is left behind when this script ends.
+"$vault_bin" server -dev -dev-root-token-id=root -dev-no-store-token -dev-listen-address="127.0.0.1:$port" \
   -config="$work/config.hcl" >"$work/vault.log" 2>&1 &
 vault_pid=$!
 
@@ -65,6 +67,7 @@ cat <<MSG
 
 Vault is running at $VAULT_ADDR with the agent secrets engine at agent/
 (plugin $name $version, sha256 $sha).
+Its plugin directory is $work/plugins (removed with everything else on Ctrl-C).
 
 In another shell:
 

@@ -4,7 +4,7 @@
 # `terraform init` and `terraform apply` on a copy of bootstrap/terraform with
 # two roles, and checks with the vault CLI what was created and that agents
 # and resource servers can do exactly what their policies say. Then it removes
-# one role while a session of it is live (the session must die), destroys
+# one role while a session of it is live (the session must be revoked), destroys
 # everything, and checks that the mount is gone.
 #
 # Every check is an assertion: the first one that fails stops the script with a
@@ -245,7 +245,7 @@ say "$(vault secrets list -detailed | grep -E '^(Path|agent/)' | cut -c1-160)"
 
 config_json="$(vault read -format=json agent/config | jq -cS .data)"
 expect_eq "agent/config" "$config_json" \
-  "$(jq -cnS --arg iss "$issuer" '{issuer: $iss, signing_algorithm: "EdDSA", max_session_ttl: 86400, max_step_ttl: 3600, max_events: 500, session_retention: 86400}')"
+  "$(jq -cnS --arg iss "$issuer" '{issuer: $iss, signing_algorithm: "EdDSA", session_max_ttl: 86400, step_max_ttl: 3600, max_events: 500, session_retention: 86400}')"
 
 expect_eq "agent/roles list" "$(vault list -format=json agent/roles | jq -c 'sort')" '["auditor","deployer"]'
 deployer_json="$(vault read -format=json agent/roles/deployer | jq -cS .data)"
@@ -315,11 +315,11 @@ expect_eq "session: lease renewable" "$(jq -r .renewable <<<"$session_json")" tr
 say "session $session_id (lease $(jq -r .lease_id <<<"$session_json"))"
 
 cred_json="$(vault_as "$agent_token" read -format=json "agent/creds/$session_id" \
-  scope="read:secrets/web/tls" audience=secrets-api step="fetch the current certificate")" ||
+  scopes="read:secrets/web/tls" audience=secrets-api description="fetch the current certificate")" ||
   fail "the agent could not read agent/creds/$session_id"
 cred="$(jq -r .data.token <<<"$cred_json")"
 [[ "$cred" == *.*.* ]] || fail "agent/creds answered no JWS token: $cred"
-expect_eq "credential: scope" "$(jq -c .data.scope <<<"$cred_json")" '["read:secrets/web/tls"]'
+expect_eq "credential: scopes" "$(jq -c .data.scopes <<<"$cred_json")" '["read:secrets/web/tls"]'
 expect_eq "credential: audience" "$(jq -r .data.audience <<<"$cred_json")" secrets-api
 
 expect_eq "agent reads its session: state" \
@@ -356,12 +356,12 @@ expect_eq "after the end: introspect active" \
   "$(vault_as "$rs_token" write -format=json agent/introspect token="$cred" | jq -r .data.active)" false
 
 # ---------------------------------------------------------------------------
-step "Removing a role from the variables deletes it, and kills its live session"
+step "Removing a role from the variables deletes it, and revokes its live session"
 live_json="$(vault_as "$agent_token" write -format=json agent/session role=deployer \
   purpose="a task still running when the role goes" scopes="read:secrets/web/*" audiences=secrets-api)" ||
   fail "the agent could not start the second session"
 live_id="$(jq -r .data.session_id <<<"$live_json")"
-live_cred="$(vault_as "$agent_token" read -field=token "agent/creds/$live_id" scope=read:secrets/web/config audience=secrets-api)" ||
+live_cred="$(vault_as "$agent_token" read -field=token "agent/creds/$live_id" scopes=read:secrets/web/config audience=secrets-api)" ||
   fail "the agent could not take a credential in the second session"
 expect_eq "live session $live_id: state" "$(vault read -field=state "agent/sessions/$live_id")" active
 

@@ -17,7 +17,7 @@ func ExampleGraph_Mermaid() {
 		{
 			Seq: 2, Time: start, Kind: timeline.CredentialIssued,
 			Credential: "5f0c2a9e-root", Scopes: []string{"read:secrets/web/*"}, Audience: "secrets-api",
-			Step: `fetch "web" certs`, Expires: start.Add(15 * time.Minute).Unix(),
+			Description: `fetch "web" certs`, Expires: start.Add(15 * time.Minute).Unix(),
 		},
 		{
 			Seq: 3, Time: start.Add(time.Minute), Kind: timeline.CredentialIssued,
@@ -31,7 +31,7 @@ func ExampleGraph_Mermaid() {
 	// Output:
 	// flowchart LR
 	//   session(["session sess-42"])
-	//   c0["read:secrets/web/*<br/>aud: secrets-api<br/>step: fetch #quot;web#quot; certs<br/>depth 0 · active<br/>5f0c2a9e"]:::active
+	//   c0["read:secrets/web/*<br/>aud: secrets-api<br/>description: fetch #quot;web#quot; certs<br/>depth 0 · active<br/>5f0c2a9e"]:::active
 	//   c1["read:secrets/web/tls<br/>aud: secrets-api<br/>actor: tls-helper<br/>depth 1 · active<br/>reports: 1<br/>9b7d1c3f"]:::active
 	//   session --> c0
 	//   c0 --> c1

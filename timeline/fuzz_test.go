@@ -19,19 +19,19 @@ func FuzzGraph(f *testing.F) {
 	f.Add("s", "say \"hi\" \\ back\nslash\ttab }", "a\\", `\"`, "}", "\"];", "revoked")
 	f.Add("s\n}", `"]; evil [label="x"]; c0 -> evil; //`, "\"]\n  evil --> c0", "%%{init: {'theme':'dark'}}%%", "<b>", "`x`", "x\n  evil --> c0")
 	f.Add("\x00\r\x7f", "\xff\xfe", "\u2028\u0085", "#quot; #lt;", "`", "12345678\xe6\x97\xa5", "ended")
-	f.Fuzz(func(t *testing.T, session, step, actor, scope, audience, cred, state string) {
+	f.Fuzz(func(t *testing.T, session, description, actor, scope, audience, cred, state string) {
 		exp := t0.Add(time.Hour)
-		root := issued(1, cred, "", 0, exp, scope, step)
-		root.Step, root.Actor, root.Audience = step, actor, audience
+		root := issued(1, cred, "", 0, exp, scope, description)
+		root.Description, root.Actor, root.Audience = description, actor, audience
 		kid := issued(2, cred+"/1", cred, 1, t0, actor)
-		kid.Step, kid.Actor = actor, step
+		kid.Description, kid.Actor = actor, description
 		orphan := issued(3, scope, "missing "+cred, 2, exp, audience)
 		events := []Event{
 			root, kid, orphan,
 			{Kind: Report, Credential: cred},
 			{Kind: Violation, Violation: "reported_misuse", Credential: scope},
 		}
-		g := Build(session, events, state, t0, step != "")
+		g := Build(session, events, state, t0, description != "")
 		if len(g.Nodes) != 3 {
 			t.Fatalf("%d nodes, want 3", len(g.Nodes))
 		}

@@ -5,21 +5,23 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
 // Node is one step credential in the access path.
 type Node struct {
-	Credential string
-	Parent     string
-	Scopes     []string
-	Audience   string
-	Depth      int
-	Step       string
-	Actor      string
-	Issued     time.Time
-	Expires    time.Time
+	Credential  string
+	Parent      string
+	Scopes      []string
+	Audience    string
+	Depth       int
+	Description string
+	Actor       string
+	Issued      time.Time
+	Expires     time.Time
 	// State is "active", "expired", or the session's final state
-	// ("ended", "revoked") when the session died before the credential
+	// ("ended", "revoked") when the session closed before the credential
 	// expired.
 	State string
 	// Reports counts resource-server reports of this credential's use;
@@ -47,7 +49,7 @@ func Build(session string, events []Event, sessionState string, now time.Time, p
 		case CredentialIssued:
 			n := Node{
 				Credential: e.Credential, Parent: e.Parent, Scopes: e.Scopes, Audience: e.Audience,
-				Depth: e.Depth, Step: e.Step, Actor: e.Actor, Issued: e.Time, Expires: time.Unix(e.Expires, 0),
+				Depth: e.Depth, Description: e.Description, Actor: e.Actor, Issued: e.Time, Expires: time.Unix(e.Expires, 0),
 			}
 			index[n.Credential] = len(g.Nodes)
 			g.Nodes = append(g.Nodes, n)
@@ -56,7 +58,7 @@ func Build(session string, events []Event, sessionState string, now time.Time, p
 				g.Nodes[i].Reports++
 			}
 		case Violation:
-			if e.Violation == "reported_misuse" {
+			if e.Violation == string(trust.ReportedMisuse) {
 				if i, ok := index[e.Credential]; ok {
 					g.Nodes[i].Reports++
 					g.Nodes[i].Misuses++
@@ -100,8 +102,8 @@ func (n Node) label() string {
 	var b strings.Builder
 	b.WriteString(strings.Join(n.Scopes, " "))
 	b.WriteString("\naud: " + n.Audience)
-	if n.Step != "" {
-		b.WriteString("\nstep: " + n.Step)
+	if n.Description != "" {
+		b.WriteString("\ndescription: " + n.Description)
 	}
 	if n.Actor != "" {
 		b.WriteString("\nactor: " + n.Actor)

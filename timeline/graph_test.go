@@ -16,8 +16,8 @@ const goldenDOT = `digraph access_path {
   rankdir=LR;
   node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];
   session [label="session sess-1", shape=ellipse, fillcolor=white];
-  c0 [label="list,read:secrets/web/* read:db/creds/ro\naud: secrets-api\nstep: fetch cert\nactor: agent-a\ndepth 0 · active\naaaaaaaa", fillcolor=palegreen];
-  c1 [label="read:secrets/web/tls\naud: secrets-api\nstep: read tls\ndepth 1 · active\nbbbbbbbb", fillcolor=palegreen];
+  c0 [label="list,read:secrets/web/* read:db/creds/ro\naud: secrets-api\ndescription: fetch cert\nactor: agent-a\ndepth 0 · active\naaaaaaaa", fillcolor=palegreen];
+  c1 [label="read:secrets/web/tls\naud: secrets-api\ndescription: read tls\ndepth 1 · active\nbbbbbbbb", fillcolor=palegreen];
   c2 [label="list:secrets/web\naud: secrets-api\nactor: sub-agent\ndepth 1 · expired\ncccccccc", fillcolor=lightgrey];
   c3 [label="read:db/creds/ro\naud: db\ndepth 0 · active\nreports: 3 (1 misuse)\ndddddddd", fillcolor=palegreen];
   session -> c0;
@@ -30,8 +30,8 @@ const goldenDOT = `digraph access_path {
 // goldenMermaid is Mermaid() of sampleGraph.
 const goldenMermaid = `flowchart LR
   session(["session sess-1"])
-  c0["list,read:secrets/web/* read:db/creds/ro<br/>aud: secrets-api<br/>step: fetch cert<br/>actor: agent-a<br/>depth 0 · active<br/>aaaaaaaa"]:::active
-  c1["read:secrets/web/tls<br/>aud: secrets-api<br/>step: read tls<br/>depth 1 · active<br/>bbbbbbbb"]:::active
+  c0["list,read:secrets/web/* read:db/creds/ro<br/>aud: secrets-api<br/>description: fetch cert<br/>actor: agent-a<br/>depth 0 · active<br/>aaaaaaaa"]:::active
+  c1["read:secrets/web/tls<br/>aud: secrets-api<br/>description: read tls<br/>depth 1 · active<br/>bbbbbbbb"]:::active
   c2["list:secrets/web<br/>aud: secrets-api<br/>actor: sub-agent<br/>depth 1 · expired<br/>cccccccc"]:::expired
   c3["read:db/creds/ro<br/>aud: db<br/>depth 0 · active<br/>reports: 3 (1 misuse)<br/>dddddddd"]:::active
   session --> c0
@@ -130,9 +130,9 @@ func TestPartialTitle(t *testing.T) {
 func TestLabel(t *testing.T) {
 	n := Node{
 		Credential: "0123456789abcdef", Scopes: []string{"read:a", "write:b"}, Audience: "api",
-		Depth: 2, Step: "st", Actor: "ac", State: "revoked", Reports: 4, Misuses: 2,
+		Depth: 2, Description: "st", Actor: "ac", State: "revoked", Reports: 4, Misuses: 2,
 	}
-	want := "read:a write:b\naud: api\nstep: st\nactor: ac\ndepth 2 · revoked\nreports: 4 (2 misuse)\n01234567"
+	want := "read:a write:b\naud: api\ndescription: st\nactor: ac\ndepth 2 · revoked\nreports: 4 (2 misuse)\n01234567"
 	if got := n.label(); got != want {
 		t.Errorf("label =\n%q\nwant\n%q", got, want)
 	}
@@ -197,7 +197,7 @@ func TestMermaidQuote(t *testing.T) {
 	}
 }
 
-// hostile is text an agent controls (step, actor) trying to break out of a
+// hostile is text an agent controls (description, actor) trying to break out of a
 // label, in DOT and in Mermaid.
 var hostile = []string{
 	"say \"hi\" \\ back\nslash\ttab }",
@@ -218,9 +218,9 @@ var hostile = []string{
 func hostileGraph(text string) Graph {
 	exp := t0.Add(time.Hour)
 	a := issued(1, "root-"+text, "", 0, exp, "read:"+text, text)
-	a.Step, a.Actor, a.Audience = text, text, text
+	a.Description, a.Actor, a.Audience = text, text, text
 	b := issued(2, "kid", a.Credential, 1, exp, text)
-	b.Step = text
+	b.Description = text
 	return Build(text, []Event{a, b}, "active", t0, true)
 }
 

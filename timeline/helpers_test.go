@@ -35,9 +35,9 @@ const (
 // was reported on, once as a misuse. Events of other kinds are mixed in.
 func sampleEvents() []Event {
 	a := issued(2, credA, "", 0, t0.Add(time.Hour), "list,read:secrets/web/*", "read:db/creds/ro")
-	a.Step, a.Actor = "fetch cert", "agent-a"
+	a.Description, a.Actor = "fetch cert", "agent-a"
 	b := issued(3, credB, credA, 1, t0.Add(30*time.Minute), "read:secrets/web/tls")
-	b.Step = "read tls"
+	b.Description = "read tls"
 	c := issued(4, credC, credA, 1, t0.Add(-time.Minute), "list:secrets/web")
 	c.Actor = "sub-agent"
 	d := issued(6, credD, "", 0, t0.Add(time.Hour), "read:db/creds/ro")

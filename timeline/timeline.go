@@ -5,35 +5,37 @@
 //
 // It has no Vault import. The engine stores events one by one; reviewers
 // read them back in order (sessions/<id>/events) or as a graph
-// (sessions/<id>/graph).
+// (sessions/<id>/graph). These timeline events are not Vault events: what
+// the engine sends through Vault's event system are notifications.
 package timeline
 
 import "time"
 
-// Kind names an event.
-type Kind string
+// EventKind names the kind of a timeline event (not to be confused with
+// trust.ViolationKind, which names a violation).
+type EventKind string
 
 // The kinds of event in a session's timeline.
 const (
 	// SessionStart: the session was granted its intent.
-	SessionStart Kind = "session_start"
+	SessionStart EventKind = "session_start"
 	// CredentialIssued: a step credential was issued.
-	CredentialIssued Kind = "credential_issued"
+	CredentialIssued EventKind = "credential_issued"
 	// RequestRefused: a request was refused without being a violation
 	// (malformed, or on a session that is no longer active).
-	RequestRefused Kind = "request_refused"
+	RequestRefused EventKind = "request_refused"
 	// Violation: a request exceeded the intent.
-	Violation Kind = "violation"
+	Violation EventKind = "violation"
 	// Report: a resource server reported a use of a credential.
-	Report Kind = "report"
+	Report EventKind = "report"
 	// SessionRenew: the session's lease was renewed.
-	SessionRenew Kind = "session_renew"
+	SessionRenew EventKind = "session_renew"
 	// SessionEnd: the agent ended the session.
-	SessionEnd Kind = "session_end"
-	// SessionRevoke: the session was killed; Detail says why.
-	SessionRevoke Kind = "session_revoke"
+	SessionEnd EventKind = "session_end"
+	// SessionRevoke: the session was revoked; Detail says why.
+	SessionRevoke EventKind = "session_revoke"
 	// SessionExpire: the session's lease ran out.
-	SessionExpire Kind = "session_expire"
+	SessionExpire EventKind = "session_expire"
 )
 
 // Event is one decision in a session's life. Fields that do not apply to
@@ -41,7 +43,7 @@ const (
 type Event struct {
 	Seq    uint64    `json:"seq"`
 	Time   time.Time `json:"time"`
-	Kind   Kind      `json:"kind"`
+	Kind   EventKind `json:"kind"`
 	Detail string    `json:"detail,omitempty"`
 	// Source is the remote address of the request, when known.
 	Source string `json:"source,omitempty"`
@@ -53,9 +55,10 @@ type Event struct {
 	Scopes     []string `json:"scopes,omitempty"`
 	Audience   string   `json:"audience,omitempty"`
 	Depth      int      `json:"depth,omitempty"`
-	Step       string   `json:"step,omitempty"`
-	Actor      string   `json:"actor,omitempty"`
-	Expires    int64    `json:"expires,omitempty"`
+	// Description says what the step is for, as the agent put it.
+	Description string `json:"description,omitempty"`
+	Actor       string `json:"actor,omitempty"`
+	Expires     int64  `json:"expires,omitempty"`
 
 	// Violation is the violation kind, for Violation events.
 	Violation string `json:"violation,omitempty"`

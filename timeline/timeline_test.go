@@ -31,7 +31,7 @@ func TestBuildNodesInIssueOrder(t *testing.T) {
 	a := events[1]
 	n := g.Nodes[0]
 	if n.Parent != a.Parent || !reflect.DeepEqual(n.Scopes, a.Scopes) || n.Audience != a.Audience ||
-		n.Depth != a.Depth || n.Step != a.Step || n.Actor != a.Actor {
+		n.Depth != a.Depth || n.Description != a.Description || n.Actor != a.Actor {
 		t.Errorf("node %+v does not carry the fields of %+v", n, a)
 	}
 	if !n.Issued.Equal(a.Time) {
@@ -41,7 +41,7 @@ func TestBuildNodesInIssueOrder(t *testing.T) {
 		t.Errorf("Expires = %v, want %v", n.Expires, time.Unix(a.Expires, 0))
 	}
 	b := g.Nodes[1]
-	if b.Parent != credA || b.Depth != 1 || b.Step != "read tls" || b.Actor != "" {
+	if b.Parent != credA || b.Depth != 1 || b.Description != "read tls" || b.Actor != "" {
 		t.Errorf("child node = %+v", b)
 	}
 }
@@ -191,7 +191,7 @@ func TestBuildIgnoresOtherKinds(t *testing.T) {
 	exp := t0.Add(time.Hour)
 	base := []Event{issued(1, "c", "", 0, exp, "read:a")}
 	want := Build("s", base, "active", t0, false)
-	for _, k := range []Kind{SessionStart, RequestRefused, SessionRenew, SessionEnd, SessionRevoke, SessionExpire, Kind("something_new"), Kind("")} {
+	for _, k := range []EventKind{SessionStart, RequestRefused, SessionRenew, SessionEnd, SessionRevoke, SessionExpire, EventKind("something_new"), EventKind("")} {
 		// The other kinds, even naming the credential, change nothing.
 		e := Event{
 			Kind: k, Credential: "c", Parent: "c", Scopes: []string{"write:b"}, Expires: exp.Unix(),
@@ -219,14 +219,14 @@ func TestEventJSON(t *testing.T) {
 	e := Event{
 		Seq: 3, Time: t0, Kind: CredentialIssued, Detail: "d", Source: "10.0.0.1:1234",
 		Credential: "c", Parent: "p", Scopes: []string{"read:a"}, Audience: "aud", Depth: 2,
-		Step: "s", Actor: "act", Expires: 99, Violation: "v", Action: "read", Resource: "a", Outcome: "ok",
+		Description: "s", Actor: "act", Expires: 99, Violation: "v", Action: "read", Resource: "a", Outcome: "ok",
 	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const want = `{"seq":3,"time":"2025-03-14T15:09:26Z","kind":"credential_issued","detail":"d","source":"10.0.0.1:1234",` +
-		`"credential":"c","parent":"p","scopes":["read:a"],"audience":"aud","depth":2,"step":"s","actor":"act",` +
+		`"credential":"c","parent":"p","scopes":["read:a"],"audience":"aud","depth":2,"description":"s","actor":"act",` +
 		`"expires":99,"violation":"v","action":"read","resource":"a","outcome":"ok"}`
 	if string(b) != want {
 		t.Errorf("JSON =\n%s\nwant\n%s", b, want)

@@ -51,7 +51,9 @@ func genKey(tb testing.TB, alg string) *Key {
 	return k
 }
 
-// sampleClaims returns a fully populated claim set valid at testNow.
+// sampleClaims returns a fully populated claim set valid at testNow. Its
+// JSON is a multiple of 3 bytes long, so that its base64url encoding has no
+// unused bits (strictCases relies on it).
 func sampleClaims() *Claims {
 	n := testNow.Unix()
 	return &Claims{
@@ -65,7 +67,7 @@ func sampleClaims() *Claims {
 		Txn:       "sess-0001",
 		Scope:     "repo:read issues:write",
 		Tctx:      &TxnContext{Role: "triage", Purpose: "label new issues"},
-		Rctx:      &RequestContext{Step: "fetch-issues", ReqIP: "10.0.0.7"},
+		Rctx:      &RequestContext{Description: "fetch-issue-42", ReqIP: "10.0.0.7"},
 		Parent:    "cred-0000",
 		Depth:     2,
 		Act:       PushActor(PushActor(nil, "planner"), "worker"),

@@ -509,7 +509,7 @@ func claimsVariants() []*Claims {
 		func(c *Claims) { c.Tctx, c.Rctx, c.Parent, c.Act, c.Cnf = nil, nil, "", nil, nil },
 		func(c *Claims) { c.Tctx = &TxnContext{Role: "r"} },
 		func(c *Claims) { c.Tctx = &TxnContext{} },
-		func(c *Claims) { c.Rctx = &RequestContext{Step: "s"} },
+		func(c *Claims) { c.Rctx = &RequestContext{Description: "s"} },
 		func(c *Claims) { c.Rctx = &RequestContext{ReqIP: "::1"} },
 		func(c *Claims) { c.Act = PushActor(nil, "only") },
 		func(c *Claims) {
@@ -524,7 +524,7 @@ func claimsVariants() []*Claims {
 		func(c *Claims) { c.Scope = "read:é/日本 write:x" },
 		func(c *Claims) { c.Tctx.Purpose = `say "hi" <b>&\ ` + "\n\u2028\t" },
 		func(c *Claims) { c.Subject = "bad \xff utf-8" }, // written as \ufffd
-		func(c *Claims) { c.Rctx.Step = "\x7f\u00a0" },
+		func(c *Claims) { c.Rctx.Description = "\x7f\u00a0" },
 	}
 	var out []*Claims
 	for _, edit := range edits {

@@ -154,7 +154,7 @@ func strictnessExplains(tok string) bool {
 var claimNames = map[string][]string{
 	"":     {"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "txn", "scope", "tctx", "rctx", "par", "dep", "act", "cnf"},
 	"tctx": {"role", "purpose"},
-	"rctx": {"step", "req_ip"},
+	"rctx": {"description", "req_ip"},
 	"act":  {"sub", "act"},
 	"cnf":  {"jkt"},
 }

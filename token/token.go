@@ -154,10 +154,12 @@ type TxnContext struct {
 	Purpose string `json:"purpose,omitempty"`
 }
 
-// RequestContext is the "rctx" claim: where the step came from.
+// RequestContext is the "rctx" claim: what the step is for and where it
+// came from.
 type RequestContext struct {
-	// Step names the agent step the credential is for.
-	Step string `json:"step,omitempty"`
+	// Description ("description") says what the step is for, as the agent
+	// put it.
+	Description string `json:"description,omitempty"`
 	// ReqIP is the requesting client's IP address.
 	ReqIP string `json:"req_ip,omitempty"`
 }

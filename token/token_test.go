@@ -92,7 +92,7 @@ func TestClaimsJSONShape(t *testing.T) {
 	if got := string(full["tctx"]); got != `{"role":"triage","purpose":"label new issues"}` {
 		t.Errorf("tctx = %s", got)
 	}
-	if got := string(full["rctx"]); got != `{"step":"fetch-issues","req_ip":"10.0.0.7"}` {
+	if got := string(full["rctx"]); got != `{"description":"fetch-issue-42","req_ip":"10.0.0.7"}` {
 		t.Errorf("rctx = %s", got)
 	}
 	if got := string(full["cnf"]); got != `{"jkt":"NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}` {
@@ -118,10 +118,10 @@ func TestClaimsJSONShape(t *testing.T) {
 	}
 
 	partial := sampleClaims()
-	partial.Rctx = &RequestContext{Step: "s1"}
+	partial.Rctx = &RequestContext{Description: "s1"}
 	partial.Tctx = &TxnContext{Role: "r"}
 	p := payloadOf(partial)
-	if got := string(p["rctx"]); got != `{"step":"s1"}` {
+	if got := string(p["rctx"]); got != `{"description":"s1"}` {
 		t.Errorf("rctx = %s, want empty members omitted", got)
 	}
 	if got := string(p["tctx"]); got != `{"role":"r"}` {

@@ -1,7 +1,7 @@
 // Package trust holds the rules of continuous trust for agent sessions:
 // what a role allows, how a declared intent is checked against it, how
 // every step credential request is checked against the intent, how
-// violations are counted and when they kill a session, and which revoked
+// violations are counted and when they revoke a session, and which closed
 // sessions resource servers must still be told about.
 //
 // It has no Vault import: the engine's path handlers translate requests

@@ -73,7 +73,7 @@ func requireWiderError(t *testing.T, err error, field string) *WiderError {
 }
 
 // requireViolation asserts that err is a *Violation of kind at now.
-func requireViolation(t *testing.T, err error, kind Kind, now time.Time) *Violation {
+func requireViolation(t *testing.T, err error, kind ViolationKind, now time.Time) *Violation {
 	t.Helper()
 	require.Error(t, err)
 	var v *Violation

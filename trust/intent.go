@@ -50,9 +50,9 @@ var metadataKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]+$`)
 // Negotiate checks a declared intent against the role named roleName and
 // returns the intent as granted and the session's first lease TTL. A
 // malformed field is a *FieldError; an intent wider than the role is a
-// *WiderError naming what was wider. maxSessionTTL is the engine-wide
+// *WiderError naming what was wider. sessionMaxTTL is the engine-wide
 // ceiling (0 for none).
-func Negotiate(roleName string, role Role, req IntentRequest, maxSessionTTL time.Duration) (Intent, time.Duration, error) {
+func Negotiate(roleName string, role Role, req IntentRequest, sessionMaxTTL time.Duration) (Intent, time.Duration, error) {
 	in := Intent{
 		StepTTL:        role.StepTTL,
 		StepMaxTTL:     role.StepMaxTTL,
@@ -61,8 +61,8 @@ func Negotiate(roleName string, role Role, req IntentRequest, maxSessionTTL time
 		OnViolation:    role.OnViolation,
 		ViolationLimit: role.ViolationLimit,
 	}
-	if maxSessionTTL > 0 && in.SessionMaxTTL > maxSessionTTL {
-		in.SessionMaxTTL = maxSessionTTL
+	if sessionMaxTTL > 0 && in.SessionMaxTTL > sessionMaxTTL {
+		in.SessionMaxTTL = sessionMaxTTL
 	}
 	if in.SessionTTL > in.SessionMaxTTL {
 		in.SessionTTL = in.SessionMaxTTL

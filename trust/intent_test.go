@@ -269,7 +269,7 @@ func TestNegotiateRequirePurpose(t *testing.T) {
 	assert.Equal(t, "", in.Purpose)
 }
 
-func TestNegotiateEngineMaxSessionTTLClamps(t *testing.T) {
+func TestNegotiateEngineSessionMaxTTLClamps(t *testing.T) {
 	r := validRole(t) // session 15m/1h, step 60s/5m
 
 	// No engine ceiling.

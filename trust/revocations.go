@@ -7,11 +7,12 @@ import "time"
 // skew past "exp" (token.DefaultLeeway, 30s), so the list must outlast it.
 const RevocationGrace = time.Minute
 
-// Revoked is one entry of the revocation list: a session that is no
+// ClosedSession is one entry of the revocation list: a session that is no
 // longer active while some of its credentials may still be unexpired.
-type Revoked struct {
-	ID        string `json:"id"`
-	RevokedAt int64  `json:"revoked_at"`
+type ClosedSession struct {
+	ID string `json:"id"`
+	// RevokedAt is when the session closed, revoking its credentials.
+	RevokedAt int64 `json:"revoked_at"`
 	// Exp is when the last credential the session could have issued
 	// expires; the entry leaves the list after it.
 	Exp int64 `json:"exp"`
@@ -19,16 +20,17 @@ type Revoked struct {
 
 // Listed reports whether the entry must still be served at now: until
 // RevocationGrace after Exp.
-func (r Revoked) Listed(now time.Time) bool {
+func (r ClosedSession) Listed(now time.Time) bool {
 	return now.Unix() <= r.Exp+int64(RevocationGrace/time.Second)
 }
 
-// RevocationList is what resource servers poll to learn of dead sessions.
+// RevocationList is what resource servers poll to learn of closed sessions,
+// whose credentials are revoked.
 // Version grows with every change, so a poller can tell whether anything
 // changed since it last looked.
 type RevocationList struct {
-	Version  uint64    `json:"version"`
-	Sessions []Revoked `json:"sessions"`
+	Version  uint64          `json:"version"`
+	Sessions []ClosedSession `json:"sessions"`
 }
 
 // Add lists a session that stopped being active at now, dropping entries
@@ -45,7 +47,7 @@ func (l *RevocationList) Add(s *Session, now time.Time) bool {
 		}
 	}
 	l.Prune(now)
-	l.Sessions = append(l.Sessions, Revoked{ID: s.ID, RevokedAt: now.Unix(), Exp: until.Unix()})
+	l.Sessions = append(l.Sessions, ClosedSession{ID: s.ID, RevokedAt: now.Unix(), Exp: until.Unix()})
 	l.Version++
 	return true
 }

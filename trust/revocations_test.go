@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// deadSession is a session of testRole (lease 15m, step_max_ttl 5m)
-// killed at t0+at.
-func deadSession(t *testing.T, id string, revoke bool, at time.Duration) *Session {
+// closedSession is a session of testRole (lease 15m, step_max_ttl 5m)
+// closed (revoked or ended) at t0+at.
+func closedSession(t *testing.T, id string, revoke bool, at time.Duration) *Session {
 	t.Helper()
 	s := newSession(t, nil, IntentRequest{})
 	s.ID = id
@@ -25,29 +25,29 @@ func deadSession(t *testing.T, id string, revoke bool, at time.Duration) *Sessio
 
 func TestRevocationListAdd(t *testing.T) {
 	var l RevocationList
-	a := deadSession(t, "a", false, time.Minute) // tokens valid until t0+6m
+	a := closedSession(t, "a", false, time.Minute) // tokens valid until t0+6m
 	now := t0.Add(time.Minute)
 	require.True(t, l.Add(a, now))
 	assert.Equal(t, uint64(1), l.Version)
-	require.Equal(t, []Revoked{{ID: "a", RevokedAt: now.Unix(), Exp: a.TokensValidUntil().Unix()}}, l.Sessions)
+	require.Equal(t, []ClosedSession{{ID: "a", RevokedAt: now.Unix(), Exp: a.TokensValidUntil().Unix()}}, l.Sessions)
 	assert.Equal(t, t0.Add(6*time.Minute).Unix(), l.Sessions[0].Exp)
 
-	b := deadSession(t, "b", true, 2*time.Minute)
+	b := closedSession(t, "b", true, 2*time.Minute)
 	require.True(t, l.Add(b, t0.Add(2*time.Minute)))
 	assert.Equal(t, uint64(2), l.Version)
 	require.Len(t, l.Sessions, 2)
-	assert.Equal(t, Revoked{ID: "b", RevokedAt: t0.Add(2 * time.Minute).Unix(), Exp: t0.Add(7 * time.Minute).Unix()}, l.Sessions[1])
+	assert.Equal(t, ClosedSession{ID: "b", RevokedAt: t0.Add(2 * time.Minute).Unix(), Exp: t0.Add(7 * time.Minute).Unix()}, l.Sessions[1])
 
-	// Killed late in its lease: the lease is the bound.
+	// Closed late in its lease: the lease is the bound.
 	var l2 RevocationList
-	c := deadSession(t, "c", true, 12*time.Minute)
+	c := closedSession(t, "c", true, 12*time.Minute)
 	require.True(t, l2.Add(c, t0.Add(12*time.Minute)))
-	assert.Equal(t, []Revoked{{ID: "c", RevokedAt: t0.Add(12 * time.Minute).Unix(), Exp: t0.Add(15 * time.Minute).Unix()}}, l2.Sessions)
+	assert.Equal(t, []ClosedSession{{ID: "c", RevokedAt: t0.Add(12 * time.Minute).Unix(), Exp: t0.Add(15 * time.Minute).Unix()}}, l2.Sessions)
 }
 
 func TestRevocationListDuplicateAddIsANoOp(t *testing.T) {
 	var l RevocationList
-	a := deadSession(t, "a", true, time.Minute)
+	a := closedSession(t, "a", true, time.Minute)
 	require.True(t, l.Add(a, t0.Add(time.Minute)))
 	before := cloneList(l)
 	assert.False(t, l.Add(a, t0.Add(time.Minute)))
@@ -58,11 +58,11 @@ func TestRevocationListDuplicateAddIsANoOp(t *testing.T) {
 func TestRevocationListAddNothingUnexpired(t *testing.T) {
 	var l RevocationList
 	// An entry that has expired by the time of the next Add.
-	old := deadSession(t, "old", true, 0) // tokens valid until t0+5m
+	old := closedSession(t, "old", true, 0) // tokens valid until t0+5m
 	require.True(t, l.Add(old, t0))
 
-	// Ended at t0+1m: its tokens died at t0+6m.
-	late := deadSession(t, "late", false, time.Minute)
+	// Ended at t0+1m: its tokens expired at t0+6m.
+	late := closedSession(t, "late", false, time.Minute)
 	before := cloneList(l)
 	assert.False(t, l.Add(late, t0.Add(6*time.Minute)))
 	assert.False(t, l.Add(late, t0.Add(10*time.Minute)))
@@ -78,12 +78,12 @@ func TestRevocationListAddNothingUnexpired(t *testing.T) {
 
 func TestRevocationListAddPrunes(t *testing.T) {
 	var l RevocationList
-	require.True(t, l.Add(deadSession(t, "a", true, 0), t0))                                // exp t0+5m
-	require.True(t, l.Add(deadSession(t, "b", true, 0), t0))                                // exp t0+5m
-	require.True(t, l.Add(deadSession(t, "c", true, 4*time.Minute), t0.Add(4*time.Minute))) // exp t0+9m
+	require.True(t, l.Add(closedSession(t, "a", true, 0), t0))                                // exp t0+5m
+	require.True(t, l.Add(closedSession(t, "b", true, 0), t0))                                // exp t0+5m
+	require.True(t, l.Add(closedSession(t, "c", true, 4*time.Minute), t0.Add(4*time.Minute))) // exp t0+9m
 	v := l.Version
 
-	d := deadSession(t, "d", true, 7*time.Minute)
+	d := closedSession(t, "d", true, 7*time.Minute)
 	require.True(t, l.Add(d, t0.Add(7*time.Minute)))
 	assert.Greater(t, l.Version, v)
 	ids := []string{}
@@ -98,8 +98,8 @@ func TestRevocationListPrune(t *testing.T) {
 	assert.False(t, l.Prune(t0), "nothing to prune in an empty list")
 	assert.Zero(t, l.Version)
 
-	require.True(t, l.Add(deadSession(t, "a", true, time.Minute), t0.Add(time.Minute)))     // exp t0+6m
-	require.True(t, l.Add(deadSession(t, "b", true, 3*time.Minute), t0.Add(3*time.Minute))) // exp t0+8m
+	require.True(t, l.Add(closedSession(t, "a", true, time.Minute), t0.Add(time.Minute)))     // exp t0+6m
+	require.True(t, l.Add(closedSession(t, "b", true, 3*time.Minute), t0.Add(3*time.Minute))) // exp t0+8m
 	v := l.Version
 
 	assert.False(t, l.Prune(t0.Add(6*time.Minute)), "kept through its exp second")
@@ -130,7 +130,7 @@ func TestRevocationListVersionOnlyGrows(t *testing.T) {
 	}
 	for i := 0; i < 20; i++ {
 		at := time.Duration(i) * 30 * time.Second
-		s := deadSession(t, string(rune('a'+i)), i%2 == 0, at)
+		s := closedSession(t, string(rune('a'+i)), i%2 == 0, at)
 		l.Add(s, t0.Add(at))
 		check()
 		l.Add(s, t0.Add(at))
@@ -143,7 +143,7 @@ func TestRevocationListVersionOnlyGrows(t *testing.T) {
 
 func TestRevocationListJSON(t *testing.T) {
 	var l RevocationList
-	require.True(t, l.Add(deadSession(t, "a", true, time.Minute), t0.Add(time.Minute)))
+	require.True(t, l.Add(closedSession(t, "a", true, time.Minute), t0.Add(time.Minute)))
 	b, err := json.Marshal(&l)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"version":1,"sessions":[{"id":"a","revoked_at":1748779260,"exp":1748779560}]}`, string(b))
@@ -164,6 +164,6 @@ func TestRevocationListAfterAViolation(t *testing.T) {
 
 func cloneList(l RevocationList) RevocationList {
 	out := l
-	out.Sessions = append([]Revoked(nil), l.Sessions...)
+	out.Sessions = append([]ClosedSession(nil), l.Sessions...)
 	return out
 }

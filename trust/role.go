@@ -12,23 +12,23 @@ import (
 
 // What a role does when a session commits a violation.
 const (
-	// OnViolationRevoke kills the session at its first violation.
+	// OnViolationRevoke revokes the session at its first violation.
 	OnViolationRevoke = "revoke"
-	// OnViolationDeny refuses the request and kills the session once its
+	// OnViolationDeny refuses the request and revokes the session once its
 	// violations exceed the role's violation limit.
 	OnViolationDeny = "deny"
 )
 
 // Bounds on role and intent fields.
 const (
-	MaxAudiences      = 64
-	MaxAudienceLength = 256
-	MaxPurposeLength  = 1024
-	MaxStepLength     = 256
-	MaxActorLength    = 256
-	MaxMetadataPairs  = 16
-	MaxMetadataKey    = 128
-	MaxMetadataValue  = 512
+	MaxAudiences         = 64
+	MaxAudienceLength    = 256
+	MaxPurposeLength     = 1024
+	MaxDescriptionLength = 256
+	MaxActorLength       = 256
+	MaxMetadataPairs     = 16
+	MaxMetadataKey       = 128
+	MaxMetadataValue     = 512
 
 	MaxStepsCeiling       = 1_000_000
 	MaxDepthCeiling       = 16
@@ -73,20 +73,20 @@ func DefaultRole() Role {
 
 // Limits are the engine-wide ceilings a role must stay within.
 type Limits struct {
-	MaxSessionTTL time.Duration
-	MaxStepTTL    time.Duration
+	SessionMaxTTL time.Duration
+	StepMaxTTL    time.Duration
 }
 
 // Within returns the role with its TTLs lowered to the engine's limits,
 // which may have been lowered since the role was written: the role as it
 // applies now.
 func (r Role) Within(l Limits) Role {
-	if l.MaxSessionTTL > 0 {
-		r.SessionMaxTTL = min(r.SessionMaxTTL, l.MaxSessionTTL)
+	if l.SessionMaxTTL > 0 {
+		r.SessionMaxTTL = min(r.SessionMaxTTL, l.SessionMaxTTL)
 		r.SessionTTL = min(r.SessionTTL, r.SessionMaxTTL)
 	}
-	if l.MaxStepTTL > 0 {
-		r.StepMaxTTL = min(r.StepMaxTTL, l.MaxStepTTL)
+	if l.StepMaxTTL > 0 {
+		r.StepMaxTTL = min(r.StepMaxTTL, l.StepMaxTTL)
 	}
 	r.StepMaxTTL = min(r.StepMaxTTL, r.SessionMaxTTL)
 	r.StepTTL = min(r.StepTTL, r.StepMaxTTL)
@@ -124,8 +124,8 @@ func (r *Role) Validate(limits Limits) error {
 	if r.SessionTTL > r.SessionMaxTTL {
 		return fieldErr("session_ttl", "%s exceeds session_max_ttl %s", r.SessionTTL, r.SessionMaxTTL)
 	}
-	if limits.MaxSessionTTL > 0 && r.SessionMaxTTL > limits.MaxSessionTTL {
-		return fieldErr("session_max_ttl", "%s exceeds the engine's max_session_ttl %s (see config)", r.SessionMaxTTL, limits.MaxSessionTTL)
+	if limits.SessionMaxTTL > 0 && r.SessionMaxTTL > limits.SessionMaxTTL {
+		return fieldErr("session_max_ttl", "%s exceeds the engine's session_max_ttl %s (see config)", r.SessionMaxTTL, limits.SessionMaxTTL)
 	}
 	if r.StepTTL <= 0 {
 		return fieldErr("step_ttl", "must be a positive duration")
@@ -139,8 +139,8 @@ func (r *Role) Validate(limits Limits) error {
 	if r.StepMaxTTL > r.SessionMaxTTL {
 		return fieldErr("step_max_ttl", "%s exceeds session_max_ttl %s; a step credential cannot outlive its session", r.StepMaxTTL, r.SessionMaxTTL)
 	}
-	if limits.MaxStepTTL > 0 && r.StepMaxTTL > limits.MaxStepTTL {
-		return fieldErr("step_max_ttl", "%s exceeds the engine's max_step_ttl %s (see config)", r.StepMaxTTL, limits.MaxStepTTL)
+	if limits.StepMaxTTL > 0 && r.StepMaxTTL > limits.StepMaxTTL {
+		return fieldErr("step_max_ttl", "%s exceeds the engine's step_max_ttl %s (see config)", r.StepMaxTTL, limits.StepMaxTTL)
 	}
 	if err := inRange("max_steps", r.MaxSteps, 1, MaxStepsCeiling); err != nil {
 		return err

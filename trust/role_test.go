@@ -38,7 +38,7 @@ func TestRoleValidateDefaultsPass(t *testing.T) {
 
 	// Engine limits that the defaults fit exactly.
 	r = testRole()
-	require.NoError(t, r.Validate(Limits{MaxSessionTTL: time.Hour, MaxStepTTL: 5 * time.Minute}))
+	require.NoError(t, r.Validate(Limits{SessionMaxTTL: time.Hour, StepMaxTTL: 5 * time.Minute}))
 }
 
 func TestRoleValidateCanonicalises(t *testing.T) {
@@ -59,8 +59,8 @@ func TestRoleValidateBoundariesPass(t *testing.T) {
 		{"session_ttl equals session_max_ttl", func(r *Role) { r.SessionTTL = r.SessionMaxTTL }, Limits{}},
 		{"step_ttl equals step_max_ttl", func(r *Role) { r.StepTTL = r.StepMaxTTL }, Limits{}},
 		{"step_max_ttl equals session_max_ttl", func(r *Role) { r.StepMaxTTL, r.SessionMaxTTL, r.SessionTTL = time.Hour, time.Hour, time.Hour }, Limits{}},
-		{"session_max_ttl equals the engine's", func(r *Role) {}, Limits{MaxSessionTTL: time.Hour}},
-		{"step_max_ttl equals the engine's", func(r *Role) {}, Limits{MaxStepTTL: 5 * time.Minute}},
+		{"session_max_ttl equals the engine's", func(r *Role) {}, Limits{SessionMaxTTL: time.Hour}},
+		{"step_max_ttl equals the engine's", func(r *Role) {}, Limits{StepMaxTTL: 5 * time.Minute}},
 		{"max_steps 1", func(r *Role) { r.MaxSteps = 1 }, Limits{}},
 		{"max_steps ceiling", func(r *Role) { r.MaxSteps = MaxStepsCeiling }, Limits{}},
 		{"max_depth 1", func(r *Role) { r.MaxDepth = 1 }, Limits{}},
@@ -144,12 +144,12 @@ func TestRoleValidateFieldErrors(t *testing.T) {
 		{"step_max_ttl negative", func(r *Role) { r.StepMaxTTL = -time.Second }, Limits{}, "step_max_ttl", "positive"},
 		// TTLs: ordering
 		{"session_ttl above session_max_ttl", func(r *Role) { r.SessionTTL = 2 * time.Hour }, Limits{}, "session_ttl", "exceeds session_max_ttl"},
-		{"session_max_ttl above the engine's", func(r *Role) {}, Limits{MaxSessionTTL: 30 * time.Minute}, "session_max_ttl", "max_session_ttl"},
+		{"session_max_ttl above the engine's", func(r *Role) {}, Limits{SessionMaxTTL: 30 * time.Minute}, "session_max_ttl", "session_max_ttl"},
 		{"step_ttl above step_max_ttl", func(r *Role) { r.StepTTL = 10 * time.Minute }, Limits{}, "step_ttl", "exceeds step_max_ttl"},
 		{"step_max_ttl above session_max_ttl", func(r *Role) {
 			r.SessionTTL, r.SessionMaxTTL, r.StepMaxTTL = time.Minute, 2*time.Minute, 3*time.Minute
 		}, Limits{}, "step_max_ttl", "exceeds session_max_ttl"},
-		{"step_max_ttl above the engine's", func(r *Role) {}, Limits{MaxStepTTL: time.Minute}, "step_max_ttl", "max_step_ttl"},
+		{"step_max_ttl above the engine's", func(r *Role) {}, Limits{StepMaxTTL: time.Minute}, "step_max_ttl", "step_max_ttl"},
 
 		// numbers
 		{"max_steps zero", func(r *Role) { r.MaxSteps = 0 }, Limits{}, "max_steps", "between 1 and 1000000, got 0"},

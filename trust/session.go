@@ -178,8 +178,8 @@ func (s *Session) End(now time.Time) bool {
 	return true
 }
 
-// Revoke kills an active session with a reason. It reports whether the
-// state changed.
+// Revoke closes an active session as revoked, with a reason. It reports
+// whether the state changed.
 func (s *Session) Revoke(reason string, now time.Time) bool {
 	if s.StateAt(now) != StateActive {
 		return false
@@ -248,11 +248,11 @@ func (s *Session) ActiveAt(t time.Time) bool {
 }
 
 // RecordViolation records v against the active session and applies the
-// role's rule: under "revoke" the first violation kills the session, under
-// "deny" the session dies once its violations exceed the limit. It reports
-// whether the session was killed by this violation. A session that is no
-// longer active at v.Time records nothing (callers count such requests in
-// InactiveCalls): the violation that killed a session stays the last one
+// role's rule: under "revoke" the first violation revokes the session,
+// under "deny" the session is revoked once its violations exceed the limit.
+// It reports whether this violation revoked the session. A session that is
+// no longer active at v.Time records nothing (callers count such requests
+// in InactiveCalls): the violation that revoked a session stays the last one
 // recorded and is never pushed out of its record.
 func (s *Session) RecordViolation(v Violation) bool {
 	if s.StateAt(v.Time) != StateActive {

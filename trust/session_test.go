@@ -217,7 +217,7 @@ func TestCloneIsDeep(t *testing.T) {
 	require.Equal(t, 0, s.StepsUsed)
 }
 
-func TestReserveIsExactOnceFinished(t *testing.T) {
+func TestReserveIsExactOnceClosed(t *testing.T) {
 	s := newSession(t, nil, IntentRequest{})
 	s.StepsUsed, s.EventSeq = 3, 5
 	s.Reserve()

@@ -24,20 +24,22 @@ type RateLimiter interface {
 	AllowN(t time.Time, n int) bool
 }
 
-// StepRequest is one request for a step credential, with its fields as
-// sent (after Vault's type conversion) and the caller's identity.
+// StepRequest is one request for a step credential (a step is one
+// credential issuance), with its fields as sent (after Vault's type
+// conversion) and the caller's identity.
 type StepRequest struct {
 	Caller   string
 	Scopes   []string
 	Audience string
 	TTL      *time.Duration
 	Parent   *Parent
+	// Description says what the step is for.
+	Description string
+	Actor       string
 	// ParentInvalid says why a parent_token did not verify (bad
 	// signature, expired, another issuer...); it makes the request a
 	// bad_parent violation once it is known to be well-formed and the
 	// creator's own.
-	Step          string
-	Actor         string
 	ParentInvalid string
 	// Rate is the session's token bucket; nil means no rate limit.
 	Rate RateLimiter
@@ -59,7 +61,7 @@ type StateError struct {
 }
 
 func (e *StateError) Error() string {
-	return fmt.Sprintf("session %s is %s: its credentials are dead and it issues no more", e.Session, e.State)
+	return fmt.Sprintf("session %s is %s: it is closed and issues no more credentials", e.Session, e.State)
 }
 
 // CheckStep decides a step credential request against the session's
@@ -75,9 +77,9 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 
 	// Malformed input is a bad request, never a violation.
 	if len(req.Scopes) == 0 {
-		return Grant{}, fieldErr("scope", "at least one scope is required")
+		return Grant{}, fieldErr("scopes", "at least one scope is required")
 	}
-	asked, err := parseScopes("scope", req.Scopes)
+	asked, err := parseScopes("scopes", req.Scopes)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -87,7 +89,7 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 	if ferr := validAudience(req.Audience); ferr != nil {
 		return Grant{}, ferr
 	}
-	if err := validText("step", req.Step, MaxStepLength); err != nil {
+	if err := validText("description", req.Description, MaxDescriptionLength); err != nil {
 		return Grant{}, err
 	}
 	if err := validText("actor", req.Actor, MaxActorLength); err != nil {
@@ -121,7 +123,7 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 			return Grant{}, v
 		}
 		// A parent that expired (or has less than the shortest TTL left)
-		// since it was verified is a bad parent, not a dead session.
+		// since it was verified is a bad parent, not a closed session.
 		if p.Expiry.Sub(now) < time.Second {
 			v := violation(BadParent, now, "parent_token has expired")
 			v.Credential = p.ID
@@ -185,7 +187,7 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 
 // ForeignCallerError refuses a request from a caller other than the
 // session's creator. It is never a violation: the session's ID is in every
-// credential it issued, so anyone could otherwise kill or flood it.
+// credential it issued, so anyone could otherwise revoke or flood it.
 type ForeignCallerError struct {
 	Session string
 }

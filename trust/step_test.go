@@ -31,7 +31,7 @@ func TestCheckStepSuccess(t *testing.T) {
 	req := stepReq()
 	req.Scopes = []string{"list,read,read:secrets/web/tls", "deploy:k8s/prod/deployments/web"}
 	req.Rate = lim
-	req.Step = "read the TLS certificate\nfor the web tier"
+	req.Description = "read the TLS certificate\nfor the web tier"
 	req.Actor = "sub-agent-1"
 
 	g, err := s.CheckStep(req, now)
@@ -78,7 +78,7 @@ func TestCheckStepViolations(t *testing.T) {
 		intent     IntentRequest
 		prepare    func(*Session)
 		req        func(*Session) StepRequest
-		kind       Kind
+		kind       ViolationKind
 		detail     string
 		credential string
 	}{
@@ -281,7 +281,7 @@ func TestCheckStepRefusalsSpendNoRateToken(t *testing.T) {
 		requireViolation(t, do(r), AudienceOutsideIntent, now)
 		r = stepReq()
 		r.Scopes = []string{"read:a//b"}
-		requireFieldError(t, do(r), "scope")
+		requireFieldError(t, do(r), "scopes")
 		r = stepReq()
 		r.Caller = "entity-b"
 		var fc *ForeignCallerError
@@ -315,24 +315,24 @@ func TestCheckStepMalformedIsNotAViolation(t *testing.T) {
 		field string
 		part  string
 	}{
-		{"scope missing", func(r *StepRequest) { r.Scopes = nil }, "scope", "at least one scope"},
-		{"scope empty list", func(r *StepRequest) { r.Scopes = []string{} }, "scope", "at least one scope"},
-		{"scope bad syntax", func(r *StepRequest) { r.Scopes = []string{"read:secrets/web/tls", "read:a//b"} }, "scope", "element 1"},
-		{"scope empty string", func(r *StepRequest) { r.Scopes = []string{""} }, "scope", "empty scope"},
-		{"scope too long", func(r *StepRequest) { r.Scopes = []string{"read:" + strings.Repeat("a", scope.MaxLength)} }, "scope", "longer than"},
-		{"too many scopes", func(r *StepRequest) { r.Scopes = nScopes(scope.MaxSetSize + 1) }, "scope", "at most 64"},
+		{"scope missing", func(r *StepRequest) { r.Scopes = nil }, "scopes", "at least one scope"},
+		{"scope empty list", func(r *StepRequest) { r.Scopes = []string{} }, "scopes", "at least one scope"},
+		{"scope bad syntax", func(r *StepRequest) { r.Scopes = []string{"read:secrets/web/tls", "read:a//b"} }, "scopes", "element 1"},
+		{"scope empty string", func(r *StepRequest) { r.Scopes = []string{""} }, "scopes", "empty scope"},
+		{"scope too long", func(r *StepRequest) { r.Scopes = []string{"read:" + strings.Repeat("a", scope.MaxLength)} }, "scopes", "longer than"},
+		{"too many scopes", func(r *StepRequest) { r.Scopes = nScopes(scope.MaxSetSize + 1) }, "scopes", "at most 64"},
 		{"audience missing", func(r *StepRequest) { r.Audience = "" }, "audience", "is required: one of [vault k8s]"},
 		{"audience with a space", func(r *StepRequest) { r.Audience = "va ult" }, "audience", "spaces"},
 		{"audience too long", func(r *StepRequest) { r.Audience = strings.Repeat("a", MaxAudienceLength+1) }, "audience", "at most 256"},
 		{"audience not UTF-8", func(r *StepRequest) { r.Audience = "\xff" }, "audience", "UTF-8"},
-		{"step too long", func(r *StepRequest) { r.Step = strings.Repeat("s", MaxStepLength+1) }, "step", "at most 256 bytes, got 257"},
-		{"step with a control character", func(r *StepRequest) { r.Step = "read\x00" }, "step", "control"},
+		{"description too long", func(r *StepRequest) { r.Description = strings.Repeat("s", MaxDescriptionLength+1) }, "description", "at most 256 bytes, got 257"},
+		{"description with a control character", func(r *StepRequest) { r.Description = "read\x00" }, "description", "control"},
 		{"actor too long", func(r *StepRequest) { r.Actor = strings.Repeat("a", MaxActorLength+1) }, "actor", "at most 256 bytes"},
 		{"actor with a control character", func(r *StepRequest) { r.Actor = "bot\x1b" }, "actor", "control"},
 		{"ttl zero", func(r *StepRequest) { r.TTL = ptr(time.Duration(0)) }, "ttl", "positive"},
 		{"ttl negative", func(r *StepRequest) { r.TTL = ptr(-time.Second) }, "ttl", "positive"},
 		// Malformed wins over a violation in the same request.
-		{"bad scope and a foreign audience", func(r *StepRequest) { r.Scopes = []string{"write:a//b"}; r.Audience = "other" }, "scope", "empty path segment"},
+		{"bad scope and a foreign audience", func(r *StepRequest) { r.Scopes = []string{"write:a//b"}; r.Audience = "other" }, "scopes", "empty path segment"},
 		{"bad ttl and a wider scope", func(r *StepRequest) { r.Scopes = []string{"*:*"}; r.TTL = ptr(time.Duration(-1)) }, "ttl", "positive"},
 	}
 	for _, c := range cases {
@@ -357,7 +357,7 @@ func TestCheckStepMalformedIsNotAViolation(t *testing.T) {
 func TestCheckStepBoundedFieldsAtTheirLimits(t *testing.T) {
 	s := newSession(t, nil, IntentRequest{})
 	req := stepReq()
-	req.Step = strings.Repeat("s", MaxStepLength)
+	req.Description = strings.Repeat("s", MaxDescriptionLength)
 	req.Actor = strings.Repeat("a", MaxActorLength)
 	req.Scopes = nScopes(scope.MaxSetSize)
 	for i := range req.Scopes {
@@ -466,10 +466,10 @@ func TestCheckStepSessionWithLessThanASecondLeft(t *testing.T) {
 	assert.Zero(t, lim.Calls(), "a refused request spends no rate token")
 }
 
-func TestCheckStepOnDeadSession(t *testing.T) {
+func TestCheckStepOnClosedSession(t *testing.T) {
 	cases := []struct {
 		name  string
-		kill  func(*Session)
+		close func(*Session)
 		now   time.Time
 		state State
 	}{
@@ -481,7 +481,7 @@ func TestCheckStepOnDeadSession(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSession(t, nil, IntentRequest{})
-			c.kill(s)
+			c.close(s)
 			before := *s
 			lim := &countingLimiter{allow: true}
 			for _, caller := range []string{creator, "entity-b"} {
@@ -496,9 +496,9 @@ func TestCheckStepOnDeadSession(t *testing.T) {
 					continue
 				}
 				var se *StateError
-				require.ErrorAs(t, err, &se, "a dead session refuses everyone, and it is no violation")
+				require.ErrorAs(t, err, &se, "a closed session refuses everyone, and it is no violation")
 				assert.Equal(t, &StateError{Session: "sess-1", State: c.state}, se)
-				assert.Equal(t, fmt.Sprintf("session sess-1 is %s: its credentials are dead and it issues no more", c.state), err.Error())
+				assert.Equal(t, fmt.Sprintf("session sess-1 is %s: it is closed and issues no more credentials", c.state), err.Error())
 				assert.Zero(t, g)
 			}
 			assert.Equal(t, before, *s)
@@ -688,7 +688,7 @@ func TestCheckStepInvalidParentIsBadParent(t *testing.T) {
 
 	req.Scopes = []string{"read:secrets//x"}
 	_, err = s.CheckStep(req, t0)
-	requireFieldError(t, err, "scope")
+	requireFieldError(t, err, "scopes")
 
 	req.Scopes = []string{"read:secrets/web/tls"}
 	req.Caller = "someone-else"

@@ -5,31 +5,32 @@ import (
 	"time"
 )
 
-// Kind names a violation: a well-formed request that exceeds the intent.
-type Kind string
+// ViolationKind names the kind of a violation: a well-formed request that
+// exceeds the intent. (A timeline event's kind is a timeline.EventKind.)
+type ViolationKind string
 
 // The violation kinds.
 const (
-	ScopeOutsideIntent    Kind = "scope_outside_intent"
-	AudienceOutsideIntent Kind = "audience_outside_intent"
-	DepthExceeded         Kind = "depth_exceeded"
-	BudgetExhausted       Kind = "budget_exhausted"
-	RateExceeded          Kind = "rate_exceeded"
-	BadParent             Kind = "bad_parent"
-	ReportedMisuse        Kind = "reported_misuse"
+	ScopeOutsideIntent    ViolationKind = "scope_outside_intent"
+	AudienceOutsideIntent ViolationKind = "audience_outside_intent"
+	DepthExceeded         ViolationKind = "depth_exceeded"
+	BudgetExhausted       ViolationKind = "budget_exhausted"
+	RateExceeded          ViolationKind = "rate_exceeded"
+	BadParent             ViolationKind = "bad_parent"
+	ReportedMisuse        ViolationKind = "reported_misuse"
 )
 
-// Kinds lists every violation kind.
-var Kinds = []Kind{
+// ViolationKinds lists every violation kind.
+var ViolationKinds = []ViolationKind{
 	ScopeOutsideIntent, AudienceOutsideIntent, DepthExceeded, BudgetExhausted,
 	RateExceeded, BadParent, ReportedMisuse,
 }
 
 // Violation is one recorded violation.
 type Violation struct {
-	Kind   Kind      `json:"kind"`
-	Time   time.Time `json:"time"`
-	Detail string    `json:"detail"`
+	Kind   ViolationKind `json:"kind"`
+	Time   time.Time     `json:"time"`
+	Detail string        `json:"detail"`
 	// Source is where the request came from (remote address), when known.
 	Source string `json:"source,omitempty"`
 	// Credential is the credential involved (a parent's or reported
@@ -43,6 +44,6 @@ func (v *Violation) Error() string {
 	return fmt.Sprintf("violation %s: %s", v.Kind, v.Detail)
 }
 
-func violation(kind Kind, now time.Time, format string, args ...interface{}) *Violation {
+func violation(kind ViolationKind, now time.Time, format string, args ...interface{}) *Violation {
 	return &Violation{Kind: kind, Time: now, Detail: fmt.Sprintf(format, args...)}
 }

@@ -14,8 +14,8 @@ func TestKindsMatchSpec(t *testing.T) {
 		"scope_outside_intent", "audience_outside_intent", "depth_exceeded", "budget_exhausted",
 		"rate_exceeded", "bad_parent", "reported_misuse",
 	}
-	got := make([]string, len(Kinds))
-	for i, k := range Kinds {
+	got := make([]string, len(ViolationKinds))
+	for i, k := range ViolationKinds {
 		got[i] = string(k)
 	}
 	assert.ElementsMatch(t, want, got)
@@ -32,12 +32,12 @@ func deny(limit int) func(*Role) {
 	return func(r *Role) { r.OnViolation, r.ViolationLimit = OnViolationDeny, limit }
 }
 
-func TestRecordViolationRevokeKillsAtTheFirst(t *testing.T) {
+func TestRecordViolationRevokeRevokesAtTheFirst(t *testing.T) {
 	s := newSession(t, nil, IntentRequest{})
 	require.Equal(t, OnViolationRevoke, s.Intent.OnViolation)
 	at := t0.Add(2 * time.Minute)
-	killed := s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: at, Detail: "d", Source: "10.0.0.1:5555"})
-	assert.True(t, killed)
+	revoked := s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: at, Detail: "d", Source: "10.0.0.1:5555"})
+	assert.True(t, revoked)
 	assert.Equal(t, StateRevoked, s.State)
 	assert.Equal(t, "violation: scope_outside_intent", s.RevokedReason)
 	assert.True(t, s.EndedAt.Equal(at))
@@ -46,7 +46,7 @@ func TestRecordViolationRevokeKillsAtTheFirst(t *testing.T) {
 	assert.Equal(t, Violation{Kind: ScopeOutsideIntent, Time: at, Detail: "d", Source: "10.0.0.1:5555"}, s.Violations[0])
 }
 
-func TestRecordViolationDenyKillsOncePastTheLimit(t *testing.T) {
+func TestRecordViolationDenyRevokesOncePastTheLimit(t *testing.T) {
 	s := newSession(t, deny(2), IntentRequest{})
 	require.Equal(t, OnViolationDeny, s.Intent.OnViolation)
 	require.Equal(t, 2, s.Intent.ViolationLimit)
@@ -59,13 +59,13 @@ func TestRecordViolationDenyKillsOncePastTheLimit(t *testing.T) {
 
 	third := t0.Add(3 * time.Second)
 	assert.True(t, s.RecordViolation(Violation{Kind: RateExceeded, Time: third}))
-	assert.Equal(t, StateRevoked, s.State, "dies at violation_limit+1")
-	assert.Equal(t, "violation: rate_exceeded", s.RevokedReason, "named after the violation that killed it")
+	assert.Equal(t, StateRevoked, s.State, "revoked at violation_limit+1")
+	assert.Equal(t, "violation: rate_exceeded", s.RevokedReason, "named after the violation that revoked it")
 	assert.True(t, s.EndedAt.Equal(third))
 	assert.Equal(t, 3, s.ViolationCount)
 
-	// After death nothing more is recorded: the state, time, reason and
-	// the violation that killed the session stay as they were.
+	// Once closed, nothing more is recorded: the state, time, reason and
+	// the violation that revoked the session stay as they were.
 	assert.False(t, s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0.Add(4 * time.Second)}))
 	assert.Equal(t, StateRevoked, s.State)
 	assert.Equal(t, "violation: rate_exceeded", s.RevokedReason)
@@ -108,8 +108,8 @@ func TestRecordViolationListIsBounded(t *testing.T) {
 	const n = 2*MaxRecordedViolations + 50
 	s := newSession(t, deny(ViolationLimitCeiling), IntentRequest{})
 	for i := 0; i < n; i++ {
-		killed := s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0.Add(time.Duration(i) * time.Millisecond), Detail: fmt.Sprint(i)})
-		require.False(t, killed)
+		revoked := s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0.Add(time.Duration(i) * time.Millisecond), Detail: fmt.Sprint(i)})
+		require.False(t, revoked)
 		require.LessOrEqual(t, len(s.Violations), MaxRecordedViolations)
 	}
 	assert.Equal(t, StateActive, s.State)
@@ -119,7 +119,7 @@ func TestRecordViolationListIsBounded(t *testing.T) {
 		assert.Equal(t, fmt.Sprint(n-MaxRecordedViolations+i), v.Detail, "the most recent are kept, in order")
 	}
 
-	// After death nothing is added: the violation that killed the session
+	// Once closed, nothing is added: the violation that revoked the session
 	// is never pushed out, however many follow.
 	s = newSession(t, nil, IntentRequest{})
 	for i := 0; i < n; i++ {
@@ -128,10 +128,10 @@ func TestRecordViolationListIsBounded(t *testing.T) {
 	assert.Equal(t, StateRevoked, s.State)
 	assert.Equal(t, 1, s.ViolationCount)
 	require.Len(t, s.Violations, 1)
-	assert.Equal(t, "0", s.Violations[0].Detail, "the killing violation stays")
+	assert.Equal(t, "0", s.Violations[0].Detail, "the revoking violation stays")
 }
 
-func TestViolationFromCheckStepKillsTheSession(t *testing.T) {
+func TestViolationFromCheckStepRevokesTheSession(t *testing.T) {
 	s := newSession(t, nil, IntentRequest{})
 	now := t0.Add(time.Minute)
 	_, err := s.CheckStep(StepRequest{Caller: creator, Scopes: []string{"write:secrets/web/tls"}, Audience: "vault"}, now)

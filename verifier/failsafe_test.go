@@ -151,7 +151,7 @@ func TestRevocationsNeverRollBack(t *testing.T) {
 	ctx := context.Background()
 	raw := mint(t, k, nil) // session sess-1
 	_, err := v.Verify(ctx, raw)
-	require.ErrorIs(t, err, ErrRevoked)
+	require.ErrorIs(t, err, ErrSessionClosed)
 	require.Equal(t, t0, v.LastRevocationSync())
 
 	clk.Add(time.Second)
@@ -175,10 +175,10 @@ func TestRevocationsNeverRollBack(t *testing.T) {
 	} {
 		f.setRevocationBody(body)
 		require.Error(t, v.PollRevocations(ctx), body)
-		assert.True(t, v.Revoked("sess-1"), body)
-		assert.False(t, v.Revoked("sess-2"), body)
+		assert.True(t, v.SessionClosed("sess-1"), body)
+		assert.False(t, v.SessionClosed("sess-2"), body)
 		_, err := v.Verify(ctx, raw)
-		require.ErrorIs(t, err, ErrRevoked, body)
+		require.ErrorIs(t, err, ErrSessionClosed, body)
 		assert.Equal(t, t0, v.LastRevocationSync(), "a refused answer is no sync: %s", body)
 	}
 
@@ -186,14 +186,14 @@ func TestRevocationsNeverRollBack(t *testing.T) {
 	// successful sync.
 	f.setRevocationBody(`{"data":{"version":5,"sessions":[]}}`)
 	require.NoError(t, v.PollRevocations(ctx))
-	assert.True(t, v.Revoked("sess-1"))
+	assert.True(t, v.SessionClosed("sess-1"))
 	assert.Equal(t, t0.Add(time.Second), v.LastRevocationSync())
 
 	// A newer version replaces the list.
 	f.setRevocationBody(`{"data":{"version":6,"sessions":[{"id":"sess-2","revoked_at":1,"exp":2}]}}`)
 	require.NoError(t, v.PollRevocations(ctx))
-	assert.False(t, v.Revoked("sess-1"))
-	assert.True(t, v.Revoked("sess-2"))
+	assert.False(t, v.SessionClosed("sess-1"))
+	assert.True(t, v.SessionClosed("sess-2"))
 	_, err = v.Verify(ctx, raw)
 	require.NoError(t, err)
 }

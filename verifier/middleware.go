@@ -52,11 +52,11 @@ func BearerToken(r *http.Request) string {
 // Middleware protects next: each request must carry a step credential
 // (Authorization: Bearer <token>) that verifies and allows the (action,
 // resource) that mapper says the request performs. Refusals are 401
-// (no or bad credential, dead session), 403 (outside the scope) or 503
+// (no or bad credential, closed session), 403 (outside the scope) or 503
 // (ErrStale: the revocation list is past Config.MaxStaleness), with a
 // JSON body {"error": "..."}. With Config.Report, every served request is
 // reported to the engine in the background, with the time it arrived; a
-// refused out-of-scope use, or a use of a dead session's credential, is
+// refused out-of-scope use, or a use of a closed session's credential, is
 // reported too, so the engine can charge the session with it.
 func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +86,7 @@ func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 			refuse(w, http.StatusServiceUnavailable, err)
 			return
 		case err != nil:
-			if v.cfg.Report && errors.Is(err, ErrRevoked) {
+			if v.cfg.Report && errors.Is(err, ErrSessionClosed) {
 				v.reportLater(raw, action, resource, "denied", seen)
 			}
 			refuse(w, http.StatusUnauthorized, err)

@@ -143,12 +143,12 @@ func TestMiddleware(t *testing.T) {
 		assert.Equal(t, "no resource for this path", a.err)
 	})
 	t.Run("revoked", func(t *testing.T) {
-		dead := mint(t, k, func(c *token.Claims) { c.Txn = "sess-dead" })
-		f.setRevocations(7, "sess-dead")
+		closed := mint(t, k, func(c *token.Claims) { c.Txn = "sess-closed" })
+		f.setRevocations(7, "sess-closed")
 		require.NoError(t, v.PollRevocations(context.Background()))
-		a := p.do(t, http.MethodGet, "/docs/plan", "Bearer "+dead)
+		a := p.do(t, http.MethodGet, "/docs/plan", "Bearer "+closed)
 		assert.Equal(t, http.StatusUnauthorized, a.code)
-		assert.Equal(t, ErrRevoked.Error(), a.err)
+		assert.Equal(t, ErrSessionClosed.Error(), a.err)
 	})
 	reached, _ := p.seen()
 	require.Zero(t, reached, "no refused request reaches the handler")
@@ -187,11 +187,11 @@ func TestMiddlewareReports(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, p.do(t, http.MethodGet, "/docs/plan", "").code)
 	require.Equal(t, http.StatusUnauthorized, p.do(t, http.MethodGet, "/docs/plan", "Bearer x.y.z").code)
 	require.Equal(t, http.StatusBadRequest, p.do(t, http.MethodGet, "/bad/x", "Bearer "+raw).code)
-	// A dead session's credential is reported as denied.
-	dead := mint(t, k, func(c *token.Claims) { c.Txn = "sess-dead" })
-	f.setRevocations(1, "sess-dead")
+	// A closed session's credential is reported as denied.
+	closed := mint(t, k, func(c *token.Claims) { c.Txn = "sess-closed" })
+	f.setRevocations(1, "sess-closed")
 	require.NoError(t, v.PollRevocations(context.Background()))
-	require.Equal(t, http.StatusUnauthorized, p.do(t, http.MethodGet, "/docs/plan", "Bearer "+dead).code)
+	require.Equal(t, http.StatusUnauthorized, p.do(t, http.MethodGet, "/docs/plan", "Bearer "+closed).code)
 
 	require.Eventually(t, func() bool { return len(f.reportCalls()) >= 3 }, 10*time.Second, 5*time.Millisecond)
 	calls := f.reportCalls()
@@ -200,7 +200,7 @@ func TestMiddlewareReports(t *testing.T) {
 	want := []map[string]string{
 		{"token": raw, "action": "read", "resource": "docs/plan", "outcome": "allowed", "observed_at": at, "leeway": "30"},
 		{"token": raw, "action": "delete", "resource": "docs/plan", "outcome": "denied", "observed_at": at, "leeway": "30"},
-		{"token": dead, "action": "read", "resource": "docs/plan", "outcome": "denied", "observed_at": at, "leeway": "30"},
+		{"token": closed, "action": "read", "resource": "docs/plan", "outcome": "denied", "observed_at": at, "leeway": "30"},
 	}
 	for i, c := range calls {
 		assert.Equal(t, testVaultTok, c.VaultToken)

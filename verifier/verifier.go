@@ -12,7 +12,8 @@
 // than Config.JWKSRefreshFloor after a successful fetch). A refetch runs on
 // a context of its own, so a client that hangs up cannot abort it.
 //
-// It learns of dead sessions by polling the engine's revocation list. It
+// It learns of closed sessions, whose credentials are revoked, by polling
+// the engine's revocation list. It
 // fails safe: an answer without a valid list, or with an older version than
 // the one it holds, is refused and the list it holds is kept (a list never
 // rolls back); and past Config.MaxStaleness without a successful sync,
@@ -55,8 +56,9 @@ import (
 // (token.ErrExpired, token.ErrSignature, token.ErrLifetime, ...), all
 // matched with errors.Is.
 var (
-	// ErrRevoked: the credential's session is no longer active.
-	ErrRevoked = errors.New("verifier: the credential's session is revoked")
+	// ErrSessionClosed: the credential's session is closed (ended or
+	// revoked), so the credential is revoked.
+	ErrSessionClosed = errors.New("verifier: the credential's session is closed")
 	// ErrScope: the credential does not allow the request.
 	ErrScope = errors.New("verifier: the credential's scope does not allow this request")
 	// ErrNoCredential: the request carries no credential.
@@ -102,14 +104,14 @@ type Config struct {
 	Algorithms []string
 	// Leeway is the clock skew tolerated; default 30s (token.DefaultLeeway),
 	// negative for none. New refuses a Leeway above trust.RevocationGrace
-	// (1 minute): the engine keeps a dead session in its revocation list
+	// (1 minute): the engine keeps a closed session in its revocation list
 	// only that long past its last credential's exp, so a larger leeway
-	// would accept a revoked session's credential once it left the list.
+	// would accept a closed session's credential once it left the list.
 	Leeway time.Duration
 	// MaxLifetime is the longest lifetime (exp − iat) accepted: a
 	// credential that claims a longer one is refused (token.ErrLifetime).
-	// Default 1 hour, the engine's default max_step_ttl ceiling; set it to
-	// the engine's config max_step_ttl. Negative values are refused.
+	// Default 1 hour, the engine's default step_max_ttl ceiling; set it to
+	// the engine's config step_max_ttl. Negative values are refused.
 	MaxLifetime time.Duration
 	// JWKSRefresh is how often the JWKS is refetched in the background,
 	// so that new keys are known before they are used and retired ones are
@@ -121,19 +123,19 @@ type Config struct {
 	// a context of their own: a client that hangs up does not abort them.
 	JWKSRefreshFloor time.Duration
 	// RevocationPoll is how often the revocation list is polled; default
-	// 5s. A credential of a session that died is accepted for at most this
+	// 5s. A credential of a session that closed is accepted for at most this
 	// long (use Introspect for calls that cannot wait).
 	RevocationPoll time.Duration
 	// MaxStaleness is how long the verifier goes on trusting its revocation
 	// list without a successful sync: past it, Verify, Authorize and the
 	// middleware refuse every credential with ErrStale (503), because a
-	// session killed in the meantime would go unnoticed. Default 1 minute,
+	// session closed in the meantime would go unnoticed. Default 1 minute,
 	// or twice RevocationPoll if that is longer; an explicit value must be
 	// at least RevocationPoll.
 	MaxStaleness time.Duration
 	// FailOpen keeps accepting credentials past MaxStaleness, with the
 	// last list held. Dangerous: while the engine is unreachable (or made
-	// unreachable by an attacker), credentials of killed sessions keep
+	// unreachable by an attacker), credentials of closed sessions keep
 	// working until they expire. Leave it false unless availability
 	// matters more than revocation.
 	FailOpen bool
@@ -161,7 +163,7 @@ type Verifier struct {
 	lastFetch time.Time        // last successful JWKS fetch
 	lastFail  time.Time        // last failed JWKS fetch
 	keyFetch  *keyFetch        // the JWKS fetch under way, if any
-	revoked   map[string]int64 // session ID -> exp
+	closed    map[string]int64 // session ID -> exp
 	revVer    uint64
 	revSynced bool
 	lastSync  time.Time // last successful revocation sync
@@ -192,7 +194,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		cfg.Leeway = token.DefaultLeeway
 	}
 	if cfg.Leeway > trust.RevocationGrace {
-		return nil, fmt.Errorf("verifier: Config.Leeway (%s) must not exceed the engine's revocation grace (%s): credentials of revoked sessions would be accepted once they leave the revocation list", cfg.Leeway, trust.RevocationGrace)
+		return nil, fmt.Errorf("verifier: Config.Leeway (%s) must not exceed the engine's revocation grace (%s): credentials of closed sessions would be accepted once they leave the revocation list", cfg.Leeway, trust.RevocationGrace)
 	}
 	if cfg.MaxLifetime == 0 {
 		cfg.MaxLifetime = defaultMaxLifetime
@@ -233,7 +235,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		cfg:     cfg,
 		base:    strings.TrimRight(cfg.VaultAddr, "/") + "/v1/" + strings.Trim(cfg.Mount, "/"),
-		revoked: map[string]int64{},
+		closed:  map[string]int64{},
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		reports: make(chan report, 256),
@@ -324,11 +326,11 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*toke
 		return nil, err
 	}
 	v.mu.RLock()
-	_, dead := v.revoked[claims.Txn]
+	_, closed := v.closed[claims.Txn]
 	synced := v.lastSync
 	v.mu.RUnlock()
-	if dead {
-		return nil, ErrRevoked
+	if closed {
+		return nil, ErrSessionClosed
 	}
 	if !v.cfg.FailOpen && now.Sub(synced) > v.cfg.MaxStaleness {
 		return nil, fmt.Errorf("%w: last synced %s ago", ErrStale, now.Sub(synced).Truncate(time.Second))
@@ -494,7 +496,7 @@ func (v *Verifier) PollRevocations(ctx context.Context) error {
 	case v.revSynced && version < v.revVer:
 		return fmt.Errorf("verifier: revocations: refusing version %d, older than the version %d held", version, v.revVer)
 	case !v.revSynced || version > v.revVer:
-		v.revoked, v.revVer, v.revSynced = m, version, true
+		v.closed, v.revVer, v.revSynced = m, version, true
 	}
 	v.lastSync = v.cfg.Now()
 	return nil
@@ -509,11 +511,11 @@ func (v *Verifier) LastRevocationSync() time.Time {
 	return v.lastSync
 }
 
-// Revoked reports whether session id is in the last revocation list.
-func (v *Verifier) Revoked(id string) bool {
+// SessionClosed reports whether session id is in the last revocation list.
+func (v *Verifier) SessionClosed(id string) bool {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	_, ok := v.revoked[id]
+	_, ok := v.closed[id]
 	return ok
 }
 
@@ -596,8 +598,8 @@ func (v *Verifier) Introspect(ctx context.Context, raw string) (bool, error) {
 // Report tells the engine what a credential was used for, and when the
 // use was seen (observedAt; the zero time means now, by Config.Now). The
 // engine judges the use at that time: a use outside the credential's
-// scope, or of a credential that was dead then, is a violation of its
-// session.
+// scope, or of a credential that was no longer valid then (expired, or of
+// a closed session), is a violation of its session.
 func (v *Verifier) Report(ctx context.Context, raw, action, resource, outcome string, observedAt time.Time) error {
 	if observedAt.IsZero() {
 		observedAt = v.cfg.Now()

@@ -305,24 +305,24 @@ func TestRevocations(t *testing.T) {
 	v := newVerifier(t, testConfig(f, newClock(t0)))
 	ctx := context.Background()
 	require.Equal(t, 1, f.revCount(), "New polls once")
-	assert.True(t, v.Revoked("sess-other"))
-	assert.False(t, v.Revoked("sess-1"))
+	assert.True(t, v.SessionClosed("sess-other"))
+	assert.False(t, v.SessionClosed("sess-1"))
 
 	raw := mint(t, k, nil)
 	_, err := v.Verify(ctx, raw)
 	require.NoError(t, err)
 
-	// The session dies; until the next poll the credential still verifies.
+	// The session closes; until the next poll the credential still verifies.
 	f.setRevocations(2, "sess-other", "sess-1")
 	_, err = v.Verify(ctx, raw)
 	require.NoError(t, err)
 
 	require.NoError(t, v.PollRevocations(ctx))
-	assert.True(t, v.Revoked("sess-1"))
+	assert.True(t, v.SessionClosed("sess-1"))
 	_, err = v.Verify(ctx, raw)
-	require.ErrorIs(t, err, ErrRevoked)
+	require.ErrorIs(t, err, ErrSessionClosed)
 	_, err = v.Authorize(ctx, raw, "read", "docs/plan")
-	require.ErrorIs(t, err, ErrRevoked)
+	require.ErrorIs(t, err, ErrSessionClosed)
 
 	// Other sessions' credentials are unaffected.
 	_, err = v.Verify(ctx, mint(t, k, func(c *token.Claims) { c.Txn = "sess-2" }))
@@ -331,14 +331,14 @@ func TestRevocations(t *testing.T) {
 	// Same version, different content: the list is not replaced.
 	f.setRevocations(2, "sess-2")
 	require.NoError(t, v.PollRevocations(ctx))
-	assert.True(t, v.Revoked("sess-1"))
-	assert.False(t, v.Revoked("sess-2"))
+	assert.True(t, v.SessionClosed("sess-1"))
+	assert.False(t, v.SessionClosed("sess-2"))
 
 	// A new version replaces it (entries pruned by the engine disappear).
 	f.setRevocations(3, "sess-2")
 	require.NoError(t, v.PollRevocations(ctx))
-	assert.False(t, v.Revoked("sess-1"))
-	assert.True(t, v.Revoked("sess-2"))
+	assert.False(t, v.SessionClosed("sess-1"))
+	assert.True(t, v.SessionClosed("sess-2"))
 	_, err = v.Verify(ctx, raw)
 	require.NoError(t, err)
 
@@ -349,7 +349,7 @@ func TestRevocations(t *testing.T) {
 	err = v.PollRevocations(ctx)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "revocations")
-	assert.True(t, v.Revoked("sess-2"))
+	assert.True(t, v.SessionClosed("sess-2"))
 }
 
 func TestRevocationsBadJSON(t *testing.T) {
@@ -685,7 +685,7 @@ func TestConcurrentUse(t *testing.T) {
 				case 0:
 					_, err := v.Authorize(context.Background(), good, "read", "docs/x")
 					if err != nil {
-						assert.ErrorIs(t, err, ErrRevoked)
+						assert.ErrorIs(t, err, ErrSessionClosed)
 					}
 				case 1:
 					_ = v.PollRevocations(context.Background())
@@ -693,7 +693,7 @@ func TestConcurrentUse(t *testing.T) {
 					_, _ = v.Verify(context.Background(), mint(t, genKey(t, token.AlgEdDSA), nil))
 				case 3:
 					clk.Add(time.Second)
-					v.Revoked("sess-1")
+					v.SessionClosed("sess-1")
 				}
 			}
 		}()

@@ -110,7 +110,7 @@ func (h *harness) setup(ctx context.Context) error {
 	}
 
 	// The role: a large budget and rate, and deny (not revoke) so that a
-	// stray rate refusal never kills a session under measurement.
+	// stray rate refusal never revokes a session under measurement.
 	_, err = h.root.Logical().WriteWithContext(ctx, m+"/roles/"+benchRole, map[string]interface{}{
 		"scopes":          "read:bench/*",
 		"audiences":       benchAudience,
@@ -216,7 +216,7 @@ func (h *harness) startSession(ctx context.Context, purpose string) (string, err
 // issue takes one step credential of session sid and returns its token.
 func (h *harness) issue(ctx context.Context, sid string) (string, error) {
 	sec, err := h.agent.Logical().WriteWithContext(ctx, h.cfg.mount+"/creds/"+sid, map[string]interface{}{
-		"scope": benchScope, "audience": benchAudience, "step": "benchmark step",
+		"scopes": benchScope, "audience": benchAudience, "description": "benchmark step",
 	})
 	if err != nil {
 		return "", err

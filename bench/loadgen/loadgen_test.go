@@ -23,7 +23,7 @@ func sampleResults() *Results {
 		Ends:    []EndResult{{N: 100, MedianMs: 6, SamplesMs: []float64{6}}, {N: 10000, MedianMs: 7}, {N: 100000, MedianMs: 8}},
 		Revokes: []RevokeResult{{Children: 100, Ms: 900}, {Children: 2000, Ms: 16000}},
 		Verify:  &VerifyResult{RawPerSec: 20000, VerifierPS: 17000, TokenPerSec: 17500, AuthorizePS: 16000},
-		Storage: []StorageStep{{N: 100, SnapshotDelta: 40000, RawDelta: 42000}, {N: 100000, SnapshotDelta: 400000, RawDelta: 420000}},
+		Storage: []StorageSample{{N: 100, SnapshotDelta: 40000, RawDelta: 42000}, {N: 100000, SnapshotDelta: 400000, RawDelta: 420000}},
 		Memory:  []MemSample{{Issued: 0, RSSKB: 30000, PID: 7}, {Issued: 25000, RSSKB: 31000, PID: 7}, {Issued: 100000, RSSKB: 31500, PID: 7}},
 	}
 }

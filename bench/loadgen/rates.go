@@ -67,7 +67,7 @@ var rateScenarios = map[string]rateScenario{
 				sid, _ := sec.Data["session_id"].(string)
 				ops[w] = func(ctx context.Context) error {
 					_, err := c.Logical().WriteWithContext(ctx, h.cfg.mount+"/creds/"+sid, map[string]interface{}{
-						"scope": benchScope, "audience": benchAudience, "step": "benchmark step",
+						"scopes": benchScope, "audience": benchAudience, "description": "benchmark step",
 					})
 					return err
 				}

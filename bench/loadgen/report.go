@@ -138,14 +138,14 @@ func renderMarkdown(r *Results, svgPath string) string {
 		p("`introspect` must then call the session's last credential inactive. The time shown is the median\n")
 		p("over the sessions. For comparison, a token is given C child tokens (created by the parent, in\n")
 		p("parallel) and `auth/token/revoke` (revoke-tree) of the parent is timed, as root.\n\n")
-		p("| operation | count | time (median) | samples | sessions filled at | dead afterwards |\n|---|---:|---:|---|---|---|\n")
+		p("| operation | count | time (median) | samples | sessions filled at | credentials revoked afterwards |\n|---|---:|---:|---|---|---|\n")
 		for _, e := range r.Ends {
 			var ss []string
 			for _, s := range e.SamplesMs {
 				ss = append(ss, fmt.Sprintf("%.1f", s))
 			}
 			p("| end a session | %s credentials | **%.1f ms** | %s ms | %s credentials/s (%d sessions in parallel) | %s |\n",
-				num(float64(e.N)), e.MedianMs, strings.Join(ss, ", "), num(e.IssueRate), e.Sessions, yesNo(e.DeadAfterEnd))
+				num(float64(e.N)), e.MedianMs, strings.Join(ss, ", "), num(e.IssueRate), e.Sessions, yesNo(e.RevokedAfterEnd))
 		}
 		for _, x := range r.Revokes {
 			p("| revoke-tree | %s child tokens | **%s** | %s | %.1f s to create the children | %s |\n",

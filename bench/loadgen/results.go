@@ -9,16 +9,16 @@ import (
 // Results is everything one run measured. It is saved as JSON (-results)
 // so the report and the picture can be drawn again (-render-only).
 type Results struct {
-	Env     Env            `json:"env"`
-	Run     RunSettings    `json:"run"`
-	Rates   []RateResult   `json:"rates,omitempty"`
-	Ends    []EndResult    `json:"ends,omitempty"`
-	Revokes []RevokeResult `json:"revokes,omitempty"`
-	Verify  *VerifyResult  `json:"verify,omitempty"`
-	Storage []StorageStep  `json:"storage,omitempty"`
-	Memory  []MemSample    `json:"memory,omitempty"`
-	Micro   []MicroResult  `json:"micro,omitempty"`
-	Notes   []string       `json:"notes,omitempty"`
+	Env     Env             `json:"env"`
+	Run     RunSettings     `json:"run"`
+	Rates   []RateResult    `json:"rates,omitempty"`
+	Ends    []EndResult     `json:"ends,omitempty"`
+	Revokes []RevokeResult  `json:"revokes,omitempty"`
+	Verify  *VerifyResult   `json:"verify,omitempty"`
+	Storage []StorageSample `json:"storage,omitempty"`
+	Memory  []MemSample     `json:"memory,omitempty"`
+	Micro   []MicroResult   `json:"micro,omitempty"`
+	Notes   []string        `json:"notes,omitempty"`
 	// WriteProbeMs is the median time of one idle storage write through
 	// Vault (a sys/raw PUT), for scale; 0 when not measured.
 	WriteProbeMs float64  `json:"write_probe_ms,omitempty"`
@@ -74,13 +74,13 @@ type RateResult struct {
 
 // EndResult is the time to end sessions that issued N credentials.
 type EndResult struct {
-	N            int       `json:"n"`
-	Sessions     int       `json:"sessions"` // sessions of N credentials, filled in parallel, each ended once
-	SamplesMs    []float64 `json:"samples_ms"`
-	MedianMs     float64   `json:"median_ms"`
-	IssueSeconds float64   `json:"issue_seconds"` // time to fill the sessions
-	IssueRate    float64   `json:"issue_rate"`    // credentials per second into them, in all
-	DeadAfterEnd bool      `json:"dead_after_end"`
+	N               int       `json:"n"`
+	Sessions        int       `json:"sessions"` // sessions of N credentials, filled in parallel, each ended once
+	SamplesMs       []float64 `json:"samples_ms"`
+	MedianMs        float64   `json:"median_ms"`
+	IssueSeconds    float64   `json:"issue_seconds"` // time to fill the sessions
+	IssueRate       float64   `json:"issue_rate"`    // credentials per second into them, in all
+	RevokedAfterEnd bool      `json:"revoked_after_end"`
 }
 
 // RevokeResult is the time Vault takes to revoke a token tree.
@@ -103,9 +103,9 @@ type VerifyResult struct {
 	Rounds       int     `json:"rounds"`
 }
 
-// StorageStep is the storage growth over N credentials issued into one
+// StorageSample is the storage growth over N credentials issued into one
 // (already started) session.
-type StorageStep struct {
+type StorageSample struct {
 	N             int   `json:"n"`              // credentials per session
 	Sessions      int   `json:"sessions"`       // sessions filled (N each)
 	SnapshotDelta int64 `json:"snapshot_delta"` // bytes of `vault operator raft snapshot save`

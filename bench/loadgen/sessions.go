@@ -88,7 +88,7 @@ func (h *harness) scenarioSessions(ctx context.Context) error {
 			return err
 		}
 		creds := n * reps
-		st := StorageStep{
+		st := StorageSample{
 			N:             n,
 			Sessions:      reps,
 			SnapshotDelta: after.snapshot - before.snapshot,
@@ -105,7 +105,7 @@ func (h *harness) scenarioSessions(ctx context.Context) error {
 		log.Printf("storage over %d credentials (%d sessions × %d): snapshot %+d B (%.1f B/cred), mount %+d B in %+d keys (%.1f B/cred)",
 			creds, reps, n, st.SnapshotDelta, float64(st.SnapshotDelta)/float64(creds), st.RawDelta, st.RawKeysDelta, float64(st.RawDelta)/float64(creds))
 
-		er.DeadAfterEnd = true
+		er.RevokedAfterEnd = true
 		for i, sid := range sids {
 			// Let raft settle, then time the end.
 			sleepUntil(ctx, time.Now().Add(time.Second))
@@ -119,12 +119,12 @@ func (h *harness) scenarioSessions(ctx context.Context) error {
 			er.SamplesMs = append(er.SamplesMs, ms)
 			log.Printf("session with %d credentials (%d of %d): ended in %.2f ms", n, i+1, reps, ms)
 
-			// The end must have killed the session's credentials.
-			dead, err := h.inactive(ctx, last[i])
+			// The end must have revoked the session's credentials.
+			revoked, err := h.inactive(ctx, last[i])
 			if err != nil {
 				return err
 			}
-			er.DeadAfterEnd = er.DeadAfterEnd && dead
+			er.RevokedAfterEnd = er.RevokedAfterEnd && revoked
 		}
 		er.MedianMs = median(er.SamplesMs)
 		h.res.Ends = append(h.res.Ends, er)
@@ -152,7 +152,7 @@ func (h *harness) probeWrite(ctx context.Context) (float64, error) {
 	return median(ms), nil
 }
 
-// inactive asks introspect whether a credential is dead.
+// inactive asks introspect whether a credential is no longer active.
 func (h *harness) inactive(ctx context.Context, tok string) (bool, error) {
 	sec, err := h.agent.Logical().WriteWithContext(ctx, h.cfg.mount+"/introspect", map[string]interface{}{"token": tok})
 	if err != nil {

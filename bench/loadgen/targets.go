@@ -54,9 +54,9 @@ func (r *Results) smallestEnd() *EndResult {
 	return e
 }
 
-// bytesPerCred is the storage per credential of a step: the larger of the
+// bytesPerCred is the storage per credential of a sample: the larger of the
 // two measurements (the mount's own bytes; the raft snapshot's growth).
-func (s StorageStep) bytesPerCred() float64 {
+func (s StorageSample) bytesPerCred() float64 {
 	b := float64(s.SnapshotDelta)
 	if float64(s.RawDelta) > b {
 		b = float64(s.RawDelta)
@@ -64,8 +64,8 @@ func (s StorageStep) bytesPerCred() float64 {
 	return b / float64(s.creds())
 }
 
-// creds is how many credentials the step issued.
-func (s StorageStep) creds() int {
+// creds is how many credentials the sample issued.
+func (s StorageSample) creds() int {
 	if s.Sessions > 1 {
 		return s.N * s.Sessions
 	}

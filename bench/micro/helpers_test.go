@@ -133,7 +133,7 @@ func (e *engine) startSession(tb testing.TB) string {
 	return resp.Data["session_id"].(string)
 }
 
-var credRequest = map[string]interface{}{"scope": "read:bench/data", "audience": "bench-api", "step": "benchmark step"}
+var credRequest = map[string]interface{}{"scopes": "read:bench/data", "audience": "bench-api", "description": "benchmark step"}
 
 func (e *engine) issue(sid string) (string, error) {
 	data := make(map[string]interface{}, len(credRequest))

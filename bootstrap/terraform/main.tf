@@ -14,8 +14,8 @@ locals {
   # The engine reads durations back as whole seconds; sending seconds keeps
   # `terraform plan` clean.
   config_durations = {
-    max_session_ttl   = var.max_session_ttl
-    max_step_ttl      = var.max_step_ttl
+    session_max_ttl   = var.session_max_ttl
+    step_max_ttl      = var.step_max_ttl
     session_retention = var.session_retention
   }
   config_seconds = {
@@ -66,8 +66,8 @@ resource "vault_generic_endpoint" "config" {
   data_json = jsonencode({
     issuer            = local.issuer
     signing_algorithm = var.signing_algorithm
-    max_session_ttl   = local.config_seconds.max_session_ttl
-    max_step_ttl      = local.config_seconds.max_step_ttl
+    session_max_ttl   = local.config_seconds.session_max_ttl
+    step_max_ttl      = local.config_seconds.step_max_ttl
     max_events        = var.max_events
     session_retention = local.config_seconds.session_retention
   })
@@ -96,8 +96,8 @@ module "role" {
   violation_limit = each.value.violation_limit
   require_purpose = each.value.require_purpose
 
-  # A role's TTLs are checked against the engine's max_session_ttl and
-  # max_step_ttl, so the configuration goes first (and is removed last).
+  # A role's TTLs are checked against the engine's session_max_ttl and
+  # step_max_ttl, so the configuration goes first (and is removed last).
   depends_on = [vault_generic_endpoint.config]
 }
 

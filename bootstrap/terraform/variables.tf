@@ -79,27 +79,27 @@ variable "signing_algorithm" {
   }
 }
 
-variable "max_session_ttl" {
+variable "session_max_ttl" {
   description = "The longest any session may live, renewals included; no role's session_max_ttl may exceed it. Seconds or a duration such as \"24h\", \"90m\", \"1h30m\", \"2d\"."
   type        = string
   default     = "24h"
   nullable    = false
 
   validation {
-    condition     = can(regex("^([0-9]+|([0-9]+[smhd])+)$", var.max_session_ttl))
-    error_message = "The max_session_ttl value must be seconds or a duration such as \"24h\" or \"1h30m\"."
+    condition     = can(regex("^([0-9]+|([0-9]+[smhd])+)$", var.session_max_ttl))
+    error_message = "The session_max_ttl value must be seconds or a duration such as \"24h\" or \"1h30m\"."
   }
 }
 
-variable "max_step_ttl" {
+variable "step_max_ttl" {
   description = "The longest any step credential may live; no role's step_max_ttl may exceed it. Seconds or a duration such as \"1h\"."
   type        = string
   default     = "1h"
   nullable    = false
 
   validation {
-    condition     = can(regex("^([0-9]+|([0-9]+[smhd])+)$", var.max_step_ttl))
-    error_message = "The max_step_ttl value must be seconds or a duration such as \"1h\" or \"5m\"."
+    condition     = can(regex("^([0-9]+|([0-9]+[smhd])+)$", var.step_max_ttl))
+    error_message = "The step_max_ttl value must be seconds or a duration such as \"1h\" or \"5m\"."
   }
 }
 
@@ -111,7 +111,7 @@ variable "max_events" {
 }
 
 variable "session_retention" {
-  description = "How long a finished session's record and timeline stay readable after its last credential expired; then the periodic tidy deletes them. Seconds or a duration such as \"24h\"."
+  description = "How long a closed session's record and timeline stay readable after its last credential expired; then the periodic tidy deletes them. Seconds or a duration such as \"24h\"."
   type        = string
   default     = "24h"
   nullable    = false

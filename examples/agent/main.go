@@ -1,9 +1,9 @@
 // Command agent is an example agent: it runs a multi-step task through the
 // docserver example with step credentials of the agent secrets engine,
-// then goes rogue, asks beyond its intent, and sees its session killed and
+// then goes rogue, asks beyond its intent, and sees its session revoked and
 // its earlier credentials stop working at the resource server.
 //
-// (Using a credential outside its scope at the docserver would kill the
+// (Using a credential outside its scope at the docserver would revoke the
 // session too: the docserver reports every refused out-of-scope use to the
 // engine as reported_misuse.)
 //
@@ -68,7 +68,7 @@ func run(docs, role string, wait time.Duration) error {
 	go func() { _ = sess.KeepAlive(keepAlive) }()
 
 	say("2. Step: read the plan, with a credential for read:docs/q3-plan only.")
-	read, err := sess.Step(ctx, client.StepRequest{Scopes: []string{"read:docs/q3-plan"}, Audience: "docs-api", Step: "read the plan"})
+	read, err := sess.Step(ctx, client.StepRequest{Scopes: []string{"read:docs/q3-plan"}, Audience: "docs-api", Description: "read the plan"})
 	if err != nil {
 		return fmt.Errorf("step credential: %w", err)
 	}
@@ -79,12 +79,12 @@ func run(docs, role string, wait time.Duration) error {
 	say("   docserver answered %d: %s", code, strings.TrimSpace(body))
 
 	say("3. A sub-agent gets a narrower, derived credential to write the summary.")
-	planner, err := sess.Step(ctx, client.StepRequest{Scopes: []string{"write:docs/summaries-*"}, Audience: "docs-api", Step: "plan the summaries"})
+	planner, err := sess.Step(ctx, client.StepRequest{Scopes: []string{"write:docs/summaries-*"}, Audience: "docs-api", Description: "plan the summaries"})
 	if err != nil {
 		return fmt.Errorf("step credential: %w", err)
 	}
 	write, err := sess.Derive(ctx, planner, client.StepRequest{
-		Scopes: []string{"write:docs/summaries-q3"}, Audience: "docs-api", Actor: "summariser", Step: "write the Q3 summary",
+		Scopes: []string{"write:docs/summaries-q3"}, Audience: "docs-api", Actor: "summariser", Description: "write the Q3 summary",
 	})
 	if err != nil {
 		return fmt.Errorf("derived credential: %w", err)
@@ -96,10 +96,10 @@ func run(docs, role string, wait time.Duration) error {
 	say("   depth %d credential for %v; docserver answered %d: %s", write.Depth, write.Scopes, code, strings.TrimSpace(body))
 
 	say("4. The agent goes rogue and asks to delete the plan: outside its intent.")
-	_, err = sess.Step(ctx, client.StepRequest{Scopes: []string{"delete:docs/q3-plan"}, Audience: "docs-api", Step: "tidy up"})
+	_, err = sess.Step(ctx, client.StepRequest{Scopes: []string{"delete:docs/q3-plan"}, Audience: "docs-api", Description: "tidy up"})
 	var refusal *client.Error
-	if !errors.As(err, &refusal) || !errors.Is(err, client.ErrScopeOutsideIntent) || !errors.Is(err, client.ErrSessionRevoked) {
-		return fmt.Errorf("the rogue step should have been refused as scope_outside_intent and killed the session, got %v", err)
+	if !errors.As(err, &refusal) || !errors.Is(err, client.ErrScopeOutsideIntent) || !errors.Is(err, client.ErrSessionClosed) {
+		return fmt.Errorf("the rogue step should have been refused as scope_outside_intent and revoked the session, got %v", err)
 	}
 	say("   refused (%d): %s", refusal.StatusCode, refusal.Message)
 	st, err := sess.Status(ctx)
@@ -130,7 +130,7 @@ func run(docs, role string, wait time.Duration) error {
 
 	say("6. And no new credential can be had for it.")
 	_, err = sess.Step(ctx, client.StepRequest{Scopes: []string{"read:docs/q3-plan"}, Audience: "docs-api"})
-	if !errors.Is(err, client.ErrSessionRevoked) {
+	if !errors.Is(err, client.ErrSessionClosed) {
 		return fmt.Errorf("a revoked session should issue nothing, got %v", err)
 	}
 	say("   refused: %v", err)

@@ -53,7 +53,7 @@ variable "session_ttl" {
 }
 
 variable "session_max_ttl" {
-  description = "The most a session may live, renewals included; at most the engine's max_session_ttl."
+  description = "The most a session may live, renewals included; at most the engine's (config's) session_max_ttl."
   type        = string
   default     = "1h"
   nullable    = false
@@ -77,7 +77,7 @@ variable "step_ttl" {
 }
 
 variable "step_max_ttl" {
-  description = "The longest a step credential may live; longer requests are clamped. At most session_max_ttl and the engine's max_step_ttl."
+  description = "The longest a step credential may live; longer requests are clamped. At most session_max_ttl and the engine's (config's) step_max_ttl."
   type        = string
   default     = "5m"
   nullable    = false
@@ -117,7 +117,7 @@ variable "max_sessions" {
 }
 
 variable "on_violation" {
-  description = "\"revoke\" kills the session at the first violation; \"deny\" refuses the request and kills the session once its violations exceed violation_limit."
+  description = "\"revoke\" revokes the session at the first violation; \"deny\" refuses the request and revokes the session once its violations exceed violation_limit."
   type        = string
   default     = "revoke"
   nullable    = false
