@@ -144,7 +144,7 @@ func newBackend() *backend {
 		WALRollbackMinAge: 10 * time.Second,
 		RunningVersion:    Version,
 	}
-	answerCodedErrors(b.Backend.Paths)
+	answerRefusals(b.Backend.Paths)
 	return b
 }
 

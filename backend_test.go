@@ -35,31 +35,6 @@ func newTestBackendOn(t *testing.T, s logical.Storage) *backend {
 	return b
 }
 
-// request sends one request to the backend the way Vault's router would.
-func request(t *testing.T, b *backend, s logical.Storage, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
-	t.Helper()
-	req := &logical.Request{
-		Operation:  op,
-		Path:       path,
-		Data:       data,
-		Storage:    s,
-		MountPoint: "agent/",
-	}
-	return b.HandleRequest(context.Background(), req)
-}
-
-// mustRequest sends a request and fails the test on an error or an error
-// response.
-func mustRequest(t *testing.T, b *backend, s logical.Storage, op logical.Operation, path string, data map[string]interface{}) *logical.Response {
-	t.Helper()
-	resp, err := request(t, b, s, op, path, data)
-	require.NoError(t, err, "%s %s", op, path)
-	if resp != nil {
-		require.False(t, resp.IsError(), "%s %s: %v", op, path, resp.Error())
-	}
-	return resp
-}
-
 func TestFactoryReportsRunningVersion(t *testing.T) {
 	b, _ := testBackend(t)
 	require.Equal(t, Version, b.PluginVersion().Version)

@@ -134,14 +134,20 @@ func pathConfig(b *backend) *framework.Path {
 			},
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback: b.pathConfigWrite,
-				Summary:  "Configure the engine. Omitted fields keep their current values.",
+				// Writes replicated storage: run on the active node of the primary.
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				Summary:                     "Configure the engine. Omitted fields keep their current values.",
 				DisplayAttrs: &framework.DisplayAttributes{
 					OperationVerb: "configure",
 				},
 			},
 			logical.DeleteOperation: &framework.PathOperation{
 				Callback: b.pathConfigDelete,
-				Summary:  "Reset the engine configuration to its defaults.",
+				// Writes replicated storage: run on the active node of the primary.
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				Summary:                     "Reset the engine configuration to its defaults.",
 				DisplayAttrs: &framework.DisplayAttributes{
 					OperationVerb: "delete", OperationSuffix: "configuration",
 				},
@@ -168,6 +174,9 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if err := refuseUnknownFields(req, d); err != nil {
+		return nil, err
+	}
 	resp, algChanged, err := b.writeConfig(ctx, req, d)
 	if err != nil || resp != nil || !algChanged {
 		return resp, err
@@ -204,52 +213,52 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 	if v, ok := d.GetOk("issuer"); ok {
 		issuer := strings.TrimSpace(v.(string))
 		if len(issuer) > 512 {
-			return logical.ErrorResponse("issuer: must be at most 512 bytes"), false, nil
+			return nil, false, badField("issuer", "must be at most 512 bytes")
 		}
 		if strings.ContainsFunc(issuer, isControl) {
-			return logical.ErrorResponse("issuer: must not contain control characters"), false, nil
+			return nil, false, badField("issuer", "must not contain control characters")
 		}
 		cfg.Issuer = issuer
 	}
 	if v, ok := d.GetOk("signing_algorithm"); ok {
 		alg := v.(string)
 		if alg != algEdDSA && alg != algES256 {
-			return logical.ErrorResponse("signing_algorithm: %q is not supported; use %q or %q", alg, algEdDSA, algES256), false, nil
+			return nil, false, badField("signing_algorithm", "%q is not supported; use %q or %q", alg, algEdDSA, algES256)
 		}
 		cfg.SigningAlgorithm = alg
 	}
 	if v, ok := d.GetOk("session_max_ttl"); ok {
 		ttl := time.Duration(v.(int)) * time.Second
 		if ttl <= 0 {
-			return logical.ErrorResponse("session_max_ttl: must be a positive duration"), false, nil
+			return nil, false, badField("session_max_ttl", "must be a positive duration")
 		}
 		cfg.SessionMaxTTL = ttl
 	}
 	if v, ok := d.GetOk("step_max_ttl"); ok {
 		ttl := time.Duration(v.(int)) * time.Second
 		if ttl <= 0 {
-			return logical.ErrorResponse("step_max_ttl: must be a positive duration"), false, nil
+			return nil, false, badField("step_max_ttl", "must be a positive duration")
 		}
 		cfg.StepMaxTTL = ttl
 	}
 	if v, ok := d.GetOk("max_events"); ok {
 		n := v.(int)
 		if n < 1 || n > maxEventsCeiling {
-			return logical.ErrorResponse("max_events: must be between 1 and %d, got %d", maxEventsCeiling, n), false, nil
+			return nil, false, badField("max_events", "must be between 1 and %d, got %d", maxEventsCeiling, n)
 		}
 		cfg.MaxEvents = n
 	}
 	if v, ok := d.GetOk("session_retention"); ok {
 		ttl := time.Duration(v.(int)) * time.Second
 		if ttl < 0 {
-			return logical.ErrorResponse("session_retention: must not be negative"), false, nil
+			return nil, false, badField("session_retention", "must not be negative")
 		}
 		cfg.SessionRetention = ttl
 	}
 	cfg.StepMaxTTLSeen = max(cfg.StepMaxTTLSeen, current.StepMaxTTL, cfg.StepMaxTTL)
 	if cfg.StepMaxTTL > cfg.SessionMaxTTL {
-		return logical.ErrorResponse("step_max_ttl: %s exceeds session_max_ttl %s; a step credential cannot outlive its session",
-			cfg.StepMaxTTL, cfg.SessionMaxTTL), false, nil
+		return nil, false, badField("step_max_ttl", "%s exceeds session_max_ttl %s; a step credential cannot outlive its session",
+			cfg.StepMaxTTL, cfg.SessionMaxTTL)
 	}
 
 	entry, err := logical.StorageEntryJSON(configStoragePath, &cfg)

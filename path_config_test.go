@@ -12,7 +12,7 @@ import (
 
 func TestConfigDefaults(t *testing.T) {
 	b, s := testBackend(t)
-	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	resp := mustDo(t, b, s, operator, logical.ReadOperation, "config", nil)
 	assert.Equal(t, map[string]interface{}{
 		"issuer":            "vault:agent",
 		"signing_algorithm": "EdDSA",
@@ -25,13 +25,13 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigWriteIsPartial(t *testing.T) {
 	b, s := testBackend(t)
-	mustRequest(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
+	mustDo(t, b, s, operator, logical.UpdateOperation, "config", map[string]interface{}{
 		"issuer": "https://vault.example.com/v1/agent", "signing_algorithm": "ES256",
 	})
-	mustRequest(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
+	mustDo(t, b, s, operator, logical.UpdateOperation, "config", map[string]interface{}{
 		"step_max_ttl": "15m",
 	})
-	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	resp := mustDo(t, b, s, operator, logical.ReadOperation, "config", nil)
 	assert.Equal(t, "https://vault.example.com/v1/agent", resp.Data["issuer"])
 	assert.Equal(t, "ES256", resp.Data["signing_algorithm"])
 	assert.Equal(t, int64(900), resp.Data["step_max_ttl"])
@@ -59,7 +59,7 @@ func TestConfigRejectsBadValuesNamingTheField(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, s := testBackend(t)
-			resp, err := request(t, b, s, logical.UpdateOperation, "config", tc.data)
+			resp, err := do(t, b, s, operator, logical.UpdateOperation, "config", tc.data)
 			if err == nil {
 				require.NotNil(t, resp)
 				require.True(t, resp.IsError(), "accepted: %v", resp.Data)
@@ -75,9 +75,9 @@ func TestConfigRejectsBadValuesNamingTheField(t *testing.T) {
 
 func TestConfigDeleteResets(t *testing.T) {
 	b, s := testBackend(t)
-	mustRequest(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{"signing_algorithm": "ES256"})
-	mustRequest(t, b, s, logical.DeleteOperation, "config", nil)
-	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	mustDo(t, b, s, operator, logical.UpdateOperation, "config", map[string]interface{}{"signing_algorithm": "ES256"})
+	mustDo(t, b, s, operator, logical.DeleteOperation, "config", nil)
+	resp := mustDo(t, b, s, operator, logical.ReadOperation, "config", nil)
 	assert.Equal(t, "EdDSA", resp.Data["signing_algorithm"])
 }
 
@@ -85,18 +85,18 @@ func TestConfigDeleteResets(t *testing.T) {
 // straight into storage) is seen once Vault invalidates the key.
 func TestConfigInvalidate(t *testing.T) {
 	b, s := testBackend(t)
-	mustRequest(t, b, s, logical.ReadOperation, "config", nil) // warm the cache
+	mustDo(t, b, s, operator, logical.ReadOperation, "config", nil) // warm the cache
 	entry, err := logical.StorageEntryJSON(configStoragePath, &agentConfig{
 		SigningAlgorithm: algES256, SessionMaxTTL: defaultSessionMaxTTL, StepMaxTTL: defaultStepMaxTTL, MaxEvents: 7,
 	})
 	require.NoError(t, err)
 	require.NoError(t, s.Put(context.Background(), entry))
 
-	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	resp := mustDo(t, b, s, operator, logical.ReadOperation, "config", nil)
 	assert.Equal(t, "EdDSA", resp.Data["signing_algorithm"], "cache should still hold the old value")
 
 	b.invalidate(context.Background(), configStoragePath)
-	resp = mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	resp = mustDo(t, b, s, operator, logical.ReadOperation, "config", nil)
 	assert.Equal(t, "ES256", resp.Data["signing_algorithm"])
 	assert.Equal(t, 7, resp.Data["max_events"])
 }
@@ -112,14 +112,14 @@ func TestConfigConcurrentWritesKeepEveryField(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := request(t, b, s, logical.UpdateOperation, "config", data)
+			resp, err := do(t, b, s, operator, logical.UpdateOperation, "config", data)
 			assert.NoError(t, err)
 			assert.False(t, resp != nil && resp.IsError(), "%v", resp)
 		}()
 	}
 	wg.Wait()
 	b.invalidate(context.Background(), configStoragePath)
-	resp := mustRequest(t, b, s, logical.ReadOperation, "config", nil)
+	resp := mustDo(t, b, s, operator, logical.ReadOperation, "config", nil)
 	assert.Equal(t, "iss-a", resp.Data["issuer"])
 	assert.Equal(t, "ES256", resp.Data["signing_algorithm"])
 	assert.Equal(t, 5, resp.Data["max_events"])

@@ -19,8 +19,13 @@ import (
 )
 
 func pathCreds(b *backend) *framework.Path {
+	// Issuing spends the session's budget and rate, and writes replicated
+	// storage: a standby forwards before anything is spent.
 	op := func(summary string) *framework.PathOperation {
-		return &framework.PathOperation{Callback: b.pathCredsIssue, Summary: summary}
+		return &framework.PathOperation{
+			Callback: b.pathCredsIssue, Summary: summary,
+			ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
+		}
 	}
 	return &framework.Path{
 		Pattern: "creds/" + framework.GenericNameRegex("session_id") + "$",
@@ -73,10 +78,13 @@ func pathCreds(b *backend) *framework.Path {
 }
 
 func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if err := refuseUnknownFields(req, d); err != nil {
+		return nil, err
+	}
 	id := d.Get("session_id").(string)
 	caller, err := b.callerID(ctx, req)
 	if errors.Is(err, errNoCaller) {
-		return nil, logical.CodedError(http.StatusForbidden, err.Error())
+		return nil, refuseForbidden("%v", err)
 	} else if err != nil {
 		return nil, err
 	}
@@ -93,11 +101,11 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 	jkt := strings.TrimSpace(d.Get("cnf_jkt").(string))
 	if jkt != "" && !token.ValidThumbprint(jkt) {
-		return logical.ErrorResponse("cnf_jkt: must be an RFC 7638 SHA-256 thumbprint: 43 base64url characters"), nil
+		return nil, badField("cnf_jkt", "must be an RFC 7638 SHA-256 thumbprint: 43 base64url characters")
 	}
 	parentRaw := strings.TrimSpace(d.Get("parent_token").(string))
 	if len(parentRaw) > token.MaxTokenSize {
-		return logical.ErrorResponse("parent_token: must be at most %d bytes", token.MaxTokenSize), nil
+		return nil, badField("parent_token", "must be at most %d bytes", token.MaxTokenSize)
 	}
 
 	cfg, err := b.loadConfig(ctx, req.Storage)
@@ -135,7 +143,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 	if sess == nil {
-		return nil, errSessionNotFound(id)
+		return nil, refuseNoSession(id)
 	}
 	now := b.now()
 	if sess.StateAt(now) == trust.StateActive {
@@ -226,12 +234,12 @@ func (b *backend) refuseStep(ctx context.Context, req *logical.Request, sess *tr
 		if cerr := b.countRefused(ctx, req.Storage, sess, &sess.ForeignCalls, sr.Caller, now); cerr != nil {
 			return nil, cerr
 		}
-		return nil, foreignCaller(sess.ID)
+		return nil, refuseForeign(sess.ID)
 	case errors.As(err, &se):
 		if cerr := b.countRefused(ctx, req.Storage, sess, &sess.InactiveCalls, sr.Caller, now); cerr != nil {
 			return nil, cerr
 		}
-		return nil, logical.CodedError(http.StatusForbidden, se.Error())
+		return nil, refuseClosed(http.StatusForbidden, sess, se.State)
 	case errors.As(err, &v):
 		return nil, b.recordViolation(ctx, req, sess, v)
 	case errors.As(err, &fe):
@@ -239,7 +247,7 @@ func (b *backend) refuseStep(ctx context.Context, req *logical.Request, sess *tr
 		if serr := b.save(ctx, req.Storage, sess, refused, false); serr != nil {
 			return nil, serr
 		}
-		return logical.ErrorResponse(fe.Error()), nil
+		return nil, badRequest(fe)
 	}
 	return nil, err
 }

@@ -16,7 +16,10 @@ func pathKeysRotate(b *backend) *framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback: b.pathKeysRotate,
-				Summary:  "Create a new signing key; older keys stay in jwks until their credentials expire.",
+				// Writes replicated storage: run on the active node of the primary.
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				Summary:                     "Create a new signing key; older keys stay in jwks until their credentials expire.",
 			},
 		},
 		HelpSynopsis:    pathKeysRotateHelpSyn,

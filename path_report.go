@@ -59,7 +59,10 @@ func pathReport(b *backend) *framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback: b.pathReport,
-				Summary:  "Report an observed use of a step credential; misuse is a violation of its session.",
+				// Writes replicated storage: run on the active node of the primary.
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				Summary:                     "Report an observed use of a step credential; misuse is a violation of its session.",
 			},
 		},
 		HelpSynopsis:    pathReportHelpSyn,
@@ -74,26 +77,26 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 	outcome := strings.TrimSpace(d.Get("outcome").(string))
 	switch {
 	case raw == "":
-		return logical.ErrorResponse("token: is required"), nil
+		return nil, badField("token", "is required")
 	case action == "":
-		return logical.ErrorResponse("action: is required"), nil
+		return nil, badField("action", "is required")
 	case resource == "":
-		return logical.ErrorResponse("resource: is required"), nil
+		return nil, badField("resource", "is required")
 	case len(outcome) > maxOutcomeLength || strings.ContainsFunc(outcome, isControl):
-		return logical.ErrorResponse("outcome: must be at most %d bytes with no control characters", maxOutcomeLength), nil
+		return nil, badField("outcome", "must be at most %d bytes with no control characters", maxOutcomeLength)
 	}
 	if err := scope.ValidRequest(action, resource); err != nil {
-		return logical.ErrorResponse("%v", err), nil
+		return nil, badRequest(err)
 	}
 	leeway := time.Duration(d.Get("leeway").(int)) * time.Second
 	if leeway < 0 || leeway > trust.RevocationGrace {
-		return logical.ErrorResponse("leeway: must be between 0s and %s", trust.RevocationGrace), nil
+		return nil, badField("leeway", "must be between 0s and %s", trust.RevocationGrace)
 	}
 
 	claims, err := b.verifyTokenSignature(ctx, req, raw)
 	if err != nil {
 		if isVerifyError(err) {
-			return logical.ErrorResponse("token: not a step credential of this engine (%s)", verifyReason(err)), nil
+			return nil, badField("token", "not a step credential of this engine (%s)", verifyReason(err))
 		}
 		return nil, err
 	}
@@ -106,7 +109,7 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 		return nil, err
 	}
 	if sess == nil {
-		return logical.ErrorResponse("token: its session %s no longer exists", truncateID(claims.Txn)), nil
+		return nil, badField("token", "its session %s no longer exists", truncate(claims.Txn, 64))
 	}
 
 	now := b.now()
@@ -118,7 +121,7 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 		use.ObservedAt = v.(time.Time)
 	}
 	if err := trust.CheckObserved(use, leeway, now); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
+		return nil, badRequest(err)
 	}
 	reporter, err := b.callerID(ctx, req)
 	if err != nil {

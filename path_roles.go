@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -42,15 +41,24 @@ func pathRoles(b *backend) []*framework.Path {
 				},
 				logical.CreateOperation: &framework.PathOperation{
 					Callback: b.pathRoleWrite,
-					Summary:  "Create a role. Omitted fields take their defaults.",
+					// Writes replicated storage: run on the active node of the primary.
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Summary:                     "Create a role. Omitted fields take their defaults.",
 				},
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback: b.pathRoleWrite,
-					Summary:  "Update a role. Omitted fields keep their values; live sessions keep the intent they were granted.",
+					// Writes replicated storage: run on the active node of the primary.
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Summary:                     "Update a role. Omitted fields keep their values; live sessions keep the intent they were granted.",
 				},
 				logical.DeleteOperation: &framework.PathOperation{
 					Callback: b.pathRoleDelete,
-					Summary:  "Delete a role and revoke its live sessions.",
+					// Writes replicated storage: run on the active node of the primary.
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Summary:                     "Delete a role and revoke its live sessions.",
 				},
 			},
 			HelpSynopsis:    pathRoleHelpSyn,
@@ -178,6 +186,9 @@ func roleData(r *trust.Role) map[string]interface{} {
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if err := refuseUnknownFields(req, d); err != nil {
+		return nil, err
+	}
 	name := d.Get("name").(string)
 	lock := b.roleLock(name)
 	lock.Lock()
@@ -228,7 +239,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		return nil, err
 	}
 	if err := role.Validate(trust.Limits{SessionMaxTTL: cfg.SessionMaxTTL, StepMaxTTL: cfg.StepMaxTTL}); err != nil {
-		return badRequest(err)
+		return nil, badRequest(err)
 	}
 	if err := putJSON(ctx, req.Storage, rolesPrefix+name, &role); err != nil {
 		return nil, err
@@ -257,17 +268,6 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	resp := &logical.Response{}
 	resp.AddWarning(pluralise(n, "live session was", "live sessions were") + " revoked with the role")
 	return resp, nil
-}
-
-// badRequest turns a domain error into Vault's answer: a 400 for a bad
-// field or an intent wider than its role, an internal error otherwise.
-func badRequest(err error) (*logical.Response, error) {
-	var fe *trust.FieldError
-	var we *trust.WiderError
-	if errors.As(err, &fe) || errors.As(err, &we) {
-		return logical.ErrorResponse(err.Error()), nil
-	}
-	return nil, err
 }
 
 const pathRolesListHelpSyn = `List the roles of this engine.`

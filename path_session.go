@@ -66,7 +66,10 @@ func pathSession(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback: b.pathSessionStart,
-					Summary:  "Start a session with a declared intent; returns a leased secret.",
+					// Writes replicated storage: run on the active node of the primary.
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Summary:                     "Start a session with a declared intent; returns a leased secret.",
 				},
 			},
 			HelpSynopsis:    pathSessionHelpSyn,
@@ -138,7 +141,10 @@ func pathSession(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback: b.pathSessionEnd,
-					Summary:  "End a session normally; all its credentials are revoked.",
+					// Writes replicated storage: run on the active node of the primary.
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Summary:                     "End a session normally; all its credentials are revoked.",
 				},
 			},
 			HelpSynopsis:    pathSessionEndHelpSyn,
@@ -159,7 +165,10 @@ func pathSession(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback: b.pathSessionRevoke,
-					Summary:  "Revoke a session with a reason; all its credentials are revoked.",
+					// Writes replicated storage: run on the active node of the primary.
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Summary:                     "Revoke a session with a reason; all its credentials are revoked.",
 				},
 			},
 			HelpSynopsis:    pathSessionRevokeHelpSyn,
@@ -186,13 +195,16 @@ func requestSource(req *logical.Request) string {
 }
 
 func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if err := refuseUnknownFields(req, d); err != nil {
+		return nil, err
+	}
 	roleName := strings.TrimSpace(d.Get("role").(string))
 	if roleName == "" {
-		return logical.ErrorResponse("role: is required"), nil
+		return nil, badField("role", "is required")
 	}
 	creator, err := b.callerID(ctx, req)
 	if errors.Is(err, errNoCaller) {
-		return logical.ErrorResponse("the session must be bound to its creator, but %v", err), nil
+		return nil, refuseForbidden("the session must be bound to its creator, but %v", err)
 	} else if err != nil {
 		return nil, err
 	}
@@ -239,12 +251,12 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	if role == nil {
-		return logical.ErrorResponse("role: no role named %q", roleName), nil
+		return nil, badField("role", "no role named %q", roleName)
 	}
 	limits := trust.Limits{SessionMaxTTL: cfg.SessionMaxTTL, StepMaxTTL: cfg.StepMaxTTL}
 	intent, ttl, err := trust.Negotiate(roleName, role.Within(limits), ir, cfg.SessionMaxTTL)
 	if err != nil {
-		return badRequest(err)
+		return nil, badRequest(err)
 	}
 	if role.MaxSessions > 0 {
 		live, err := req.Storage.List(ctx, roleSessionsPrefix+roleName+"/")
@@ -252,8 +264,8 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 			return nil, err
 		}
 		if len(live) >= role.MaxSessions {
-			return nil, logical.CodedError(http.StatusTooManyRequests, fmt.Sprintf(
-				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions))
+			return nil, refuseLimit(http.StatusTooManyRequests,
+				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions)
 		}
 	}
 
@@ -308,7 +320,7 @@ func (b *backend) pathSessionsList(ctx context.Context, req *logical.Request, d 
 	switch trust.State(state) {
 	case "", trust.StateActive, trust.StateEnded, trust.StateRevoked, trust.StateExpired:
 	default:
-		return logical.ErrorResponse(`state: %q is not one of "active", "ended", "revoked", "expired"`, state), nil
+		return nil, badField("state", `%q is not one of "active", "ended", "revoked", "expired"`, state)
 	}
 	ids, err := req.Storage.List(ctx, sessionsPrefix)
 	if err != nil {
@@ -347,7 +359,7 @@ func (b *backend) pathSessionReadOwn(ctx context.Context, req *logical.Request, 
 	id := d.Get("session_id").(string)
 	caller, err := b.callerID(ctx, req)
 	if errors.Is(err, errNoCaller) {
-		return nil, logical.CodedError(http.StatusForbidden, err.Error())
+		return nil, refuseForbidden("%v", err)
 	} else if err != nil {
 		return nil, err
 	}
@@ -356,18 +368,12 @@ func (b *backend) pathSessionReadOwn(ctx context.Context, req *logical.Request, 
 		return nil, err
 	}
 	if sess == nil {
-		return nil, errSessionNotFound(id)
+		return nil, refuseNoSession(id)
 	}
 	if sess.Creator != caller {
-		return nil, foreignCaller(sess.ID)
+		return nil, refuseForeign(sess.ID)
 	}
 	return &logical.Response{Data: sessionData(sess, b.now())}, nil
-}
-
-// foreignCaller refuses a request on a session that belongs to another
-// caller.
-func foreignCaller(id string) error {
-	return logical.CodedError(http.StatusForbidden, (&trust.ForeignCallerError{Session: id}).Error())
 }
 
 // countRefused counts a refused request in one of the session's summaries
@@ -457,18 +463,18 @@ func (b *backend) pathSessionEnd(ctx context.Context, req *logical.Request, d *f
 	id := d.Get("session_id").(string)
 	caller, err := b.callerID(ctx, req)
 	if errors.Is(err, errNoCaller) {
-		return nil, logical.CodedError(http.StatusForbidden, err.Error())
+		return nil, refuseForbidden("%v", err)
 	} else if err != nil {
 		return nil, err
 	}
 	var refusal error
 	err = b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
 		if caller != sess.Creator {
-			refusal = foreignCaller(sess.ID)
+			refusal = refuseForeign(sess.ID)
 			return false, b.countRefused(ctx, req.Storage, sess, &sess.ForeignCalls, caller, now)
 		}
 		if !sess.End(now) {
-			refusal = conflict(sess, now)
+			refusal = refuseClosed(http.StatusConflict, sess, sess.StateAt(now))
 			return false, b.countRefused(ctx, req.Storage, sess, &sess.InactiveCalls, caller, now)
 		}
 		b.Logger().Info("session ended", "session_id", sess.ID)
@@ -484,7 +490,7 @@ func (b *backend) pathSessionRevoke(ctx context.Context, req *logical.Request, d
 	id := d.Get("session_id").(string)
 	reason := strings.TrimSpace(d.Get("reason").(string))
 	if len(reason) > 256 || strings.ContainsFunc(reason, isControl) {
-		return logical.ErrorResponse("reason: must be at most 256 bytes with no control characters"), nil
+		return nil, badField("reason", "must be at most 256 bytes with no control characters")
 	}
 	if reason == "" {
 		reason = "revoked by an operator"
@@ -494,7 +500,7 @@ func (b *backend) pathSessionRevoke(ctx context.Context, req *logical.Request, d
 	var refusal error
 	err := b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
 		if !sess.Revoke(reason, now) {
-			refusal = conflict(sess, now)
+			refusal = refuseClosed(http.StatusConflict, sess, sess.StateAt(now))
 			return false, nil
 		}
 		b.Logger().Info("session revoked", "session_id", sess.ID, "reason", reason)
@@ -504,11 +510,6 @@ func (b *backend) pathSessionRevoke(ctx context.Context, req *logical.Request, d
 		return nil, err
 	}
 	return nil, refusal
-}
-
-// errSessionNotFound answers requests naming a session that does not exist.
-func errSessionNotFound(id string) error {
-	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("session_id: no session %q", truncateID(id)))
 }
 
 // withSession runs fn on the session id under the session's lock. When fn
@@ -525,7 +526,7 @@ func (b *backend) withSession(ctx context.Context, req *logical.Request, id stri
 		return err
 	}
 	if sess == nil {
-		return errSessionNotFound(id)
+		return refuseNoSession(id)
 	}
 	now := b.now()
 	closed, err := fn(sess, now)
@@ -546,15 +547,7 @@ func (b *backend) recordViolation(ctx context.Context, req *logical.Request, ses
 	if err != nil {
 		return err
 	}
-	code := http.StatusForbidden
-	if v.Kind == trust.RateExceeded {
-		code = http.StatusTooManyRequests
-	}
-	msg := v.Error()
-	if revoked {
-		msg += "; the session is revoked and all its credentials are revoked with it"
-	}
-	return logical.CodedError(code, msg)
+	return refuseViolation(v, sess, revoked)
 }
 
 // applyViolation records v against the session (already locked), revokes
@@ -603,23 +596,11 @@ func (b *backend) revokeRoleSessions(ctx context.Context, s logical.Storage, rol
 	return n, nil
 }
 
-func truncateID(id string) string {
-	if len(id) > 64 {
-		return id[:64] + "..."
-	}
-	return id
-}
-
 func pluralise(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
-}
-
-// conflict refuses a transition out of a final state.
-func conflict(sess *trust.Session, now time.Time) error {
-	return logical.CodedError(http.StatusConflict, (&trust.StateError{Session: sess.ID, State: sess.StateAt(now)}).Error())
 }
 
 const pathSessionHelpSyn = `Start a session: an agent's task with a declared intent.`

@@ -55,7 +55,7 @@ func pathTimeline(b *backend) []*framework.Path {
 func (b *backend) pathSessionEvents(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	after := d.Get("after").(int)
 	if after < 0 {
-		return logical.ErrorResponse("after: must not be negative"), nil
+		return nil, badField("after", "must not be negative")
 	}
 	sess, err := b.getSession(ctx, req.Storage, d.Get("session_id").(string))
 	if err != nil || sess == nil {

@@ -102,7 +102,7 @@ func (b *backend) pathRevocationsRead(ctx context.Context, req *logical.Request,
 func (b *backend) pathIntrospect(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	raw := strings.TrimSpace(d.Get("token").(string))
 	if raw == "" {
-		return logical.ErrorResponse("token: is required"), nil
+		return nil, badField("token", "is required")
 	}
 	inactive := &logical.Response{Data: map[string]interface{}{"active": false}}
 

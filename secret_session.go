@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -100,7 +102,8 @@ func (b *backend) secretSessionRevoke(ctx context.Context, req *logical.Request,
 		return false, nil
 	})
 	if err != nil {
-		if coded, ok := err.(logical.HTTPCodedError); ok && coded.Code() == 404 {
+		var r *refusal
+		if errors.As(err, &r) && r.status == http.StatusNotFound {
 			return nil, nil // nothing left to close
 		}
 		return nil, err

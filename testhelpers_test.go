@@ -22,6 +22,9 @@ type caller struct {
 var (
 	agentA = caller{entity: "entity-a", accessor: "acc-a"}
 	agentB = caller{entity: "entity-b", accessor: "acc-b"}
+	// operator is an administrator (policies are Vault's business, not
+	// the backend's: any caller reaches every path here).
+	operator = caller{entity: "entity-operator", accessor: "acc-operator"}
 )
 
 // do sends a request as c and returns the response and error, with error
@@ -43,15 +46,37 @@ func do(t *testing.T, b *backend, s logical.Storage, c caller, op logical.Operat
 		err = resp.Error()
 	}
 	if err == nil && resp != nil {
-		// A refusal with a status: turn it back into a coded error.
+		// A refusal: turn it back into an error with its status and data.
 		if code, ok := resp.Data[logical.HTTPStatusCode].(int); ok && code >= 400 {
-			var body struct{ Errors []string }
+			var body struct {
+				Errors []string
+				Data   map[string]interface{}
+			}
 			require.NoError(t, json.Unmarshal(resp.Data[logical.HTTPRawBody].([]byte), &body))
 			require.Len(t, body.Errors, 1)
-			err = logical.CodedError(code, body.Errors[0])
+			err = &refused{code: code, msg: body.Errors[0], data: body.Data}
 		}
 	}
 	return resp, err
+}
+
+// refused is a refusal as a client sees it: the status, the message and
+// the data. It is a logical.HTTPCodedError.
+type refused struct {
+	code int
+	msg  string
+	data map[string]interface{}
+}
+
+func (r *refused) Error() string { return r.msg }
+func (r *refused) Code() int     { return r.code }
+
+// refusalData returns the data of a refusal error from do.
+func refusalData(t *testing.T, err error) map[string]interface{} {
+	t.Helper()
+	r, ok := err.(*refused)
+	require.True(t, ok, "not a refusal: %v", err)
+	return r.data
 }
 
 func mustDo(t *testing.T, b *backend, s logical.Storage, c caller, op logical.Operation, path string, data map[string]interface{}) *logical.Response {

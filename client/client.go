@@ -31,6 +31,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -118,9 +119,9 @@ func (c *Client) Start(ctx context.Context, in Intent) (*Session, error) {
 	if len(in.Metadata) > 0 {
 		data["metadata"] = in.Metadata
 	}
-	secret, err := c.vault.Logical().WriteWithContext(ctx, c.mount+"/session", data)
+	secret, err := c.write(ctx, c.mount+"/session", data)
 	if err != nil {
-		return nil, asError(err)
+		return nil, err
 	}
 	if secret == nil || secret.Data == nil {
 		return nil, fmt.Errorf("client: starting a session returned no data")
@@ -193,9 +194,9 @@ func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*C
 			data[k] = v
 		}
 	}
-	secret, err := s.c.vault.Logical().WriteWithContext(ctx, s.c.mount+"/creds/"+s.ID, data)
+	secret, err := s.c.write(ctx, s.c.mount+"/creds/"+s.ID, data)
 	if err != nil {
-		return nil, asError(err)
+		return nil, err
 	}
 	if secret == nil || secret.Data == nil {
 		return nil, fmt.Errorf("client: issuing a credential returned no data")
@@ -227,9 +228,9 @@ type Status struct {
 // Status reads the session's state (needs read on <mount>/session/<id>,
 // the agent's own-session path).
 func (s *Session) Status(ctx context.Context) (*Status, error) {
-	secret, err := s.c.vault.Logical().ReadWithContext(ctx, s.c.mount+"/session/"+s.ID)
+	secret, err := s.c.read(ctx, s.c.mount+"/session/"+s.ID)
 	if err != nil {
-		return nil, asError(err)
+		return nil, err
 	}
 	if secret == nil {
 		return nil, &Error{StatusCode: 404, Message: "session " + s.ID + " not found"}
@@ -245,8 +246,8 @@ func (s *Session) Status(ctx context.Context) (*Status, error) {
 // End ends the session: it closes, and every credential it issued is
 // revoked at once.
 func (s *Session) End(ctx context.Context) error {
-	_, err := s.c.vault.Logical().WriteWithContext(ctx, s.c.mount+"/sessions/"+s.ID+"/end", nil)
-	return asError(err)
+	_, err := s.c.write(ctx, s.c.mount+"/sessions/"+s.ID+"/end", nil)
+	return err
 }
 
 // KeepAlive renews the session's lease in the background with Vault's
@@ -271,7 +272,7 @@ func (s *Session) KeepAlive(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-w.DoneCh():
-			return asError(err)
+			return asError(nil, err)
 		case r := <-w.RenewCh():
 			if r != nil && r.Secret != nil && r.Secret.LeaseDuration > 0 {
 				s.mu.Lock()
@@ -307,4 +308,36 @@ func intOf(v interface{}) int {
 		return n
 	}
 	return 0
+}
+
+// write sends data to path; a refusal comes back as an *Error read from
+// the answer's data.
+func (c *Client) write(ctx context.Context, path string, data map[string]interface{}) (*api.Secret, error) {
+	body, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	return parse(c.vault.Logical().WriteRawWithContext(ctx, path, body))
+}
+
+// read reads path; a refusal comes back as an *Error.
+func (c *Client) read(ctx context.Context, path string) (*api.Secret, error) {
+	return parse(c.vault.Logical().ReadRawWithContext(ctx, path))
+}
+
+func parse(resp *api.Response, err error) (*api.Secret, error) {
+	if resp != nil {
+		defer resp.Body.Close()
+	}
+	if err != nil {
+		return nil, asError(resp, err)
+	}
+	if resp == nil || resp.StatusCode == 204 {
+		return nil, nil
+	}
+	secret, err := api.ParseSecret(resp.Body)
+	if err == io.EOF {
+		return nil, nil
+	}
+	return secret, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -257,54 +258,65 @@ func TestDerive(t *testing.T) {
 	assert.Len(t, f.received(http.MethodPut, "agent/creds/"+testSession), 2, "no request without a parent")
 }
 
+// TestStepErrorMapping: the client reads what a refusal is (its reason,
+// violation kind, field and the session's state) from the answer's data,
+// never from its message: every message here is gibberish.
 func TestStepErrorMapping(t *testing.T) {
-	const revokedSuffix = "; the session is revoked and all its credentials are revoked with it"
 	all := []error{
 		ErrViolation, ErrScopeOutsideIntent, ErrAudienceOutsideIntent, ErrDepthExceeded,
 		ErrBudgetExhausted, ErrRateExceeded, ErrForeignCaller, ErrBadParent,
 		ErrSessionClosed, ErrBadRequest, ErrNotFound,
 	}
+	violation := func(kind, state string) map[string]interface{} {
+		return map[string]interface{}{"reason": "violation", "violation": kind, "session_id": testSession, "session_state": state}
+	}
 	cases := []struct {
 		name   string
 		status int
-		msg    string
+		data   map[string]interface{}
 		is     []error
 		kind   string
+		field  string
 		closed bool
 	}{
-		{"bad request", 400, "scopes: at least one scope is required", []error{ErrBadRequest}, "", false},
-		{"scope violation, revoked", 403, "violation scope_outside_intent: write:secrets/web/tls is not inside the session's intent" + revokedSuffix,
-			[]error{ErrViolation, ErrScopeOutsideIntent, ErrSessionClosed}, "scope_outside_intent", true},
-		{"audience violation, denied", 403, "violation audience_outside_intent: audience \"db\" is not one of the session's",
-			[]error{ErrViolation, ErrAudienceOutsideIntent}, "audience_outside_intent", false},
-		{"depth", 403, "violation depth_exceeded: depth 3 is over max_depth 2" + revokedSuffix,
-			[]error{ErrViolation, ErrDepthExceeded, ErrSessionClosed}, "depth_exceeded", true},
-		{"budget", 403, "violation budget_exhausted: all 20 steps are used",
-			[]error{ErrViolation, ErrBudgetExhausted}, "budget_exhausted", false},
-		{"foreign caller", 403, "session sess-1 belongs to another caller",
-			[]error{ErrForeignCaller}, "", false},
-		{"bad parent", 403, "violation bad_parent: parent_token's signature does not verify against this engine's keys",
-			[]error{ErrViolation, ErrBadParent}, "bad_parent", false},
-		{"rate", 429, "violation rate_exceeded: more than 5 credentials per minute (max_rate)",
-			[]error{ErrViolation, ErrRateExceeded}, "rate_exceeded", false},
-		{"rate, revoked", 429, "violation rate_exceeded: more than 5 credentials per minute (max_rate)" + revokedSuffix,
-			[]error{ErrViolation, ErrRateExceeded, ErrSessionClosed}, "rate_exceeded", true},
-		{"unknown kind", 403, "violation reported_misuse: something",
-			[]error{ErrViolation}, "reported_misuse", false},
-		{"session revoked", 403, "session sess-1 is revoked: it is closed and issues no more credentials",
-			[]error{ErrSessionClosed}, "", true},
-		{"session ended", 403, "session sess-1 is ended: it is closed and issues no more credentials",
-			[]error{ErrSessionClosed}, "", true},
-		{"session expired", 403, "session sess-1 is expired: it is closed and issues no more credentials",
-			[]error{ErrSessionClosed}, "", true},
-		{"permission denied", 403, "permission denied", nil, "", false},
-		{"not found", 404, "session sess-1 not found", []error{ErrNotFound}, "", false},
-		{"server error", 500, "internal error", nil, "", false},
+		{"bad request", 400, map[string]interface{}{"reason": "malformed", "field": "scopes"}, []error{ErrBadRequest}, "", "scopes", false},
+		{"scope violation, revoked", 403, violation("scope_outside_intent", "revoked"),
+			[]error{ErrViolation, ErrScopeOutsideIntent, ErrSessionClosed}, "scope_outside_intent", "", true},
+		{"audience violation, denied", 403, violation("audience_outside_intent", "active"),
+			[]error{ErrViolation, ErrAudienceOutsideIntent}, "audience_outside_intent", "", false},
+		{"depth", 403, violation("depth_exceeded", "revoked"),
+			[]error{ErrViolation, ErrDepthExceeded, ErrSessionClosed}, "depth_exceeded", "", true},
+		{"budget", 403, violation("budget_exhausted", "active"),
+			[]error{ErrViolation, ErrBudgetExhausted}, "budget_exhausted", "", false},
+		{"foreign caller", 403, map[string]interface{}{"reason": "foreign_caller", "session_id": testSession},
+			[]error{ErrForeignCaller}, "", "", false},
+		{"bad parent", 403, violation("bad_parent", "active"),
+			[]error{ErrViolation, ErrBadParent}, "bad_parent", "", false},
+		{"rate", 429, violation("rate_exceeded", "active"),
+			[]error{ErrViolation, ErrRateExceeded}, "rate_exceeded", "", false},
+		{"rate, revoked", 429, violation("rate_exceeded", "revoked"),
+			[]error{ErrViolation, ErrRateExceeded, ErrSessionClosed}, "rate_exceeded", "", true},
+		{"unknown kind", 403, violation("reported_misuse", "active"),
+			[]error{ErrViolation}, "reported_misuse", "", false},
+		{"session revoked", 403, map[string]interface{}{"reason": "session_closed", "session_state": "revoked"},
+			[]error{ErrSessionClosed}, "", "", true},
+		{"session ended", 403, map[string]interface{}{"reason": "session_closed", "session_state": "ended"},
+			[]error{ErrSessionClosed}, "", "", true},
+		{"session expired", 403, map[string]interface{}{"reason": "session_closed", "session_state": "expired"},
+			[]error{ErrSessionClosed}, "", "", true},
+		{"permission denied (Vault's own)", 403, nil, nil, "", "", false},
+		{"not found", 404, map[string]interface{}{"reason": "not_found", "field": "session_id"}, []error{ErrNotFound}, "", "session_id", false},
+		{"server error", 500, nil, nil, "", "", false},
 	}
-	for _, tc := range cases {
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f, s := started(t)
-			f.onError(http.MethodPut, "agent/creds/"+testSession, tc.status, tc.msg)
+			gibberish := fmt.Sprintf("zqx %d violation session is revoked belongs to another caller", i)
+			body := map[string]interface{}{"errors": []string{gibberish}}
+			if tc.data != nil {
+				body["data"] = tc.data
+			}
+			f.on(http.MethodPut, "agent/creds/"+testSession, tc.status, body)
 			cred, err := s.Step(context.Background(), StepRequest{Scopes: []string{"write:secrets/web/tls"}, Audience: "secrets-api"})
 			require.Error(t, err)
 			assert.Nil(t, cred)
@@ -313,8 +325,9 @@ func TestStepErrorMapping(t *testing.T) {
 			require.ErrorAs(t, err, &e)
 			assert.Equal(t, tc.status, e.StatusCode)
 			assert.Equal(t, tc.kind, e.Kind)
+			assert.Equal(t, tc.field, e.Field)
 			assert.Equal(t, tc.closed, e.SessionClosed)
-			assert.Equal(t, tc.msg, e.Message)
+			assert.Equal(t, gibberish, e.Message, "the message is passed on for people")
 			for _, sentinel := range all {
 				want := false
 				for _, w := range tc.is {
@@ -336,10 +349,10 @@ func TestErrorIsThroughWrapping(t *testing.T) {
 	assert.ErrorIs(t, wrapped, ErrSessionClosed)
 	assert.ErrorIs(t, wrapped, ErrViolation)
 	assert.NotErrorIs(t, wrapped, ErrRateExceeded)
-	assert.NoError(t, asError(nil))
+	assert.NoError(t, asError(nil, nil))
 	plain := errors.New("dial tcp: refused")
-	assert.Same(t, plain, asError(plain))
-	multi := asError(&api.ResponseError{StatusCode: 400, Errors: []string{"a", "b"}})
+	assert.Same(t, plain, asError(nil, plain))
+	multi := asError(nil, &api.ResponseError{StatusCode: 400, Errors: []string{"a", "b"}})
 	assert.Equal(t, "a; b", multi.Error())
 }
 
@@ -394,8 +407,10 @@ func TestEnd(t *testing.T) {
 	require.Len(t, reqs, 1)
 	assert.Equal(t, testToken, reqs[0].Token)
 
-	f.onError(http.MethodPut, "agent/sessions/"+testSession+"/end", http.StatusForbidden,
-		"session sess-1 is ended: it is closed and issues no more credentials")
+	f.on(http.MethodPut, "agent/sessions/"+testSession+"/end", http.StatusConflict, map[string]interface{}{
+		"errors": []string{"session sess-1 is ended: it is closed and issues no more credentials"},
+		"data":   map[string]interface{}{"reason": "session_closed", "session_id": testSession, "session_state": "ended"},
+	})
 	err := s.End(context.Background())
 	assert.ErrorIs(t, err, ErrSessionClosed)
 	assert.NotErrorIs(t, err, ErrViolation)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -40,14 +41,35 @@ var kinds = map[string]error{
 	"bad_parent":              ErrBadParent,
 }
 
-// Error is a refusal from the engine.
+// Refusal reasons, as the engine sends them in a refusal's data.
+const (
+	ReasonMalformed     = "malformed"
+	ReasonViolation     = "violation"
+	ReasonSessionClosed = "session_closed"
+	ReasonForeignCaller = "foreign_caller"
+	ReasonNotFound      = "not_found"
+	ReasonLimit         = "limit"
+	ReasonForbidden     = "forbidden"
+)
+
+// Error is a refusal from the engine. Everything but Message is read from
+// the refusal's data, never from its message, which is for people.
 type Error struct {
 	// StatusCode is the HTTP status: 400 bad request, 403 violation or
 	// closed session, 404 unknown session, 429 rate_exceeded.
 	StatusCode int
+	// Reason is what kind of refusal this is (Reason* constants), or ""
+	// when the refusal did not come from the engine (e.g. Vault's own
+	// "permission denied").
+	Reason string
+	// Field names the malformed field of a bad request.
+	Field string
 	// Kind is the violation kind, or "" when the refusal is not a
 	// violation.
 	Kind string
+	// SessionState is the session's state after the request ("active",
+	// "ended", "revoked", "expired"), when the engine said.
+	SessionState string
 	// SessionClosed is true when the session is closed: this request's
 	// violation revoked it, or it was closed already.
 	SessionClosed bool
@@ -79,8 +101,21 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
-// asError turns a Vault API error into an *Error when it is a refusal.
-func asError(err error) error {
+// refusalBody is a refusal as the engine answers it.
+type refusalBody struct {
+	Errors []string `json:"errors"`
+	Data   struct {
+		Reason       string `json:"reason"`
+		Field        string `json:"field"`
+		Violation    string `json:"violation"`
+		SessionState string `json:"session_state"`
+	} `json:"data"`
+}
+
+// asError turns a failed request into an *Error when it is a refusal,
+// reading what it says from the answer's data (resp may be nil, as for a
+// renewal's error).
+func asError(resp *api.Response, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -88,16 +123,20 @@ func asError(err error) error {
 	if !errors.As(err, &re) {
 		return err
 	}
-	msg := strings.Join(re.Errors, "; ")
-	e := &Error{StatusCode: re.StatusCode, Message: msg}
-	if rest, ok := strings.CutPrefix(msg, "violation "); ok {
-		if kind, _, ok := strings.Cut(rest, ":"); ok {
-			e.Kind = kind
+	e := &Error{StatusCode: re.StatusCode, Message: strings.Join(re.Errors, "; ")}
+	if e.Message == "" {
+		e.Message = re.Error() // says the method, the URL and the status
+	}
+	if resp != nil && resp.Body != nil {
+		var body refusalBody
+		if json.NewDecoder(resp.Body).Decode(&body) == nil {
+			e.Reason = body.Data.Reason
+			e.Field = body.Data.Field
+			e.Kind = body.Data.Violation
+			e.SessionState = body.Data.SessionState
 		}
 	}
-	e.Foreign = re.StatusCode == 403 && strings.HasSuffix(msg, " belongs to another caller")
-	e.SessionClosed = strings.Contains(msg, "the session is revoked") ||
-		(strings.HasPrefix(msg, "session ") && (strings.Contains(msg, " is revoked") ||
-			strings.Contains(msg, " is ended") || strings.Contains(msg, " is expired")))
+	e.Foreign = e.Reason == ReasonForeignCaller
+	e.SessionClosed = e.SessionState != "" && e.SessionState != "active"
 	return e
 }

@@ -39,10 +39,12 @@ func fakeVault() *httptest.Server {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		if len(req.Scopes) != 1 || req.Scopes[0] != "read:secrets/web/tls" {
-			reply(w, http.StatusForbidden, map[string]any{"errors": []string{
-				"violation scope_outside_intent: " + req.Scopes[0] + " is not inside the session's intent" +
-					"; the session is revoked and all its credentials are revoked with it",
-			}})
+			reply(w, http.StatusForbidden, map[string]any{
+				"errors": []string{"violation scope_outside_intent: " + req.Scopes[0] + " is not inside the session's intent" +
+					"; the session is revoked and all its credentials are revoked with it"},
+				"data": map[string]any{"reason": "violation", "violation": "scope_outside_intent",
+					"session_id": "sess-1", "session_state": "revoked"},
+			})
 			return
 		}
 		reply(w, http.StatusOK, map[string]any{"data": map[string]any{

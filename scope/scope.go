@@ -387,13 +387,22 @@ func validSegment(seg string) bool {
 // Its error names the field ("action: ..." or "resource: ...").
 func ValidRequest(action, resource string) error {
 	if len(action) > MaxLength || !validAction(action) {
-		return fmt.Errorf("action: %q is not a concrete action: use lower-case letters, digits, '_', '.' or '-'", clip(action))
+		return &RequestError{Field: "action", Reason: fmt.Sprintf("%q is not a concrete action: use lower-case letters, digits, '_', '.' or '-'", clip(action))}
 	}
 	if len(resource) > MaxLength || !validResource(resource) {
-		return fmt.Errorf("resource: %q is not a concrete resource: use '/'-separated segments of letters, digits and '._~@=-', no empty, '.' or '..' segments, no '+' or '*'", clip(resource))
+		return &RequestError{Field: "resource", Reason: fmt.Sprintf("%q is not a concrete resource: use '/'-separated segments of letters, digits and '._~@=-', no empty, '.' or '..' segments, no '+' or '*'", clip(resource))}
 	}
 	return nil
 }
+
+// RequestError says which part of a request (Field: "action" or
+// "resource") is not concrete, and why.
+type RequestError struct {
+	Field  string
+	Reason string
+}
+
+func (e *RequestError) Error() string { return e.Field + ": " + e.Reason }
 
 // clip shortens input quoted back in an error message.
 func clip(s string) string {
