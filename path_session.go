@@ -22,7 +22,7 @@ func pathSession(b *backend) []*framework.Path {
 		{
 			Pattern: "session$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "start", OperationSuffix: "session",
+				OperationPrefix: operationPrefix, OperationVerb: "start", OperationSuffix: "session",
 			},
 			Fields: map[string]*framework.FieldSchema{
 				"role": {
@@ -78,7 +78,7 @@ func pathSession(b *backend) []*framework.Path {
 		{
 			Pattern: "sessions/?$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationSuffix: "sessions",
+				OperationPrefix: operationPrefix, OperationSuffix: "sessions",
 			},
 			Fields: map[string]*framework.FieldSchema{
 				"role": {
@@ -105,7 +105,7 @@ func pathSession(b *backend) []*framework.Path {
 		{
 			Pattern: "session/" + framework.GenericNameRegex("session_id") + "$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "own-session",
+				OperationPrefix: operationPrefix, OperationVerb: "read", OperationSuffix: "own-session",
 			},
 			Fields: sessionIDField(),
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -120,7 +120,7 @@ func pathSession(b *backend) []*framework.Path {
 		{
 			Pattern: "sessions/" + framework.GenericNameRegex("session_id") + "$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "session",
+				OperationPrefix: operationPrefix, OperationVerb: "read", OperationSuffix: "session",
 			},
 			Fields: sessionIDField(),
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -135,7 +135,7 @@ func pathSession(b *backend) []*framework.Path {
 		{
 			Pattern: "sessions/" + framework.GenericNameRegex("session_id") + "/end$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "end", OperationSuffix: "session",
+				OperationPrefix: operationPrefix, OperationVerb: "end", OperationSuffix: "session",
 			},
 			Fields: sessionIDField(),
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -153,7 +153,7 @@ func pathSession(b *backend) []*framework.Path {
 		{
 			Pattern: "sessions/" + framework.GenericNameRegex("session_id") + "/revoke$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "revoke", OperationSuffix: "session",
+				OperationPrefix: operationPrefix, OperationVerb: "revoke", OperationSuffix: "session",
 			},
 			Fields: map[string]*framework.FieldSchema{
 				"session_id": sessionIDField()["session_id"],
@@ -630,10 +630,13 @@ caller can revoke, flood or read it.
 const pathSessionsListHelpSyn = `List sessions, optionally by role and state.`
 
 const pathSessionsListHelpDesc = `
-Lists session IDs. Filter with role=<name> and state=active|ended|revoked|expired:
+Lists session IDs. Filter with role=<name> and state=active|ended|revoked|expired,
+as query parameters of the LIST request (the vault CLI's list command sends
+none, so use the HTTP API for a filtered list):
 
   vault list agent/sessions
-  vault list -format=json agent/sessions role=deployer state=active
+  curl --header "X-Vault-Token: $VAULT_TOKEN" --request LIST \
+      "$VAULT_ADDR/v1/agent/sessions?role=deployer&state=active"
 `
 
 const pathSessionReadHelpSyn = `Read any session (administrators): its state, intent, budget used and violations.`
