@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -44,11 +45,13 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// revoked is one entry of the fake's revocation list.
+// revoked is one entry of the fake's revocation list, with the version
+// that listed it.
 type revoked struct {
 	ID        string `json:"id"`
 	RevokedAt int64  `json:"revoked_at"`
 	Exp       int64  `json:"exp"`
+	Version   uint64 `json:"version"`
 }
 
 // call is one authenticated write the fake received.
@@ -72,6 +75,10 @@ type fakeEngine struct {
 	revStatus   int           // 0 means 200
 	revBody     string        // when set, revocations answers it verbatim
 	revHits     int
+	revWaiting  int           // blocking queries being held
+	revChanged  chan struct{} // closed at each change of the list
+	revIgnore   bool          // answer as an engine without blocking queries
+	revQueries  []string      // the query strings received
 	revVersion  uint64
 	revSessions []revoked
 	introspects []call
@@ -123,13 +130,43 @@ func (f *fakeEngine) jwks(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(token.JWKS(keys...))
 }
 
-func (f *fakeEngine) revocations(w http.ResponseWriter, _ *http.Request) {
+func (f *fakeEngine) revocations(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.revHits++
+	f.revQueries = append(f.revQueries, r.URL.RawQuery)
+	after, hasAfter := uint64(0), false
+	if a := r.URL.Query().Get("after"); a != "" && !f.revIgnore {
+		after, _ = strconv.ParseUint(a, 10, 64)
+		hasAfter = true
+	}
+	wait, _ := strconv.Atoi(r.URL.Query().Get("wait"))
+	if hasAfter && wait > 0 && f.revVersion <= after && f.revStatus == 0 && f.revBody == "" {
+		// Hold the query until the list changes, as the engine does.
+		if f.revChanged == nil {
+			f.revChanged = make(chan struct{})
+		}
+		changed := f.revChanged
+		f.revWaiting++
+		f.mu.Unlock()
+		select {
+		case <-changed:
+		case <-time.After(time.Duration(wait) * time.Second):
+		case <-r.Context().Done():
+		}
+		f.mu.Lock()
+		f.revWaiting--
+	}
 	status, body := f.revStatus, f.revBody
-	data := map[string]interface{}{
-		"version":  f.revVersion,
-		"sessions": append([]revoked{}, f.revSessions...),
+	sessions := []revoked{}
+	complete := !hasAfter || after > f.revVersion
+	for _, e := range f.revSessions {
+		if complete || e.Version > after {
+			sessions = append(sessions, e)
+		}
+	}
+	data := map[string]interface{}{"version": f.revVersion, "sessions": sessions}
+	if hasAfter {
+		data["complete"] = complete
 	}
 	f.mu.Unlock()
 	if status != 0 {
@@ -188,8 +225,41 @@ func (f *fakeEngine) setRevocations(version uint64, ids ...string) {
 	f.revVersion = version
 	f.revSessions = nil
 	for _, id := range ids {
-		f.revSessions = append(f.revSessions, revoked{ID: id, RevokedAt: t0.Unix(), Exp: t0.Add(time.Hour).Unix()})
+		f.revSessions = append(f.revSessions, revoked{ID: id, RevokedAt: t0.Unix(), Exp: t0.Add(time.Hour).Unix(), Version: version})
 	}
+	f.notifyChange()
+}
+
+// addRevocation lists one more session at the next version, as a close
+// does, and wakes the held queries.
+func (f *fakeEngine) addRevocation(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revVersion++
+	f.revSessions = append(f.revSessions, revoked{ID: id, RevokedAt: t0.Unix(), Exp: t0.Add(time.Hour).Unix(), Version: f.revVersion})
+	f.notifyChange()
+}
+
+// notifyChange wakes the held queries; f.mu must be held.
+func (f *fakeEngine) notifyChange() {
+	if f.revChanged != nil {
+		close(f.revChanged)
+		f.revChanged = nil
+	}
+}
+
+// waiting is how many blocking queries the fake is holding.
+func (f *fakeEngine) waiting() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.revWaiting
+}
+
+// queries returns the query strings of every revocations request.
+func (f *fakeEngine) queries() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.revQueries...)
 }
 
 // setRevocationBody makes revocations answer body verbatim (with 200);
@@ -276,7 +346,8 @@ func mint(t testing.TB, k *token.Key, edit func(*token.Claims)) string {
 }
 
 // testConfig returns a configuration for f with the clock c; background
-// revocation polling is effectively off (tests call PollRevocations).
+// revocation syncing is effectively off (plain polling once an hour;
+// tests call PollRevocations).
 func testConfig(f *fakeEngine, c *clock) Config {
 	return Config{
 		VaultAddr:        f.URL(),
@@ -285,6 +356,7 @@ func testConfig(f *fakeEngine, c *clock) Config {
 		VaultToken:       testVaultTok,
 		JWKSRefreshFloor: 10 * time.Second,
 		RevocationPoll:   time.Hour,
+		RevocationWait:   -1,
 		Now:              c.Now,
 	}
 }

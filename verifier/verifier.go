@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -75,8 +76,13 @@ const (
 	defaultJWKSRefreshFloor = 10 * time.Second
 	defaultJWKSRefresh      = 5 * time.Minute
 	defaultRevocationPoll   = 5 * time.Second
+	defaultRevocationWait   = 30 * time.Second
+	maxRevocationWait       = 60 * time.Second
 	defaultMaxStaleness     = time.Minute
-	defaultMaxLifetime      = time.Hour
+	// requestTimeout bounds a request to the engine that is not held
+	// (everything but a blocking revocations query).
+	requestTimeout     = 10 * time.Second
+	defaultMaxLifetime = time.Hour
 	// jwksFetchTimeout bounds a JWKS fetch, which runs on a context of its
 	// own.
 	jwksFetchTimeout = 10 * time.Second
@@ -122,16 +128,29 @@ type Config struct {
 	// fetch does not use the floor (retries wait a second). Fetches run on
 	// a context of their own: a client that hangs up does not abort them.
 	JWKSRefreshFloor time.Duration
-	// RevocationPoll is how often the revocation list is polled; default
-	// 5s. A credential of a session that closed is accepted for at most this
-	// long (use Introspect for calls that cannot wait).
+	// RevocationWait is how long the engine may hold each revocations
+	// query open waiting for a change (a blocking query: GET
+	// revocations?after=<version>&wait=<seconds>). The verifier keeps one
+	// such query in flight and sends the next as soon as one answers, so
+	// it learns of a closed session within milliseconds of the engine, and
+	// fetches only what was added (deltas). Default 30s, at most 60s. A
+	// negative value turns blocking queries off: the whole list is then
+	// polled every RevocationPoll. When HTTPClient has a Timeout, the wait
+	// is kept 5s below it.
+	RevocationWait time.Duration
+	// RevocationPoll is how often the revocation list is polled when
+	// blocking queries are off, and the pause before the next query when
+	// an engine answers at once without a change (an engine, or a node,
+	// that does not hold queries); default 5s. After an error, queries back
+	// off from a quarter second up to RevocationPoll.
 	RevocationPoll time.Duration
 	// MaxStaleness is how long the verifier goes on trusting its revocation
 	// list without a successful sync: past it, Verify, Authorize and the
 	// middleware refuse every credential with ErrStale (503), because a
 	// session closed in the meantime would go unnoticed. Default 1 minute,
-	// or twice RevocationPoll if that is longer; an explicit value must be
-	// at least RevocationPoll.
+	// or twice RevocationPoll or RevocationWait plus 30s if longer; an
+	// explicit value must be at least RevocationPoll and longer than
+	// RevocationWait (a held query is not staleness).
 	MaxStaleness time.Duration
 	// FailOpen keeps accepting credentials past MaxStaleness, with the
 	// last list held. Dangerous: while the engine is unreachable (or made
@@ -146,7 +165,9 @@ type Config struct {
 	// Report sends every request the middleware served to the engine's
 	// report path, in the background, with the time the request arrived.
 	Report bool
-	// HTTPClient defaults to a client with a 10s timeout.
+	// HTTPClient defaults to a client with no overall timeout: every
+	// request carries its own deadline (10s, or the wait plus 10s for a
+	// blocking revocations query).
 	HTTPClient *http.Client
 	// Now is the clock; default time.Now. It times credentials, the JWKS
 	// refetch floor, the revocation list's staleness and reported uses.
@@ -208,8 +229,23 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.RevocationPoll == 0 {
 		cfg.RevocationPoll = defaultRevocationPoll
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	switch {
+	case cfg.RevocationWait == 0:
+		cfg.RevocationWait = defaultRevocationWait
+	case cfg.RevocationWait > maxRevocationWait:
+		return nil, fmt.Errorf("verifier: Config.RevocationWait (%s) must be at most %s", cfg.RevocationWait, maxRevocationWait)
+	}
+	if t := cfg.HTTPClient.Timeout; t > 0 && cfg.RevocationWait > t-5*time.Second {
+		cfg.RevocationWait = t - 5*time.Second
+	}
+	if cfg.RevocationWait < time.Second {
+		cfg.RevocationWait = -1 // blocking queries off
+	}
 	if cfg.MaxStaleness == 0 {
-		cfg.MaxStaleness = max(defaultMaxStaleness, 2*cfg.RevocationPoll)
+		cfg.MaxStaleness = max(defaultMaxStaleness, 2*cfg.RevocationPoll, cfg.RevocationWait+30*time.Second)
 	}
 	for _, d := range []struct {
 		name string
@@ -226,8 +262,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.MaxStaleness < cfg.RevocationPoll {
 		return nil, fmt.Errorf("verifier: Config.MaxStaleness (%s) must be at least Config.RevocationPoll (%s)", cfg.MaxStaleness, cfg.RevocationPoll)
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	if cfg.MaxStaleness <= cfg.RevocationWait {
+		return nil, fmt.Errorf("verifier: Config.MaxStaleness (%s) must be longer than Config.RevocationWait (%s)", cfg.MaxStaleness, cfg.RevocationWait)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -260,27 +296,113 @@ func (v *Verifier) Close() {
 	<-v.done
 }
 
-// refresh polls the revocation list every RevocationPoll and refetches
-// the JWKS every JWKSRefresh, until Close.
+// refresh keeps the revocation list in sync (see syncRevocations) and
+// refetches the JWKS every JWKSRefresh, until Close.
 func (v *Verifier) refresh() {
-	poll := time.NewTicker(v.cfg.RevocationPoll)
-	defer poll.Stop()
+	go v.syncRevocations()
 	keys := time.NewTicker(v.cfg.JWKSRefresh)
 	defer keys.Stop()
-	// A poll may take up to RevocationPoll, within [5s, 30s].
-	timeout := min(max(v.cfg.RevocationPoll, 5*time.Second), 30*time.Second)
 	for {
 		select {
 		case <-v.stop:
 			return
-		case <-poll.C:
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			_ = v.PollRevocations(ctx) // keep the last list on failure
-			cancel()
 		case <-keys.C:
 			v.startKeyFetch(false) // keep the known keys on failure
 		}
 	}
+}
+
+// syncRevocations keeps one revocations query in flight until Close:
+// with blocking queries, each asks for what was added after the version
+// held and is held by the engine until something is (or RevocationWait
+// passes), and the next is sent at once; an engine that answers at once
+// without a change is asked again after RevocationPoll. Errors back off
+// from a quarter second up to RevocationPoll; the list held is kept.
+// Without blocking queries, the whole list is polled every RevocationPoll.
+func (v *Verifier) syncRevocations() {
+	backoff := time.Duration(0)
+	// New has just fetched the whole list: a poll waits its interval first.
+	if v.cfg.RevocationWait < 0 && !v.sleep(v.cfg.RevocationPoll) {
+		return
+	}
+	for {
+		var pause time.Duration
+		if v.cfg.RevocationWait < 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			err := v.PollRevocations(ctx)
+			cancel()
+			pause = v.cfg.RevocationPoll
+			if err != nil {
+				backoff = nextBackoff(backoff, v.cfg.RevocationPoll)
+				pause = backoff
+			} else {
+				backoff = 0
+			}
+		} else {
+			started := time.Now()
+			// Close cancels a held query at once.
+			base, stopped := v.stopContext()
+			ctx, cancel := context.WithTimeout(base, v.cfg.RevocationWait+requestTimeout)
+			changed, err := v.waitRevocations(ctx, v.cfg.RevocationWait)
+			cancel()
+			stopped()
+			switch {
+			case err != nil:
+				backoff = nextBackoff(backoff, v.cfg.RevocationPoll)
+				pause = backoff
+			case !changed && time.Since(started) < v.cfg.RevocationWait/2:
+				// Not held: an engine or node that answers at once.
+				backoff, pause = 0, v.cfg.RevocationPoll
+			default:
+				backoff = 0
+			}
+		}
+		if !v.sleep(pause) {
+			return
+		}
+	}
+}
+
+// sleep waits d, and reports false when Close came first.
+func (v *Verifier) sleep(d time.Duration) bool {
+	if d <= 0 {
+		select {
+		case <-v.stop:
+			return false
+		default:
+			return true
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-v.stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// stopContext returns a context canceled by Close, and the function that
+// releases it.
+func (v *Verifier) stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-v.stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	return ctx, cancel
+}
+
+// nextBackoff doubles prev from a quarter second, up to limit.
+func nextBackoff(prev, limit time.Duration) time.Duration {
+	if prev == 0 {
+		return min(250*time.Millisecond, limit)
+	}
+	return min(2*prev, limit)
 }
 
 // sendReports sends the middleware's reports, until Close.
@@ -445,6 +567,7 @@ func (v *Verifier) fetchKeys(ctx context.Context) error {
 type revocationAnswer struct {
 	Data *struct {
 		Version  *uint64 `json:"version"`
+		Complete bool    `json:"complete"`
 		Sessions *[]struct {
 			ID  string `json:"id"`
 			Exp int64  `json:"exp"`
@@ -452,8 +575,87 @@ type revocationAnswer struct {
 	} `json:"data"`
 }
 
-// PollRevocations fetches the revocation list now; it is also polled every
-// Config.RevocationPoll. The list never goes backwards: an answer without
+// decodeRevocations checks an answer of revocations: a valid list has
+// data, a version, sessions as a list of entries with IDs, and no entry
+// at version 0.
+func decodeRevocations(body []byte) (version uint64, complete bool, entries map[string]int64, err error) {
+	var out revocationAnswer
+	if err := json.Unmarshal(body, &out); err != nil {
+		return 0, false, nil, fmt.Errorf("verifier: decoding revocations: %w", err)
+	}
+	d := out.Data
+	switch {
+	case d == nil:
+		return 0, false, nil, errors.New("verifier: revocations: the answer has no data")
+	case d.Version == nil:
+		return 0, false, nil, errors.New("verifier: revocations: the answer has no version")
+	case d.Sessions == nil:
+		return 0, false, nil, errors.New("verifier: revocations: the answer's sessions are not a list")
+	case *d.Version == 0 && len(*d.Sessions) > 0:
+		// Version 0 is the empty list of an engine that never listed a
+		// session.
+		return 0, false, nil, errors.New("verifier: revocations: a non-empty list at version 0")
+	}
+	entries = make(map[string]int64, len(*d.Sessions))
+	for _, s := range *d.Sessions {
+		if s.ID == "" {
+			return 0, false, nil, errors.New("verifier: revocations: an entry has no id")
+		}
+		entries[s.ID] = s.Exp
+	}
+	return *d.Version, d.Complete, entries, nil
+}
+
+// waitRevocations sends one blocking query for what was added after the
+// version held (the whole list when none is held yet) and applies the
+// answer: a complete list replaces the list held, a delta is merged into
+// it. It never goes backwards: an answer older than the version held is an
+// error and changes nothing. It reports whether the list changed.
+func (v *Verifier) waitRevocations(ctx context.Context, wait time.Duration) (bool, error) {
+	v.mu.RLock()
+	synced, held := v.revSynced, v.revVer
+	v.mu.RUnlock()
+	path := "/revocations"
+	if synced {
+		path += fmt.Sprintf("?after=%d&wait=%d", held, int(wait/time.Second))
+	}
+	body, err := v.get(ctx, path)
+	if err != nil {
+		return false, fmt.Errorf("verifier: fetching revocations: %w", err)
+	}
+	version, complete, entries, err := decodeRevocations(body)
+	if err != nil {
+		return false, err
+	}
+	complete = complete || !synced
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.revSynced && version < v.revVer {
+		return false, fmt.Errorf("verifier: revocations: refusing version %d, older than the version %d held", version, v.revVer)
+	}
+	changed := !v.revSynced || version > v.revVer
+	if changed {
+		if complete {
+			v.closed = entries
+		} else {
+			// Deltas only add: drop what can no longer matter (every
+			// credential expired past the leeway) so the set stays bounded.
+			cutoff := v.cfg.Now().Add(-trust.RevocationGrace).Unix()
+			for id, exp := range v.closed {
+				if exp < cutoff {
+					delete(v.closed, id)
+				}
+			}
+			maps.Copy(v.closed, entries)
+		}
+		v.revVer, v.revSynced = version, true
+	}
+	v.lastSync = v.cfg.Now()
+	return changed, nil
+}
+
+// PollRevocations fetches the whole revocation list now (the background
+// sync keeps it current; see Config.RevocationWait). The list never goes backwards: an answer without
 // a valid list (no data, no version, sessions not a list, an entry without
 // an ID, a non-empty list at version 0) and an answer with a lower version
 // than the one held are errors and keep the list held; an answer with the
@@ -465,31 +667,10 @@ func (v *Verifier) PollRevocations(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("verifier: fetching revocations: %w", err)
 	}
-	var out revocationAnswer
-	if err := json.Unmarshal(body, &out); err != nil {
-		return fmt.Errorf("verifier: decoding revocations: %w", err)
+	version, _, m, err := decodeRevocations(body)
+	if err != nil {
+		return err
 	}
-	d := out.Data
-	switch {
-	case d == nil:
-		return errors.New("verifier: revocations: the answer has no data")
-	case d.Version == nil:
-		return errors.New("verifier: revocations: the answer has no version")
-	case d.Sessions == nil:
-		return errors.New("verifier: revocations: the answer's sessions are not a list")
-	case *d.Version == 0 && len(*d.Sessions) > 0:
-		// Version 0 is the empty list of an engine that never listed a
-		// session.
-		return errors.New("verifier: revocations: a non-empty list at version 0")
-	}
-	m := make(map[string]int64, len(*d.Sessions))
-	for _, s := range *d.Sessions {
-		if s.ID == "" {
-			return errors.New("verifier: revocations: an entry has no id")
-		}
-		m[s.ID] = s.Exp
-	}
-	version := *d.Version
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	switch {
@@ -522,6 +703,11 @@ func (v *Verifier) SessionClosed(id string) bool {
 const maxBody = 1 << 20
 
 func (v *Verifier) get(ctx context.Context, path string) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.base+path, nil)
 	if err != nil {
 		return nil, err
@@ -545,6 +731,11 @@ func (v *Verifier) get(ctx context.Context, path string) ([]byte, error) {
 func (v *Verifier) post(ctx context.Context, path string, data map[string]string) (map[string]interface{}, error) {
 	if v.cfg.VaultToken == "" {
 		return nil, errors.New("verifier: Config.VaultToken is required for " + strings.TrimPrefix(path, "/"))
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
 	}
 	b, _ := json.Marshal(data)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, v.base+path, strings.NewReader(string(b)))
