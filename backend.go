@@ -73,7 +73,7 @@ type backend struct {
 	revs            revocations
 
 	// live holds the sessions this node has written, with their exact
-	// counters; storage holds reservations ahead of them (see getSession).
+	// counters; storage holds reservations ahead of them (see session.go).
 	// chunks holds their last timeline chunks (see storage_timeline.go).
 	liveMu sync.Mutex
 	live   map[string]*trust.Session
@@ -85,7 +85,7 @@ type backend struct {
 	// notifier sends notifications (Vault events) in the background.
 	notifier *notifier
 
-	// bg runs work after answers (see storage.go's closeSession).
+	// bg runs work after answers (see background.go).
 	bg *background
 
 	// now is the clock; tests replace it.
@@ -171,7 +171,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 			id, _, _ := strings.Cut(rest, "/")
 			b.forgetChunk(id)
 		}
-		if strings.HasPrefix(key, legacyRevocationsPath) {
+		if strings.HasPrefix(key, revocationsPrefix) {
 			b.forgetRevocations()
 		}
 	}
@@ -181,6 +181,29 @@ func (b *backend) invalidate(_ context.Context, key string) {
 func (b *backend) clean(context.Context) {
 	b.bg.close()
 	b.notifier.close()
+}
+
+// loadCached returns *cached, or, when it is nil (not loaded yet, or
+// dropped by invalidate), what load returns, which it keeps in *cached.
+// mu guards cached; load runs holding it.
+func loadCached[T any](mu *sync.RWMutex, cached **T, load func() (*T, error)) (*T, error) {
+	mu.RLock()
+	v := *cached
+	mu.RUnlock()
+	if v != nil {
+		return v, nil
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if *cached != nil {
+		return *cached, nil
+	}
+	v, err := load()
+	if err != nil {
+		return nil, err
+	}
+	*cached = v
+	return v, nil
 }
 
 func (b *backend) sessionLock(id string) *locksutil.LockEntry {

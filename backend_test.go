@@ -1,42 +1,56 @@
 package agent
 
 import (
-	"context"
 	"testing"
-	"time"
 
-	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// testBackend returns a backend mounted at agent/ on in-memory storage.
-func testBackend(t *testing.T) (*backend, logical.Storage) {
-	t.Helper()
-	s := &logical.InmemStorage{}
-	return newTestBackendOn(t, s), s
-}
-
-// newTestBackendOn returns a backend on existing storage: a restarted
-// plugin, or a node that just became active.
-func newTestBackendOn(t *testing.T, s logical.Storage) *backend {
-	t.Helper()
-	conf := logical.TestBackendConfig()
-	conf.StorageView = s
-	conf.Logger = hclog.NewNullLogger()
-	conf.System = &logical.StaticSystemView{
-		DefaultLeaseTTLVal: 24 * time.Hour,
-		MaxLeaseTTLVal:     32 * 24 * time.Hour,
-	}
-	raw, err := Factory(context.Background(), conf)
-	require.NoError(t, err)
-	b := raw.(*backend)
-	t.Cleanup(func() { b.Cleanup(context.Background()) })
-	return b
-}
 
 func TestFactoryReportsRunningVersion(t *testing.T) {
 	b, _ := testBackend(t)
 	require.Equal(t, Version, b.PluginVersion().Version)
 	require.Equal(t, logical.TypeLogical, b.Type())
+}
+
+func TestUnauthenticatedPaths(t *testing.T) {
+	b, _ := testBackend(t)
+	assert.ElementsMatch(t, []string{"jwks", "revocations"}, b.PathsSpecial.Unauthenticated)
+	assert.Contains(t, b.PathsSpecial.SealWrapStorage, "keys/")
+}
+
+// Every operation that writes replicated storage (or spends a session's
+// budget) is declared to run on the active node of the primary, so a
+// performance standby or secondary forwards it before doing anything;
+// reads and unauthenticated paths are served where they arrive.
+func TestWriteOperationsForwardToTheActiveNode(t *testing.T) {
+	b, _ := testBackend(t)
+	forwarded := map[string][]logical.Operation{
+		"config$": {logical.UpdateOperation, logical.DeleteOperation},
+		"roles/" + framework.GenericNameRegex("name"): {logical.CreateOperation, logical.UpdateOperation, logical.DeleteOperation},
+		"session$": {logical.UpdateOperation},
+		"sessions/" + framework.GenericNameRegex("session_id") + "/end$":    {logical.UpdateOperation},
+		"sessions/" + framework.GenericNameRegex("session_id") + "/revoke$": {logical.UpdateOperation},
+		"creds/" + framework.GenericNameRegex("session_id") + "$":           {logical.ReadOperation, logical.UpdateOperation},
+		"report$":      {logical.UpdateOperation},
+		"keys/rotate$": {logical.UpdateOperation},
+	}
+	seen := map[string]bool{}
+	for _, p := range b.Paths {
+		want := map[logical.Operation]bool{}
+		for _, op := range forwarded[p.Pattern] {
+			want[op] = true
+		}
+		if len(want) > 0 {
+			seen[p.Pattern] = true
+		}
+		for op, h := range p.Operations {
+			po := h.(*framework.PathOperation)
+			assert.Equal(t, want[op], po.ForwardPerformanceStandby, "%s %s: ForwardPerformanceStandby", op, p.Pattern)
+			assert.Equal(t, want[op], po.ForwardPerformanceSecondary, "%s %s: ForwardPerformanceSecondary", op, p.Pattern)
+		}
+	}
+	assert.Len(t, seen, len(forwarded), "every listed path exists")
 }

@@ -1,64 +1,30 @@
 package agent
 
 import (
-	"context"
 	"testing"
 
-	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // fuzzBackend is a backend with a role, a session and one credential.
 func fuzzBackend(f *testing.F) (*backend, logical.Storage, string, string) {
-	conf := logical.TestBackendConfig()
-	conf.StorageView = &logical.InmemStorage{}
-	conf.Logger = hclog.NewNullLogger()
-	raw, err := Factory(context.Background(), conf)
-	if err != nil {
-		f.Fatal(err)
-	}
-	b, s := raw.(*backend), conf.StorageView
-	send := func(op logical.Operation, path string, data map[string]interface{}) *logical.Response {
-		resp, err := b.HandleRequest(context.Background(), &logical.Request{
-			Operation: op, Path: path, Data: data, Storage: s, MountPoint: "agent/",
-			EntityID: "entity-a", ClientTokenAccessor: "acc-a",
-		})
-		if err != nil || (resp != nil && resp.IsError()) {
-			f.Fatalf("%s %s: %v %v", op, path, err, resp)
-		}
-		return resp
-	}
-	send(logical.CreateOperation, "roles/web", map[string]interface{}{
+	b, s := testBackend(f)
+	writeRole(f, b, s, "web", map[string]interface{}{
 		"scopes": "read,list:secrets/web/*", "audiences": "api",
 		"on_violation": "deny", "violation_limit": 1000, "max_steps": 1000000, "max_rate": 100000,
 	})
-	id := send(logical.UpdateOperation, "session", map[string]interface{}{"role": "web", "purpose": "fuzz"}).Data["session_id"].(string)
-	tok := send(logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "api"}).Data["token"].(string)
+	id, _ := startSession(f, b, s, agentA, map[string]interface{}{"role": "web", "purpose": "fuzz"})
+	tok := mustDo(f, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "api"}).Data["token"].(string)
 	return b, s, id, tok
 }
 
 // fuzzRequest sends one fuzzed request; it must not panic, and any error
 // must be a 4xx (coded) or an error response, never an internal error.
 func fuzzRequest(t *testing.T, b *backend, s logical.Storage, op logical.Operation, path string, data map[string]interface{}) {
-	resp, err := b.HandleRequest(context.Background(), &logical.Request{
-		Operation: op, Path: path, Data: data, Storage: s, MountPoint: "agent/",
-		EntityID: "entity-a", ClientTokenAccessor: "acc-a",
-	})
-	if err == nil {
-		if resp != nil {
-			if code, ok := resp.Data[logical.HTTPStatusCode].(int); ok && code >= 500 {
-				t.Fatalf("%s %s %v: status %d", op, path, data, code)
-			}
-		}
-		return
+	t.Helper()
+	if resp, err := do(t, b, s, agentA, op, path, data); internalError(resp, err) {
+		t.Fatalf("%s %s %v: internal error %v", op, path, data, err)
 	}
-	if coded, ok := err.(logical.HTTPCodedError); ok && coded.Code() < 500 {
-		return
-	}
-	if resp != nil && resp.IsError() {
-		return
-	}
-	t.Fatalf("%s %s %v: internal error %v", op, path, data, err)
 }
 
 func FuzzRoleWrite(f *testing.F) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/hashicorp/vault/sdk/helper/salt"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -37,23 +38,13 @@ func (b *backend) callerID(ctx context.Context, req *logical.Request) (string, e
 
 // salt returns the mount's salt, creating and storing it on first use.
 func (b *backend) salt(ctx context.Context, s logical.Storage) (*salt.Salt, error) {
-	b.saltLock.RLock()
-	cached := b.saltCache
-	b.saltLock.RUnlock()
-	if cached != nil {
-		return cached, nil
-	}
-	b.saltLock.Lock()
-	defer b.saltLock.Unlock()
-	if b.saltCache != nil {
-		return b.saltCache, nil
-	}
-	created, err := salt.NewSalt(ctx, s, &salt.Config{HashFunc: salt.SHA256Hash, Location: saltStoragePath})
-	if err != nil {
-		return nil, fmt.Errorf("loading the mount's salt: %w", err)
-	}
-	b.saltCache = created
-	return created, nil
+	return loadCached(&b.saltLock, &b.saltCache, func() (*salt.Salt, error) {
+		created, err := salt.NewSalt(ctx, s, &salt.Config{HashFunc: salt.SHA256Hash, Location: saltStoragePath})
+		if err != nil {
+			return nil, fmt.Errorf("loading the mount's salt: %w", err)
+		}
+		return created, nil
+	})
 }
 
 // forgetSalt drops the cached salt (another node wrote it).
@@ -61,4 +52,21 @@ func (b *backend) forgetSalt() {
 	b.saltLock.Lock()
 	b.saltCache = nil
 	b.saltLock.Unlock()
+}
+
+// requestSource is the remote address a request came from, as Vault saw
+// it ("" when it does not say).
+func requestSource(req *logical.Request) string {
+	if req.Connection != nil {
+		return req.Connection.RemoteAddr
+	}
+	return ""
+}
+
+// remoteIP is the host part of a remote address.
+func remoteIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }

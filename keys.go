@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,10 @@ import (
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 )
+
+// The signing keys: the keyring, cached on the backend and stored
+// seal-wrapped; its rotation; and the verification of the engine's own
+// credentials against it (parent tokens, introspection, reports).
 
 // storedKeyring is the keyring as kept at keys/ring (seal-wrapped).
 type storedKeyring struct {
@@ -89,56 +94,58 @@ func encodeKeyring(r *keyring) (*storedKeyring, error) {
 	return st, nil
 }
 
-// loadKeyring returns the keyring, creating the first key (with the
-// configured algorithm) when there is none yet.
-func (b *backend) loadKeyring(ctx context.Context, s logical.Storage) (*keyring, error) {
-	b.keyringLock.RLock()
-	r := b.keyring
-	b.keyringLock.RUnlock()
-	if r != nil {
-		return r, nil
-	}
-
-	b.keyringLock.Lock()
-	defer b.keyringLock.Unlock()
-	if b.keyring != nil {
-		return b.keyring, nil
-	}
-	var st storedKeyring
-	ok, err := getJSON(ctx, s, keyringPath, &st)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		r, err = decodeKeyring(&st)
+// loadKeyring returns the keyring, creating the first key (with cfg's
+// algorithm) when there is none yet.
+func (b *backend) loadKeyring(ctx context.Context, s logical.Storage, cfg *agentConfig) (*keyring, error) {
+	return loadCached(&b.keyringLock, &b.keyring, func() (*keyring, error) {
+		var st storedKeyring
+		ok, err := getJSON(ctx, s, keyringPath, &st)
 		if err != nil {
 			return nil, err
 		}
-		b.keyring = r
-		return r, nil
-	}
-	cfg, err := b.loadConfig(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	return b.rotateLocked(ctx, s, nil, cfg)
+		if ok {
+			return decodeKeyring(&st)
+		}
+		return b.rotateLocked(ctx, s, nil, cfg)
+	})
 }
 
-// rotateKey makes a new current signing key with the configured algorithm.
-// The previous key stays in jwks until every credential it signed has
-// expired.
-func (b *backend) rotateKey(ctx context.Context, s logical.Storage) (*keyring, error) {
+// loadConfigAndKeyring loads what a request that mints or verifies
+// credentials needs, once: the configuration and the keyring.
+func (b *backend) loadConfigAndKeyring(ctx context.Context, s logical.Storage) (*agentConfig, *keyring, error) {
 	cfg, err := b.loadConfig(ctx, s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	r, err := b.loadKeyring(ctx, s, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, r, nil
+}
+
+// rotateKey makes a new current signing key with cfg's algorithm. The
+// previous key stays in jwks until every credential it signed has
+// expired.
+func (b *backend) rotateKey(ctx context.Context, s logical.Storage, cfg *agentConfig) (*keyring, error) {
+	return b.rotate(ctx, s, cfg, true)
+}
+
+// rotateExistingKey is rotateKey for a mount that has a keyring; a mount
+// without one yet gets none (its first key will have cfg's algorithm
+// anyway), and a nil keyring.
+func (b *backend) rotateExistingKey(ctx context.Context, s logical.Storage, cfg *agentConfig) (*keyring, error) {
+	return b.rotate(ctx, s, cfg, false)
+}
+
+func (b *backend) rotate(ctx context.Context, s logical.Storage, cfg *agentConfig, create bool) (*keyring, error) {
 	b.keyringLock.Lock()
 	defer b.keyringLock.Unlock()
 
 	var old *keyring
 	var st storedKeyring
 	ok, err := getJSON(ctx, s, keyringPath, &st)
-	if err != nil {
+	if err != nil || (!ok && !create) {
 		return nil, err
 	}
 	if ok {
@@ -180,4 +187,57 @@ func (b *backend) rotateLocked(ctx context.Context, s logical.Storage, old *keyr
 	b.keyring = r
 	b.Logger().Info("signing key created", "kid", k.ID, "algorithm", k.Algorithm, "keys_in_jwks", len(r.keys))
 	return r, nil
+}
+
+// verify checks that raw is a step credential of this engine: signed by
+// one of its keys still in jwks at now, for issuer, whatever its audience.
+// With anyTime, its validity window is not checked: a report of an expired
+// credential's use is still attributable to its session. (Keys leave the
+// ring once every credential they signed has expired; such a credential
+// can no longer be attributed.)
+func (r *keyring) verify(raw, issuer string, now time.Time, anyTime bool) (*token.Claims, error) {
+	return token.Verify(raw, r.lookup(now), token.VerifyOptions{
+		Issuer:         issuer,
+		AnyAudience:    true, // the engine's own credentials, whatever they are for
+		Now:            now,
+		Leeway:         -1, // the engine's own clock: no skew to tolerate
+		IgnoreValidity: anyTime,
+	})
+}
+
+// isVerifyError tells a token that does not verify from a failure of the
+// engine itself.
+func isVerifyError(err error) bool {
+	for _, e := range []error{
+		token.ErrMalformed, token.ErrUnknownKey, token.ErrAlgorithm, token.ErrSignature,
+		token.ErrExpired, token.ErrNotYetValid, token.ErrIssuer, token.ErrAudience,
+		token.ErrType, token.ErrTooLarge, token.ErrClaims,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// whyUnverified says why a token did not verify (an error of verify), in
+// words that follow the token's name ("parent_token has expired"),
+// without echoing the token.
+func whyUnverified(err error) string {
+	switch {
+	case errors.Is(err, token.ErrTooLarge):
+		return "is too large"
+	case errors.Is(err, token.ErrExpired):
+		return "has expired"
+	case errors.Is(err, token.ErrNotYetValid):
+		return "is not valid yet"
+	case errors.Is(err, token.ErrUnknownKey), errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrAlgorithm):
+		return "does not verify against this engine's keys"
+	case errors.Is(err, token.ErrIssuer):
+		return "was issued by another engine"
+	case errors.Is(err, token.ErrType):
+		return "is not a txntoken+jwt"
+	default:
+		return "is malformed"
+	}
 }

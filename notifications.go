@@ -32,7 +32,6 @@ type notifier struct {
 	logger    hclog.Logger
 	queue     chan notification
 	dropped   atomic.Uint64
-	sent      atomic.Uint64
 	start     sync.Once
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -87,9 +86,7 @@ func (q *notifier) run() {
 				// Vault CE may have no event bus to send to; this is
 				// not the caller's problem.
 				q.logger.Debug("sending a notification failed", "event_type", n.eventType, "error", err)
-				continue
 			}
-			q.sent.Add(1)
 		}
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -53,6 +56,7 @@ func TestConfigRejectsBadValuesNamingTheField(t *testing.T) {
 		{"max_events zero", map[string]interface{}{"max_events": 0}, "max_events"},
 		{"max_events huge", map[string]interface{}{"max_events": 1 << 30}, "max_events"},
 		{"issuer with newline", map[string]interface{}{"issuer": "a\nb"}, "issuer"},
+		{"issuer with a C1 control character", map[string]interface{}{"issuer": "a\u0085b"}, "issuer"},
 		{"issuer too long", map[string]interface{}{"issuer": string(make([]byte, 600))}, "issuer"},
 		{"ttl not a duration", map[string]interface{}{"step_max_ttl": "soon"}, "step_max_ttl"},
 		{"events not a number", map[string]interface{}{"max_events": "many"}, "max_events"},
@@ -87,7 +91,7 @@ func TestConfigInvalidate(t *testing.T) {
 	b, s := testBackend(t)
 	mustDo(t, b, s, operator, logical.ReadOperation, "config", nil) // warm the cache
 	entry, err := logical.StorageEntryJSON(configStoragePath, &agentConfig{
-		SigningAlgorithm: algES256, SessionMaxTTL: defaultSessionMaxTTL, StepMaxTTL: defaultStepMaxTTL, MaxEvents: 7,
+		SigningAlgorithm: token.AlgES256, SessionMaxTTL: defaultSessionMaxTTL, StepMaxTTL: defaultStepMaxTTL, MaxEvents: 7,
 	})
 	require.NoError(t, err)
 	require.NoError(t, s.Put(context.Background(), entry))
@@ -124,4 +128,41 @@ func TestConfigConcurrentWritesKeepEveryField(t *testing.T) {
 	assert.Equal(t, "ES256", resp.Data["signing_algorithm"])
 	assert.Equal(t, 5, resp.Data["max_events"])
 	assert.Equal(t, int64(30), resp.Data["step_max_ttl"])
+}
+
+func TestSigningAlgorithmChangeRotatesToES256(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	jwksKeys(t, b, s) // creates the first (EdDSA) key
+	resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"signing_algorithm": "ES256"})
+	require.NotNil(t, resp)
+	assert.Contains(t, resp.Warnings[0], "ES256")
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	tok := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scopes": "read:secrets/web/x", "audience": "secrets-api",
+	}).Data["token"].(string)
+	c, err := token.Verify(tok, token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api", Algorithms: []string{token.AlgES256}})
+	require.NoError(t, err)
+	assert.Equal(t, id, c.Txn)
+}
+
+// TestLoweredEngineStepTTLBindsExistingRoles: lowering config's
+// step_max_ttl lowers what sessions of existing roles may be issued, and a
+// rotated key stays in jwks as long as any credential it signed may live.
+func TestLoweredEngineStepTTLBindsExistingRoles(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil) // step_max_ttl 5m
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"step_max_ttl": 60})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	resp := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scopes": "read:secrets/web/x", "audience": "secrets-api", "ttl": 300,
+	})
+	c, err := token.Verify(resp.Data["token"].(string), token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(60), c.Expiry-c.IssuedAt)
+
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "keys/rotate", nil)
+	start := time.Now()
+	b.now = func() time.Time { return start.Add(55 * time.Minute) }
+	assert.Len(t, jwksKeys(t, b, s), 2, "the default step_max_ttl of 1h was in force before: the old key stays")
 }

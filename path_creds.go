@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -25,12 +24,13 @@ func pathCreds(b *backend) *framework.Path {
 		return &framework.PathOperation{
 			Callback: b.pathCredsIssue, Summary: summary,
 			ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
+			Responses: credsResponses(),
 		}
 	}
 	return &framework.Path{
 		Pattern: "creds/" + framework.GenericNameRegex("session_id") + "$",
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "agent", OperationVerb: "issue", OperationSuffix: "step-credential",
+			OperationPrefix: operationPrefix, OperationVerb: "issue", OperationSuffix: "step-credential",
 		},
 		Fields: map[string]*framework.FieldSchema{
 			"session_id": {
@@ -108,19 +108,16 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, badField("parent_token", "must be at most %d bytes", token.MaxTokenSize)
 	}
 
-	cfg, err := b.loadConfig(ctx, req.Storage)
+	cfg, ring, err := b.loadConfigAndKeyring(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	ring, err := b.loadKeyring(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
+	issuer := cfg.issuerFor(req.MountPoint)
 
 	// The parent is verified before the session lock: it needs no state.
 	var parentClaims *token.Claims
 	if parentRaw != "" {
-		parentClaims, err = b.verifyToken(ctx, req, parentRaw)
+		parentClaims, err = ring.verify(parentRaw, issuer, b.now(), false)
 		switch {
 		case err == nil:
 			sr.Parent = &trust.Parent{
@@ -128,23 +125,17 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 				Depth: parentClaims.Depth, Expiry: time.Unix(parentClaims.Expiry, 0),
 			}
 		case isVerifyError(err):
-			sr.ParentInvalid = parentError(err)
+			sr.ParentInvalid = "parent_token " + whyUnverified(err)
 		default:
 			return nil, err
 		}
 	}
 
-	lock := b.sessionLock(id)
-	lock.Lock()
-	defer lock.Unlock()
-
-	sess, err := b.getSession(ctx, req.Storage, id)
+	sess, unlock, err := b.lockSession(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
 	}
-	if sess == nil {
-		return nil, refuseNoSession(id)
-	}
+	defer unlock()
 	now := b.now()
 	if sess.StateAt(now) == trust.StateActive {
 		sr.Rate = b.rates.For(sess.ID, sess.Intent.MaxRate)
@@ -152,7 +143,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 
 	grant, err := sess.CheckStep(sr, now)
 	if err != nil {
-		return b.refuseStep(ctx, req, sess, sr, err, now)
+		return nil, b.refuseStep(ctx, req, cfg, sess, sr, err, now)
 	}
 
 	credID, err := uuid.GenerateUUID()
@@ -160,7 +151,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 	claims := &token.Claims{
-		Issuer:    cfg.issuerFor(req.MountPoint),
+		Issuer:    issuer,
 		Subject:   sess.Subject(),
 		Audience:  grant.Audience,
 		IssuedAt:  now.Unix(),
@@ -192,7 +183,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		Scopes: grant.Scopes.Strings(), Audience: grant.Audience, Depth: grant.Depth,
 		Description: sr.Description, Actor: sr.Actor, Expires: claims.Expiry, Source: requestSource(req),
 	})
-	if err := b.save(ctx, req.Storage, sess, issued, false); err != nil {
+	if err := b.save(ctx, req.Storage, cfg, sess, issued, false); err != nil {
 		return nil, err
 	}
 	signed, err := token.Mint(ring.current, claims)
@@ -220,60 +211,44 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	return resp, nil
 }
 
-// refuseStep answers a refused step: a 403 for another caller's session
-// or a closed session (only counted in the session's summaries), a 400 for a
-// malformed field (a request_refused event), and for a violation a 403
-// (429 for the rate) after recording it.
-func (b *backend) refuseStep(ctx context.Context, req *logical.Request, sess *trust.Session, sr trust.StepRequest, err error, now time.Time) (*logical.Response, error) {
+// refuseStep records a refused step and returns the error that answers
+// it: a 403 for another caller's session or a closed session (only counted
+// in the session's summaries), a 400 for a malformed field (a
+// request_refused event), and for a violation a 403 (429 for the rate)
+// after recording it.
+func (b *backend) refuseStep(ctx context.Context, req *logical.Request, cfg *agentConfig, sess *trust.Session, sr trust.StepRequest, err error, now time.Time) error {
 	var v *trust.Violation
 	var fc *trust.ForeignCallerError
 	var se *trust.StateError
 	var fe *trust.FieldError
 	switch {
 	case errors.As(err, &fc):
-		if cerr := b.countRefused(ctx, req.Storage, sess, &sess.ForeignCalls, sr.Caller, now); cerr != nil {
-			return nil, cerr
+		if cerr := b.countRefused(ctx, req.Storage, cfg, sess, &sess.ForeignCalls, sr.Caller, now); cerr != nil {
+			return cerr
 		}
-		return nil, refuseForeign(sess.ID)
+		return refuseForeign(sess.ID)
 	case errors.As(err, &se):
-		if cerr := b.countRefused(ctx, req.Storage, sess, &sess.InactiveCalls, sr.Caller, now); cerr != nil {
-			return nil, cerr
+		if cerr := b.countRefused(ctx, req.Storage, cfg, sess, &sess.InactiveCalls, sr.Caller, now); cerr != nil {
+			return cerr
 		}
-		return nil, refuseClosed(http.StatusForbidden, sess, se.State)
+		return refuseClosed(http.StatusForbidden, sess, se.State)
 	case errors.As(err, &v):
-		return nil, b.recordViolation(ctx, req, sess, v)
+		if v.Source == "" {
+			v.Source = requestSource(req)
+		}
+		revoked, verr := b.applyViolation(ctx, req.Storage, cfg, sess, v)
+		if verr != nil {
+			return verr
+		}
+		return refuseViolation(v, sess, revoked)
 	case errors.As(err, &fe):
 		refused := stage(sess, now, timeline.Event{Kind: timeline.RequestRefused, Detail: err.Error(), Source: requestSource(req)})
-		if serr := b.save(ctx, req.Storage, sess, refused, false); serr != nil {
-			return nil, serr
+		if serr := b.save(ctx, req.Storage, cfg, sess, refused, false); serr != nil {
+			return serr
 		}
-		return nil, badRequest(fe)
+		return badRequest(fe)
 	}
-	return nil, err
-}
-
-// parentError says why a parent token failed, without echoing it.
-func parentError(err error) string {
-	switch {
-	case errors.Is(err, token.ErrExpired):
-		return "parent_token has expired"
-	case errors.Is(err, token.ErrNotYetValid):
-		return "parent_token is not valid yet"
-	case errors.Is(err, token.ErrUnknownKey), errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrAlgorithm):
-		return "parent_token's signature does not verify against this engine's keys"
-	case errors.Is(err, token.ErrIssuer):
-		return "parent_token was issued by another engine"
-	default:
-		return "parent_token is not a valid step credential"
-	}
-}
-
-// remoteIP is the host part of a remote address.
-func remoteIP(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
+	return err
 }
 
 const pathCredsHelpSyn = `Issue a step credential: a short-lived signed token for one step of a session.`

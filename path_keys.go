@@ -11,7 +11,7 @@ func pathKeysRotate(b *backend) *framework.Path {
 	return &framework.Path{
 		Pattern: "keys/rotate$",
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "agent", OperationVerb: "rotate", OperationSuffix: "signing-key",
+			OperationPrefix: operationPrefix, OperationVerb: "rotate", OperationSuffix: "signing-key",
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
@@ -20,6 +20,7 @@ func pathKeysRotate(b *backend) *framework.Path {
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 				Summary:                     "Create a new signing key; older keys stay in jwks until their credentials expire.",
+				Responses:                   keysRotateResponses(),
 			},
 		},
 		HelpSynopsis:    pathKeysRotateHelpSyn,
@@ -28,7 +29,11 @@ func pathKeysRotate(b *backend) *framework.Path {
 }
 
 func (b *backend) pathKeysRotate(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	r, err := b.rotateKey(ctx, req.Storage)
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.rotateKey(ctx, req.Storage, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ func pathReport(b *backend) *framework.Path {
 	return &framework.Path{
 		Pattern: "report$",
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "agent", OperationVerb: "report", OperationSuffix: "credential-use",
+			OperationPrefix: operationPrefix, OperationVerb: "report", OperationSuffix: "credential-use",
 		},
 		Fields: map[string]*framework.FieldSchema{
 			"token": {
@@ -63,6 +63,7 @@ func pathReport(b *backend) *framework.Path {
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 				Summary:                     "Report an observed use of a step credential; misuse is a violation of its session.",
+				Responses:                   reportResponses(),
 			},
 		},
 		HelpSynopsis:    pathReportHelpSyn,
@@ -82,8 +83,9 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 		return nil, badField("action", "is required")
 	case resource == "":
 		return nil, badField("resource", "is required")
-	case len(outcome) > maxOutcomeLength || strings.ContainsFunc(outcome, isControl):
-		return nil, badField("outcome", "must be at most %d bytes with no control characters", maxOutcomeLength)
+	}
+	if err := trust.ValidLine("outcome", outcome, maxOutcomeLength); err != nil {
+		return nil, badRequest(err)
 	}
 	if err := scope.ValidRequest(action, resource); err != nil {
 		return nil, badRequest(err)
@@ -93,24 +95,26 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 		return nil, badField("leeway", "must be between 0s and %s", trust.RevocationGrace)
 	}
 
-	claims, err := b.verifyTokenSignature(ctx, req, raw)
+	cfg, ring, err := b.loadConfigAndKeyring(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := ring.verify(raw, cfg.issuerFor(req.MountPoint), b.now(), true)
 	if err != nil {
 		if isVerifyError(err) {
-			return nil, badField("token", "not a step credential of this engine (%s)", verifyReason(err))
+			return nil, badField("token", "not a step credential of this engine: it %s", whyUnverified(err))
 		}
 		return nil, err
 	}
 
-	lock := b.sessionLock(claims.Txn)
-	lock.Lock()
-	defer lock.Unlock()
-	sess, err := b.getSession(ctx, req.Storage, claims.Txn)
+	sess, unlock, err := b.lockSession(ctx, req.Storage, claims.Txn)
+	if isNoSession(err) {
+		return nil, badField("token", "its session %s no longer exists", scope.Clip(claims.Txn))
+	}
 	if err != nil {
 		return nil, err
 	}
-	if sess == nil {
-		return nil, badField("token", "its session %s no longer exists", truncate(claims.Txn, 64))
-	}
+	defer unlock()
 
 	now := b.now()
 	use := trust.ObservedUse{
@@ -136,7 +140,7 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 	// counted, so that no reporter can push the violation that revoked it
 	// out of its record.
 	if sess.StateAt(now) != trust.StateActive {
-		if err := b.countRefused(ctx, req.Storage, sess, &sess.InactiveCalls, reporter, now); err != nil {
+		if err := b.countRefused(ctx, req.Storage, cfg, sess, &sess.InactiveCalls, reporter, now); err != nil {
 			return nil, err
 		}
 		data["recorded"] = false
@@ -155,7 +159,7 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 			Kind: timeline.Report, Credential: claims.ID, Action: action, Resource: resource,
 			Outcome: outcome, Source: requestSource(req), Detail: "reported by " + reporter,
 		})
-		if err := b.save(ctx, req.Storage, sess, events, false); err != nil {
+		if err := b.save(ctx, req.Storage, cfg, sess, events, false); err != nil {
 			return nil, err
 		}
 		data["violation"] = ""
@@ -164,12 +168,12 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 	}
 
 	v := &trust.Violation{
-		Kind: trust.ReportedMisuse, Time: now, Credential: claims.ID,
+		Kind: trust.ReportedMisuse, Time: now, Credential: claims.ID, Source: requestSource(req),
 		Detail: fmt.Sprintf("%s (%s on %s, outcome %q, reported by %s)", misuse, action, resource, outcome, reporter),
 	}
 	// The report itself succeeded: the misuse is the agent's, not the
 	// reporter's, so the answer is not an error.
-	revoked, err := b.applyViolation(ctx, req, sess, v)
+	revoked, err := b.applyViolation(ctx, req.Storage, cfg, sess, v)
 	if err != nil {
 		return nil, err
 	}

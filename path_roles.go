@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -16,12 +17,13 @@ func pathRoles(b *backend) []*framework.Path {
 		{
 			Pattern: "roles/?$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationSuffix: "roles",
+				OperationPrefix: operationPrefix, OperationSuffix: "roles",
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathRolesList,
-					Summary:  "List the roles.",
+					Callback:  b.pathRolesList,
+					Summary:   "List the roles.",
+					Responses: listResponses("The names of the roles."),
 				},
 			},
 			HelpSynopsis:    pathRolesListHelpSyn,
@@ -30,14 +32,15 @@ func pathRoles(b *backend) []*framework.Path {
 		{
 			Pattern: "roles/" + framework.GenericNameRegex("name"),
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationSuffix: "role",
+				OperationPrefix: operationPrefix, OperationSuffix: "role",
 			},
 			Fields:         roleFields(),
 			ExistenceCheck: b.pathRoleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathRoleRead,
-					Summary:  "Read a role.",
+					Callback:  b.pathRoleRead,
+					Summary:   "Read a role.",
+					Responses: roleReadResponses(),
 				},
 				logical.CreateOperation: &framework.PathOperation{
 					Callback: b.pathRoleWrite,
@@ -45,6 +48,7 @@ func pathRoles(b *backend) []*framework.Path {
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 					Summary:                     "Create a role. Omitted fields take their defaults.",
+					Responses:                   noContentResponses(),
 				},
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback: b.pathRoleWrite,
@@ -52,6 +56,7 @@ func pathRoles(b *backend) []*framework.Path {
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 					Summary:                     "Update a role. Omitted fields keep their values; live sessions keep the intent they were granted.",
+					Responses:                   noContentResponses(),
 				},
 				logical.DeleteOperation: &framework.PathOperation{
 					Callback: b.pathRoleDelete,
@@ -59,6 +64,7 @@ func pathRoles(b *backend) []*framework.Path {
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 					Summary:                     "Delete a role and revoke its live sessions.",
+					Responses:                   roleDeleteResponses(),
 				},
 			},
 			HelpSynopsis:    pathRoleHelpSyn,
@@ -152,7 +158,7 @@ func (b *backend) pathRoleExists(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) pathRolesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	names, err := req.Storage.List(ctx, rolesPrefix)
+	names, err := listRoles(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -189,20 +195,18 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err := refuseUnknownFields(req, d); err != nil {
 		return nil, err
 	}
-	name := d.Get("name").(string)
-	lock := b.roleLock(name)
-	lock.Lock()
-	defer lock.Unlock()
-
-	existing, err := getRole(ctx, req.Storage, name)
+	cfg, err := b.loadConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	role := trust.DefaultRole()
-	if existing != nil {
-		role = *existing
-	}
+	return nil, b.updateRole(ctx, req.Storage, d.Get("name").(string), func(role *trust.Role) error {
+		applyRoleFields(d, role)
+		return badRequest(role.Validate(trust.Limits{SessionMaxTTL: cfg.SessionMaxTTL, StepMaxTTL: cfg.StepMaxTTL}))
+	})
+}
 
+// applyRoleFields applies the fields a role write names to role.
+func applyRoleFields(d *framework.FieldData, role *trust.Role) {
 	if v, ok := d.GetOk("scopes"); ok {
 		role.Scopes = scope.Rejoin(v.([]string))
 	}
@@ -233,41 +237,27 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if v, ok := d.GetOk("require_purpose"); ok {
 		role.RequirePurpose = v.(bool)
 	}
+}
 
+func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	cfg, err := b.loadConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	if err := role.Validate(trust.Limits{SessionMaxTTL: cfg.SessionMaxTTL, StepMaxTTL: cfg.StepMaxTTL}); err != nil {
-		return nil, badRequest(err)
-	}
-	if err := putJSON(ctx, req.Storage, rolesPrefix+name, &role); err != nil {
+	n, err := b.deleteRole(ctx, req.Storage, cfg, d.Get("name").(string))
+	if err != nil || n == 0 {
 		return nil, err
-	}
-	return nil, nil
-}
-
-func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	lock := b.roleLock(name)
-	lock.Lock()
-	defer lock.Unlock()
-
-	// Delete the role first, so no new session can start under it, then
-	// revoke the sessions it has live.
-	if err := req.Storage.Delete(ctx, rolesPrefix+name); err != nil {
-		return nil, err
-	}
-	n, err := b.revokeRoleSessions(ctx, req.Storage, name, "role deleted")
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return nil, nil
 	}
 	resp := &logical.Response{}
 	resp.AddWarning(pluralise(n, "live session was", "live sessions were") + " revoked with the role")
 	return resp, nil
+}
+
+func pluralise(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 const pathRolesListHelpSyn = `List the roles of this engine.`

@@ -3,17 +3,14 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
-	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
@@ -70,6 +67,7 @@ func pathSession(b *backend) []*framework.Path {
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 					Summary:                     "Start a session with a declared intent; returns a leased secret.",
+					Responses:                   sessionStartResponses(),
 				},
 			},
 			HelpSynopsis:    pathSessionHelpSyn,
@@ -95,8 +93,9 @@ func pathSession(b *backend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathSessionsList,
-					Summary:  "List session IDs, optionally by role and state.",
+					Callback:  b.pathSessionsList,
+					Summary:   "List session IDs, optionally by role and state.",
+					Responses: listResponses("The IDs of the sessions."),
 				},
 			},
 			HelpSynopsis:    pathSessionsListHelpSyn,
@@ -110,8 +109,9 @@ func pathSession(b *backend) []*framework.Path {
 			Fields: sessionIDField(),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathSessionReadOwn,
-					Summary:  "Read one of the caller's own sessions: state, intent, budget used, violations.",
+					Callback:  b.pathSessionReadOwn,
+					Summary:   "Read one of the caller's own sessions: state, intent, budget used, violations.",
+					Responses: sessionReadResponses(),
 				},
 			},
 			HelpSynopsis:    pathSessionReadOwnHelpSyn,
@@ -125,8 +125,9 @@ func pathSession(b *backend) []*framework.Path {
 			Fields: sessionIDField(),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathSessionRead,
-					Summary:  "Read any session (administrators): state, intent, budget used, violations.",
+					Callback:  b.pathSessionRead,
+					Summary:   "Read any session (administrators): state, intent, budget used, violations.",
+					Responses: sessionReadResponses(),
 				},
 			},
 			HelpSynopsis:    pathSessionReadHelpSyn,
@@ -145,6 +146,7 @@ func pathSession(b *backend) []*framework.Path {
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 					Summary:                     "End a session normally; all its credentials are revoked.",
+					Responses:                   noContentResponses(),
 				},
 			},
 			HelpSynopsis:    pathSessionEndHelpSyn,
@@ -169,6 +171,7 @@ func pathSession(b *backend) []*framework.Path {
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 					Summary:                     "Revoke a session with a reason; all its credentials are revoked.",
+					Responses:                   noContentResponses(),
 				},
 			},
 			HelpSynopsis:    pathSessionRevokeHelpSyn,
@@ -185,13 +188,6 @@ func sessionIDField() map[string]*framework.FieldSchema {
 			Required:    true,
 		},
 	}
-}
-
-func requestSource(req *logical.Request) string {
-	if req.Connection != nil {
-		return req.Connection.RemoteAddr
-	}
-	return ""
 }
 
 func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -240,63 +236,13 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return nil, err
 	}
-
-	// The role lock makes the max_sessions count and the creation one step.
-	lock := b.roleLock(roleName)
-	lock.Lock()
-	defer lock.Unlock()
-
-	role, err := getRole(ctx, req.Storage, roleName)
+	sess, ttl, err := b.startSession(ctx, req.Storage, cfg, roleName, creator, ir, requestSource(req))
 	if err != nil {
 		return nil, err
 	}
-	if role == nil {
-		return nil, badField("role", "no role named %q", roleName)
-	}
-	limits := trust.Limits{SessionMaxTTL: cfg.SessionMaxTTL, StepMaxTTL: cfg.StepMaxTTL}
-	intent, ttl, err := trust.Negotiate(roleName, role.Within(limits), ir, cfg.SessionMaxTTL)
-	if err != nil {
-		return nil, badRequest(err)
-	}
-	if role.MaxSessions > 0 {
-		live, err := req.Storage.List(ctx, roleSessionsPrefix+roleName+"/")
-		if err != nil {
-			return nil, err
-		}
-		if len(live) >= role.MaxSessions {
-			return nil, refuseLimit(http.StatusTooManyRequests,
-				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions)
-		}
-	}
-
-	id, err := uuid.GenerateUUID()
-	if err != nil {
-		return nil, err
-	}
-	now := b.now()
-	sess := trust.NewSession(id, roleName, creator, intent, ttl, now)
-
-	// The index entry first: a crash between the two writes leaves a
-	// dangling index entry (skipped and cleaned by readers), never a
-	// session missing from its role's index.
-	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: roleSessionsPrefix + roleName + "/" + id, Value: []byte("{}")}); err != nil {
-		return nil, err
-	}
-	start := stage(sess, now, timeline.Event{
-		Kind:     timeline.SessionStart,
-		Detail:   intent.Purpose,
-		Scopes:   intent.Scopes,
-		Audience: strings.Join(intent.Audiences, " "),
-		Source:   requestSource(req),
-	})
-	if err := b.save(ctx, req.Storage, sess, start, true); err != nil {
-		return nil, err
-	}
-	b.Logger().Info("session started", "session_id", id, "role", roleName)
-	b.notifier.send(notifySessionStart, "session_id", id, "role", roleName, logical.EventMetadataPath, "sessions/"+id)
-
+	intent := sess.Intent
 	resp := b.Secret(secretTypeSession).Response(map[string]interface{}{
-		"session_id": id,
+		"session_id": sess.ID,
 		"role":       roleName,
 		"expires_at": sess.ExpiresAt.UTC().Format(time.RFC3339),
 		"scopes":     intent.Scopes,
@@ -306,7 +252,7 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 		"max_rate":   intent.MaxRate,
 		"purpose":    intent.Purpose,
 	}, map[string]interface{}{
-		"session_id": id,
+		"session_id": sess.ID,
 	})
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = intent.SessionMaxTTL
@@ -316,32 +262,17 @@ func (b *backend) pathSessionStart(ctx context.Context, req *logical.Request, d 
 
 func (b *backend) pathSessionsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	role := d.Get("role").(string)
-	state := d.Get("state").(string)
-	switch trust.State(state) {
+	state := trust.State(d.Get("state").(string))
+	switch state {
 	case "", trust.StateActive, trust.StateEnded, trust.StateRevoked, trust.StateExpired:
 	default:
 		return nil, badField("state", `%q is not one of "active", "ended", "revoked", "expired"`, state)
 	}
-	ids, err := req.Storage.List(ctx, sessionsPrefix)
+	ids, err := b.listSessions(ctx, req.Storage, role, state, b.now())
 	if err != nil {
 		return nil, err
 	}
-	if role == "" && state == "" {
-		return logical.ListResponse(ids), nil
-	}
-	now := b.now()
-	keys := make([]string, 0, len(ids))
-	for _, id := range ids {
-		sess, err := b.getSession(ctx, req.Storage, id)
-		if err != nil {
-			return nil, err
-		}
-		if sess == nil || (role != "" && sess.Role != role) || (state != "" && string(sess.StateAt(now)) != state) {
-			continue
-		}
-		keys = append(keys, id)
-	}
-	return logical.ListResponse(keys), nil
+	return logical.ListResponse(ids), nil
 }
 
 func (b *backend) pathSessionRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -374,19 +305,6 @@ func (b *backend) pathSessionReadOwn(ctx context.Context, req *logical.Request, 
 		return nil, refuseForeign(sess.ID)
 	}
 	return &logical.Response{Data: sessionData(sess, b.now())}, nil
-}
-
-// countRefused counts a refused request in one of the session's summaries
-// (sum points into sess) and stores the record: the only trace that a
-// foreign caller, or a request on a session no longer active, leaves. It
-// never touches the session's state, budgets, violations or timeline.
-func (b *backend) countRefused(ctx context.Context, s logical.Storage, sess *trust.Session, sum *trust.CallSummary, caller string, now time.Time) error {
-	sum.Add(caller, now)
-	if sess.State == trust.StateActive {
-		return b.save(ctx, s, sess, nil, true)
-	}
-	// Only active sessions are kept in memory.
-	return putSession(ctx, s, sess)
 }
 
 func sessionData(s *trust.Session, now time.Time) map[string]interface{} {
@@ -467,17 +385,21 @@ func (b *backend) pathSessionEnd(ctx context.Context, req *logical.Request, d *f
 	} else if err != nil {
 		return nil, err
 	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
 	var refusal error
-	err = b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
+	err = b.withSession(ctx, req.Storage, cfg, id, func(sess *trust.Session, now time.Time) (bool, error) {
 		if caller != sess.Creator {
 			refusal = refuseForeign(sess.ID)
-			return false, b.countRefused(ctx, req.Storage, sess, &sess.ForeignCalls, caller, now)
+			return false, b.countRefused(ctx, req.Storage, cfg, sess, &sess.ForeignCalls, caller, now)
 		}
 		if !sess.End(now) {
 			refusal = refuseClosed(http.StatusConflict, sess, sess.StateAt(now))
-			return false, b.countRefused(ctx, req.Storage, sess, &sess.InactiveCalls, caller, now)
+			return false, b.countRefused(ctx, req.Storage, cfg, sess, &sess.InactiveCalls, caller, now)
 		}
-		b.Logger().Info("session ended", "session_id", sess.ID)
+		b.Logger().Debug("session ended", "session_id", sess.ID)
 		return true, nil
 	})
 	if err != nil {
@@ -489,21 +411,25 @@ func (b *backend) pathSessionEnd(ctx context.Context, req *logical.Request, d *f
 func (b *backend) pathSessionRevoke(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("session_id").(string)
 	reason := strings.TrimSpace(d.Get("reason").(string))
-	if len(reason) > 256 || strings.ContainsFunc(reason, isControl) {
-		return nil, badField("reason", "must be at most 256 bytes with no control characters")
+	if err := trust.ValidLine("reason", reason, maxRevokeReasonLength); err != nil {
+		return nil, badRequest(err)
 	}
 	if reason == "" {
 		reason = "revoked by an operator"
 	} else {
 		reason = "operator: " + reason
 	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
 	var refusal error
-	err := b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
+	err = b.withSession(ctx, req.Storage, cfg, id, func(sess *trust.Session, now time.Time) (bool, error) {
 		if !sess.Revoke(reason, now) {
 			refusal = refuseClosed(http.StatusConflict, sess, sess.StateAt(now))
 			return false, nil
 		}
-		b.Logger().Info("session revoked", "session_id", sess.ID, "reason", reason)
+		b.Logger().Info("session revoked by an operator", "session_id", sess.ID, "reason", reason)
 		return true, nil
 	})
 	if err != nil {
@@ -512,96 +438,8 @@ func (b *backend) pathSessionRevoke(ctx context.Context, req *logical.Request, d
 	return nil, refusal
 }
 
-// withSession runs fn on the session id under the session's lock. When fn
-// reports that the session left the active state, the session is closed
-// (persisted, listed in revocations, dropped from its role's index);
-// otherwise nothing is written by withSession itself.
-func (b *backend) withSession(ctx context.Context, req *logical.Request, id string, fn func(*trust.Session, time.Time) (bool, error)) error {
-	lock := b.sessionLock(id)
-	lock.Lock()
-	defer lock.Unlock()
-
-	sess, err := b.getSession(ctx, req.Storage, id)
-	if err != nil {
-		return err
-	}
-	if sess == nil {
-		return refuseNoSession(id)
-	}
-	now := b.now()
-	closed, err := fn(sess, now)
-	if err != nil {
-		return err
-	}
-	if closed {
-		return b.closeSession(ctx, req.Storage, sess, now)
-	}
-	return nil
-}
-
-// recordViolation records v against the session (already locked), revokes
-// it when the role's rule says so, persists the outcome and returns the
-// error that refuses the request.
-func (b *backend) recordViolation(ctx context.Context, req *logical.Request, sess *trust.Session, v *trust.Violation) error {
-	revoked, err := b.applyViolation(ctx, req, sess, v)
-	if err != nil {
-		return err
-	}
-	return refuseViolation(v, sess, revoked)
-}
-
-// applyViolation records v against the session (already locked), revokes
-// it when the role's rule says so, and persists the outcome. It reports
-// whether the session was revoked.
-func (b *backend) applyViolation(ctx context.Context, req *logical.Request, sess *trust.Session, v *trust.Violation) (bool, error) {
-	if v.Source == "" {
-		v.Source = requestSource(req)
-	}
-	revoked := sess.RecordViolation(*v)
-	b.Logger().Warn("violation", "session_id", sess.ID, "kind", v.Kind, "session_revoked", revoked)
-	b.notifier.send(notifyViolation, "session_id", sess.ID, "role", sess.Role, "kind", string(v.Kind),
-		"session_revoked", fmt.Sprint(revoked), logical.EventMetadataPath, "sessions/"+sess.ID)
-	events := stage(sess, v.Time, timeline.Event{
-		Kind: timeline.Violation, Violation: string(v.Kind), Detail: v.Detail,
-		Source: v.Source, Credential: v.Credential,
-	})
-	if revoked {
-		return true, b.closeSession(ctx, req.Storage, sess, v.Time, events...)
-	}
-	return false, b.save(ctx, req.Storage, sess, events, true)
-}
-
-// revokeRoleSessions revokes every live session of a role.
-func (b *backend) revokeRoleSessions(ctx context.Context, s logical.Storage, role, reason string) (int, error) {
-	ids, err := s.List(ctx, roleSessionsPrefix+role+"/")
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range ids {
-		lock := b.sessionLock(id)
-		lock.Lock()
-		sess, err := b.getSession(ctx, s, id)
-		if err == nil && sess != nil && sess.Revoke(reason, b.now()) {
-			err = b.closeSession(ctx, s, sess, b.now())
-			n++
-		} else if err == nil {
-			err = s.Delete(ctx, roleSessionsPrefix+role+"/"+id)
-		}
-		lock.Unlock()
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-func pluralise(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
+// maxRevokeReasonLength bounds the reason an operator gives for a revocation.
+const maxRevokeReasonLength = 256
 
 const pathSessionHelpSyn = `Start a session: an agent's task with a declared intent.`
 

@@ -15,7 +15,7 @@ func pathTimeline(b *backend) []*framework.Path {
 		{
 			Pattern: "sessions/" + framework.GenericNameRegex("session_id") + "/events$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "session-events",
+				OperationPrefix: operationPrefix, OperationVerb: "read", OperationSuffix: "session-events",
 			},
 			Fields: map[string]*framework.FieldSchema{
 				"session_id": sessionIDField()["session_id"],
@@ -27,8 +27,9 @@ func pathTimeline(b *backend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathSessionEvents,
-					Summary:  "The ordered timeline of every decision about a session.",
+					Callback:  b.pathSessionEvents,
+					Summary:   "The ordered timeline of every decision about a session.",
+					Responses: sessionEventsResponses(),
 				},
 			},
 			HelpSynopsis:    pathEventsHelpSyn,
@@ -37,13 +38,14 @@ func pathTimeline(b *backend) []*framework.Path {
 		{
 			Pattern: "sessions/" + framework.GenericNameRegex("session_id") + "/graph$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "session-graph",
+				OperationPrefix: operationPrefix, OperationVerb: "read", OperationSuffix: "session-graph",
 			},
 			Fields: sessionIDField(),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathSessionGraph,
-					Summary:  "The access path the agent took, as Graphviz DOT and Mermaid text.",
+					Callback:  b.pathSessionGraph,
+					Summary:   "The access path the agent took, as Graphviz DOT and Mermaid text.",
+					Responses: sessionGraphResponses(),
 				},
 			},
 			HelpSynopsis:    pathGraphHelpSyn,

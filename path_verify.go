@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -19,12 +18,13 @@ func pathVerify(b *backend) []*framework.Path {
 		{
 			Pattern: "jwks$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "jwks",
+				OperationPrefix: operationPrefix, OperationVerb: "read", OperationSuffix: "jwks",
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathJWKSRead,
-					Summary:  "The public signing keys as an RFC 7517 JWK Set (no Vault token needed).",
+					Callback:  b.pathJWKSRead,
+					Summary:   "The public signing keys as an RFC 7517 JWK Set (no Vault token needed).",
+					Responses: jwksResponses(),
 				},
 			},
 			HelpSynopsis:    pathJWKSHelpSyn,
@@ -33,12 +33,13 @@ func pathVerify(b *backend) []*framework.Path {
 		{
 			Pattern: "revocations$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "read", OperationSuffix: "revocations",
+				OperationPrefix: operationPrefix, OperationVerb: "read", OperationSuffix: "revocations",
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathRevocationsRead,
-					Summary:  "Sessions no longer active whose credentials may be unexpired (no Vault token needed).",
+					Callback:  b.pathRevocationsRead,
+					Summary:   "Sessions no longer active whose credentials may be unexpired (no Vault token needed).",
+					Responses: revocationsResponses(),
 				},
 			},
 			HelpSynopsis:    pathRevocationsHelpSyn,
@@ -47,7 +48,7 @@ func pathVerify(b *backend) []*framework.Path {
 		{
 			Pattern: "introspect$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "agent", OperationVerb: "introspect", OperationSuffix: "token",
+				OperationPrefix: operationPrefix, OperationVerb: "introspect", OperationSuffix: "token",
 			},
 			Fields: map[string]*framework.FieldSchema{
 				"token": {
@@ -58,8 +59,9 @@ func pathVerify(b *backend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback: b.pathIntrospect,
-					Summary:  "Say whether a step credential is active now (RFC 7662-shaped).",
+					Callback:  b.pathIntrospect,
+					Summary:   "Say whether a step credential is active now (RFC 7662-shaped).",
+					Responses: introspectResponses(),
 				},
 			},
 			HelpSynopsis:    pathIntrospectHelpSyn,
@@ -69,7 +71,7 @@ func pathVerify(b *backend) []*framework.Path {
 }
 
 func (b *backend) pathJWKSRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	r, err := b.loadKeyring(ctx, req.Storage)
+	_, r, err := b.loadConfigAndKeyring(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +108,11 @@ func (b *backend) pathIntrospect(ctx context.Context, req *logical.Request, d *f
 	}
 	inactive := &logical.Response{Data: map[string]interface{}{"active": false}}
 
-	claims, err := b.verifyToken(ctx, req, raw)
+	cfg, ring, err := b.loadConfigAndKeyring(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := ring.verify(raw, cfg.issuerFor(req.MountPoint), b.now(), false)
 	if err != nil {
 		if isVerifyError(err) {
 			return inactive, nil
@@ -129,41 +135,6 @@ func (b *backend) pathIntrospect(ctx context.Context, req *logical.Request, d *f
 	data["session_state"] = string(state)
 	data["token_type"] = token.Type
 	return &logical.Response{Data: data}, nil
-}
-
-// verifyToken checks a step credential's signature and times against this
-// mount's keys and issuer.
-func (b *backend) verifyToken(ctx context.Context, req *logical.Request, raw string) (*token.Claims, error) {
-	cfg, err := b.loadConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	r, err := b.loadKeyring(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	now := b.now()
-	return token.Verify(raw, r.lookup(now), token.VerifyOptions{
-		Issuer:      cfg.issuerFor(req.MountPoint),
-		AnyAudience: true, // the engine's own credentials, whatever they are for
-		Now:         now,
-		Leeway:      -1, // the engine's own clock: no skew to tolerate
-	})
-}
-
-// isVerifyError tells a token that does not verify from a failure of the
-// engine itself.
-func isVerifyError(err error) bool {
-	for _, e := range []error{
-		token.ErrMalformed, token.ErrUnknownKey, token.ErrAlgorithm, token.ErrSignature,
-		token.ErrExpired, token.ErrNotYetValid, token.ErrIssuer, token.ErrAudience,
-		token.ErrType, token.ErrTooLarge, token.ErrClaims,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // claimsData lays out a credential's claims as response data.
@@ -252,43 +223,3 @@ is the granted scopes space-separated. Any other answer is just
 Use it for high-value calls; for the rest, verify offline with jwks and
 poll revocations.
 `
-
-// verifyReason says in a few words why a token did not verify, without
-// echoing it.
-func verifyReason(err error) string {
-	switch {
-	case errors.Is(err, token.ErrTooLarge):
-		return "too large"
-	case errors.Is(err, token.ErrUnknownKey):
-		return "signed by an unknown key"
-	case errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrAlgorithm):
-		return "bad signature"
-	case errors.Is(err, token.ErrIssuer):
-		return "another issuer"
-	case errors.Is(err, token.ErrType):
-		return "not a txntoken+jwt"
-	default:
-		return "malformed"
-	}
-}
-
-// verifyTokenSignature checks that a token was signed by this mount's keys
-// and issuer, whatever its validity window: a report of an expired
-// credential's use is still attributable to its session.
-func (b *backend) verifyTokenSignature(ctx context.Context, req *logical.Request, raw string) (*token.Claims, error) {
-	cfg, err := b.loadConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	r, err := b.loadKeyring(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	// Keys leave the ring once every credential they signed has expired;
-	// a report about such a credential can no longer be attributed.
-	return token.Verify(raw, r.lookup(b.now()), token.VerifyOptions{
-		Issuer:         cfg.issuerFor(req.MountPoint),
-		AnyAudience:    true, // the engine's own credentials, whatever they are for
-		IgnoreValidity: true,
-	})
-}

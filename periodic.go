@@ -102,28 +102,33 @@ func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string,
 	if err := b.deleteChunks(ctx, s, id, func(c uint64) bool { return c < trimTo/chunkEvents }); err != nil {
 		return did, err
 	}
-	lock := b.sessionLock(id)
-	lock.Lock()
-	defer lock.Unlock()
-	sess, err := b.getSession(ctx, s, id)
-	if err != nil || sess == nil || sess.EventsDropped >= trimTo {
+	sess, unlock, err := b.lockSession(ctx, s, id)
+	if isNoSession(err) {
+		return did, nil
+	}
+	if err != nil {
 		return did, err
 	}
+	defer unlock()
+	if sess.EventsDropped >= trimTo {
+		return did, nil
+	}
 	sess.EventsDropped = trimTo
-	return did, b.save(ctx, s, sess, nil, true)
+	return did, b.save(ctx, s, cfg, sess, nil, true)
 }
 
 // tidySessionLocked does what the tidy must do under the session's lock,
 // and says up to which event the session's timeline is to be trimmed (0:
 // nothing to trim).
 func (b *backend) tidySessionLocked(ctx context.Context, s logical.Storage, id string, cfg *agentConfig) (string, uint64, error) {
-	lock := b.sessionLock(id)
-	lock.Lock()
-	defer lock.Unlock()
-	sess, err := b.getSession(ctx, s, id)
-	if err != nil || sess == nil {
+	sess, unlock, err := b.lockSession(ctx, s, id)
+	if isNoSession(err) {
+		return "", 0, nil
+	}
+	if err != nil {
 		return "", 0, err
 	}
+	defer unlock()
 	now := b.now()
 	// Chunks 0 .. trimTo/chunkEvents-1 hold only dropped events.
 	trimTo := droppedEvents(sess, cfg.MaxEvents) / chunkEvents * chunkEvents
@@ -132,7 +137,7 @@ func (b *backend) tidySessionLocked(ctx context.Context, s logical.Storage, id s
 	}
 	if sess.State == trust.StateActive && sess.StateAt(now) == trust.StateExpired {
 		sess.Expire(now)
-		return "expired", trimTo, b.closeSession(ctx, s, sess, now)
+		return "expired", trimTo, b.closeSession(ctx, s, cfg, sess, now)
 	}
 	if sess.State == trust.StateEnded || sess.State == trust.StateRevoked {
 		// A close interrupted before its WAL entry was stored: its

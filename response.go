@@ -146,9 +146,16 @@ func refuseForeign(id string) error {
 
 // refuseNoSession refuses a request naming a session that does not exist.
 func refuseNoSession(id string) error {
-	return &refusal{status: http.StatusNotFound, msg: fmt.Sprintf("session_id: no session %q", truncate(id, 64)), data: map[string]interface{}{
+	return &refusal{status: http.StatusNotFound, msg: fmt.Sprintf("session_id: no session %q", scope.Clip(id)), data: map[string]interface{}{
 		"reason": reasonNotFound, "field": "session_id",
 	}}
+}
+
+// isNoSession tells refuseNoSession's error, for callers that answer a
+// missing session otherwise.
+func isNoSession(err error) bool {
+	var r *refusal
+	return errors.As(err, &r) && r.data["reason"] == reasonNotFound
 }
 
 // refuseLimit refuses a request that would pass an engine or role limit.
@@ -193,12 +200,4 @@ func refusalResponse(r *refusal) *logical.Response {
 		logical.HTTPContentType: "application/json",
 		logical.HTTPRawBody:     body,
 	}}
-}
-
-// truncate shortens s to at most n bytes for a message, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }

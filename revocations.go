@@ -26,12 +26,7 @@ import (
 // keeps the whole list in memory, so that polling resource servers cost no
 // storage reads.
 const (
-	revocationsPrefix     = "revocations/"
 	revocationsVersionKey = revocationsPrefix + "version"
-	// legacyRevocationsPath is where versions before the buckets kept the
-	// whole list in one entry; it is read as one more bucket, and deleted
-	// by the tidy once empty.
-	legacyRevocationsPath = "revocations"
 	// bucketSessions bounds a bucket: about 22 KB of JSON.
 	bucketSessions = 256
 )
@@ -68,11 +63,8 @@ func (b *backend) loadRevocations(ctx context.Context, s logical.Storage) (*revo
 	if err != nil {
 		return nil, fmt.Errorf("listing revocations: %w", err)
 	}
-	for _, k := range append(keys, "") {
+	for _, k := range keys {
 		key := revocationsPrefix + k
-		if k == "" {
-			key = legacyRevocationsPath
-		}
 		var list trust.RevocationList
 		ok, err := getJSON(ctx, s, key, &list)
 		if err != nil {
@@ -115,14 +107,14 @@ func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *tr
 		return nil
 	}
 	key := r.bucketFor(sess.TokensValidUntil())
-	bucket := &trust.RevocationList{}
+	// The bucket is written at the list's next version: Add raises it.
+	bucket := &trust.RevocationList{Version: r.version}
 	if have := r.buckets[key]; have != nil {
 		bucket.Sessions = slices.Clone(have.Sessions)
 	}
 	if !bucket.Add(sess, now) {
 		return nil
 	}
-	bucket.Version = r.version + 1
 	if err := putJSON(ctx, s, key, bucket); err != nil {
 		// Storage may or may not hold it: read it again next time.
 		b.revs = revocations{}

@@ -90,32 +90,6 @@ func TestRevocationsAreBucketedByExpiry(t *testing.T) {
 	assert.Equal(t, v+1, v2)
 }
 
-// TestLegacyRevocationListIsRead: the single entry earlier versions wrote
-// is served, and pruned once it has expired.
-func TestLegacyRevocationListIsRead(t *testing.T) {
-	ctx := context.Background()
-	b, s := testBackend(t)
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	legacy := trust.RevocationList{Version: 7, Sessions: []trust.ClosedSession{{ID: "old", RevokedAt: now.Unix(), Exp: now.Add(time.Minute).Unix()}}}
-	require.NoError(t, putJSON(ctx, s, legacyRevocationsPath, &legacy))
-
-	ids, v := revocationIDs(t, b, s, now)
-	assert.Equal(t, []string{"old"}, ids)
-	assert.EqualValues(t, 7, v)
-	require.NoError(t, b.addRevocation(ctx, s, endedSession("new", now, now.Add(10*time.Minute)), now))
-	ids, v = revocationIDs(t, b, s, now)
-	assert.Equal(t, []string{"new", "old"}, ids)
-	assert.EqualValues(t, 8, v)
-
-	later := now.Add(3 * time.Minute)
-	require.NoError(t, b.pruneRevocations(ctx, s, later))
-	e, err := s.Get(ctx, legacyRevocationsPath)
-	require.NoError(t, err)
-	assert.Nil(t, e, "the legacy entry is deleted once every session in it has expired")
-	ids, _ = revocationIDs(t, b, s, later)
-	assert.Equal(t, []string{"new"}, ids)
-}
-
 // TestRevocationsReadAfterAnotherNodeWrites: a node drops its copy of the
 // list when Vault says another node changed it.
 func TestRevocationsReadAfterAnotherNodeWrites(t *testing.T) {
@@ -158,16 +132,19 @@ func TestRevocationBucketsAreBounded(t *testing.T) {
 	assert.EqualValues(t, 600, v)
 }
 
-// TestSessionInLegacyListIsNotListedTwice: a close completed again after
-// an upgrade (by the WAL rollback) does not list its session twice.
-func TestSessionInLegacyListIsNotListedTwice(t *testing.T) {
-	ctx := context.Background()
+// TestRevocationsOutlastClockSkew: an entry stays listed for a minute past
+// its last credential's expiry, longer than verifiers' 30s leeway.
+func TestRevocationsOutlastClockSkew(t *testing.T) {
 	b, s := testBackend(t)
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	legacy := trust.RevocationList{Version: 3, Sessions: []trust.ClosedSession{{ID: "x", RevokedAt: now.Unix(), Exp: now.Add(time.Hour).Unix()}}}
-	require.NoError(t, putJSON(ctx, s, legacyRevocationsPath, &legacy))
-	require.NoError(t, b.addRevocation(ctx, s, endedSession("x", now, now.Add(time.Hour)), now))
-	ids, v := revocationIDs(t, b, s, now)
-	assert.Equal(t, []string{"x"}, ids)
-	assert.EqualValues(t, 3, v)
+	writeRole(t, b, s, "web", map[string]interface{}{"step_ttl": "60s", "step_max_ttl": "60s"})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/revoke", nil)
+	start := time.Now()
+	b.now = func() time.Time { return start.Add(60*time.Second + 45*time.Second) }
+	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	assert.Len(t, rev.Data["sessions"], 1, "still listed 45s past the last credential's expiry")
+	b.now = func() time.Time { return start.Add(3 * time.Minute) }
+	rev = mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	assert.Empty(t, rev.Data["sessions"])
 }

@@ -2,9 +2,7 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -46,17 +44,18 @@ func (b *backend) secretSessionRenew(ctx context.Context, req *logical.Request, 
 	if err != nil {
 		return nil, err
 	}
-	lock := b.sessionLock(id)
-	lock.Lock()
-	defer lock.Unlock()
-
-	sess, err := b.getSession(ctx, req.Storage, id)
+	cfg, err := b.loadConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	if sess == nil {
+	sess, unlock, err := b.lockSession(ctx, req.Storage, id)
+	if isNoSession(err) {
 		return logical.ErrorResponse("session %s no longer exists and cannot be renewed", id), nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	now := b.now()
 	increment := sess.Intent.SessionTTL
 	if req.Secret.Increment > 0 {
@@ -67,7 +66,7 @@ func (b *backend) secretSessionRenew(ctx context.Context, req *logical.Request, 
 		return logical.ErrorResponse(err.Error()), nil
 	}
 	renewed := stage(sess, now, timeline.Event{Kind: timeline.SessionRenew, Detail: "lease renewed until " + sess.ExpiresAt.UTC().Format(time.RFC3339)})
-	if err := b.save(ctx, req.Storage, sess, renewed, true); err != nil {
+	if err := b.save(ctx, req.Storage, cfg, sess, renewed, true); err != nil {
 		return nil, err
 	}
 	resp := &logical.Response{Secret: req.Secret}
@@ -85,28 +84,28 @@ func (b *backend) secretSessionRevoke(ctx context.Context, req *logical.Request,
 	if err != nil {
 		return nil, err
 	}
-	err = b.withSession(ctx, req, id, func(sess *trust.Session, now time.Time) (bool, error) {
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	err = b.withSession(ctx, req.Storage, cfg, id, func(sess *trust.Session, now time.Time) (bool, error) {
 		// Vault revokes an expired lease a moment after its expiry; a
 		// revocation within a second of it is the expiry itself.
 		if !now.Add(time.Second).Before(sess.ExpiresAt) {
 			if sess.Expire(now) {
-				b.Logger().Info("session expired", "session_id", sess.ID)
+				b.Logger().Debug("session expired", "session_id", sess.ID)
 				return true, nil
 			}
 			return false, nil
 		}
 		if sess.Revoke("lease revoked", now) {
-			b.Logger().Info("session revoked", "session_id", sess.ID, "reason", "lease revoked")
+			b.Logger().Debug("session revoked", "session_id", sess.ID, "reason", "lease revoked")
 			return true, nil
 		}
 		return false, nil
 	})
-	if err != nil {
-		var r *refusal
-		if errors.As(err, &r) && r.status == http.StatusNotFound {
-			return nil, nil // nothing left to close
-		}
-		return nil, err
+	if isNoSession(err) {
+		return nil, nil // nothing left to close
 	}
-	return nil, nil
+	return nil, err
 }

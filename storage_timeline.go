@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/golang/snappy"
-	"github.com/hashicorp/vault/sdk/helper/compressutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
@@ -19,14 +17,18 @@ import (
 
 // A session's timeline is stored in chunks of chunkEvents consecutive
 // events (events/<id>/<chunk>), as snappy-compressed JSON: events repeat
-// most of their text, so a chunk takes a fraction of the bytes its events
-// would one by one, and the tidy drops old events a chunk at a time.
+// most of their text, so a chunk takes a fraction of the bytes of its
+// events' JSON, and the tidy drops old events a chunk at a time.
 //
-// Recording an event rewrites the chunk it belongs to: one storage write,
-// as before chunks. The node that serves a session keeps the session's
-// last chunk in memory beside the session, so that it need not read it
-// back; any other node (after a restart or a change of active node) reads
-// it once. Every write happens under the session's lock.
+// Recording an event rewrites the chunk it belongs to: one storage write.
+// The node that serves a session keeps the session's last chunk in memory
+// beside the session, so that it need not read it back; any other node
+// (after a restart or a change of active node) reads it once. Every write
+// happens under the session's lock.
+//
+// A session keeps its max_events most recent events (the engine's
+// configuration): older ones are no longer written nor served, and the
+// chunks that hold only such events are deleted by the periodic tidy.
 const (
 	// chunkEvents is how many consecutive events of a session share one
 	// storage entry. An event is at most about 20 KiB (64 scopes of 256
@@ -34,8 +36,15 @@ const (
 	// the storage backends' entry limits (raft's 1 MiB, Consul's 512 KiB).
 	chunkEvents = 16
 
-	// backgroundTimeout bounds work done after an answer.
-	backgroundTimeout = 30 * time.Second
+	// deleteWorkers is how many deletes of a session's timeline chunks
+	// run at once.
+	deleteWorkers = 8
+
+	// chunkCanary starts a stored chunk: snappy's block format follows.
+	// (Vault's compressutil, whose snappy writer allocates some 150 KiB
+	// of buffers per call, twice the cost of the rest of an issuance,
+	// would start it with 'L', 'G', 'S' or '4'.)
+	chunkCanary = 'b'
 )
 
 // openChunk is the last chunk of a session's timeline, as stored, with
@@ -112,14 +121,6 @@ func encodeEvents(events []timeline.Event) ([]byte, error) {
 	return raw[1 : len(raw)-1], nil
 }
 
-// putChunk stores a chunk's events, given as comma-separated JSON, as a
-// snappy-compressed JSON array.
-func putChunk(ctx context.Context, s logical.Storage, key string, elements []byte) error {
-	raw := make([]byte, 0, len(elements)+2)
-	raw = append(append(append(raw, '['), elements...), ']')
-	return putCompressedRaw(ctx, s, key, raw)
-}
-
 // chunk returns chunk c of a session's timeline, and its encoding when it
 // is the session's open chunk (nil otherwise): from memory when it is,
 // else from storage.
@@ -135,11 +136,8 @@ func (b *backend) chunk(ctx context.Context, s logical.Storage, id string, c uin
 		// new.
 		return nil, nil, nil
 	}
-	var have []timeline.Event
-	if _, err := getCompressed(ctx, s, chunkKey(id, c), &have); err != nil {
-		return nil, nil, err
-	}
-	return have, nil, nil
+	have, err := getChunk(ctx, s, chunkKey(id, c))
+	return have, nil, err
 }
 
 // keepChunk remembers a session's newest chunk.
@@ -171,20 +169,12 @@ func loadEvents(ctx context.Context, s logical.Storage, sess *trust.Session, max
 	}
 	var events []timeline.Event
 	for _, k := range keys {
-		c, legacy, ok := parseEventKey(k)
+		c, ok := parseChunkKey(k)
 		if !ok || c < chunkOf(after+1) {
 			continue
 		}
-		if legacy {
-			var e timeline.Event
-			if _, err := getJSON(ctx, s, eventsPrefix+sess.ID+"/"+k, &e); err != nil {
-				return nil, err
-			}
-			events = append(events, e)
-			continue
-		}
-		var chunk []timeline.Event
-		if _, err := getCompressed(ctx, s, eventsPrefix+sess.ID+"/"+k, &chunk); err != nil {
+		chunk, err := getChunk(ctx, s, eventsPrefix+sess.ID+"/"+k)
+		if err != nil {
 			return nil, err
 		}
 		events = append(events, chunk...)
@@ -206,45 +196,24 @@ func (b *backend) deleteChunks(ctx context.Context, s logical.Storage, id string
 	if err != nil {
 		return err
 	}
-	keys = slices.DeleteFunc(keys, func(k string) bool {
-		c, _, ok := parseEventKey(k)
-		return ok && !drop(c)
-	})
-	var (
-		mu       sync.Mutex
-		firstErr error
-		next     int
-		wg       sync.WaitGroup
-	)
-	for w := 0; w < min(len(keys), deleteWorkers); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				if next >= len(keys) || firstErr != nil {
-					mu.Unlock()
-					return
-				}
-				k := keys[next]
-				next++
-				mu.Unlock()
-				if err := s.Delete(ctx, eventsPrefix+id+"/"+k); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("deleting timeline of session %s: %w", id, err)
-					}
-					mu.Unlock()
-				}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteWorkers)
+	for _, k := range keys {
+		if c, ok := parseChunkKey(k); ok && !drop(c) {
+			continue
+		}
+		if gctx.Err() != nil {
+			break // a delete failed: stop there
+		}
+		g.Go(func() error {
+			if err := s.Delete(gctx, eventsPrefix+id+"/"+k); err != nil {
+				return fmt.Errorf("deleting timeline of session %s: %w", id, err)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	return firstErr
+	return g.Wait()
 }
-
-// deleteWorkers deletes of a session's timeline chunks run at once.
-const deleteWorkers = 8
 
 // mergeEvents returns the events of both lists in sequence order, one per
 // sequence number (the later list wins), so that writing an event twice
@@ -264,43 +233,46 @@ func mergeEvents(have, add []timeline.Event) []timeline.Event {
 	return out[:w]
 }
 
+// inWindow drops the events that are already beyond a session's
+// max_events window.
+func inWindow(sess *trust.Session, maxEvents int, events []timeline.Event) []timeline.Event {
+	limit := uint64(maxEvents)
+	return slices.DeleteFunc(slices.Clone(events), func(e timeline.Event) bool { return e.Seq+limit <= sess.EventSeq })
+}
+
+// droppedEvents is how many of a session's oldest events are no longer
+// kept.
+func droppedEvents(sess *trust.Session, maxEvents int) uint64 {
+	if limit := uint64(maxEvents); sess.EventSeq > limit {
+		return max(sess.EventsDropped, sess.EventSeq-limit)
+	}
+	return sess.EventsDropped
+}
+
 // chunkOf is the chunk that holds event seq (sequence numbers start at 1).
 func chunkOf(seq uint64) uint64 { return (seq - 1) / chunkEvents }
 
 // chunkKey is where chunk c of a session's timeline is stored (see
-// parseEventKey).
+// parseChunkKey).
 func chunkKey(session string, c uint64) string {
 	return fmt.Sprintf("%s%s/%012d", eventsPrefix, session, c)
 }
 
-// parseEventKey reads a key under events/<id>/: a chunk number (12
-// digits), or, from versions before chunks, one event's sequence number
-// (20 digits), for which it gives the chunk the event belongs to.
-func parseEventKey(k string) (chunk uint64, legacy, ok bool) {
-	n, err := strconv.ParseUint(k, 10, 64)
-	switch {
-	case err != nil:
-		return 0, false, false
-	case len(k) == 20:
-		if n == 0 {
-			return 0, true, false
-		}
-		return chunkOf(n), true, true
-	case len(k) == 12:
-		return n, false, true
+// parseChunkKey reads a key under events/<id>/: a chunk number of 12
+// digits.
+func parseChunkKey(k string) (uint64, bool) {
+	if len(k) != 12 {
+		return 0, false
 	}
-	return 0, false, false
+	n, err := strconv.ParseUint(k, 10, 64)
+	return n, err == nil
 }
 
-// chunkCanary starts a stored chunk: snappy's block format follows.
-// (Vault's compressutil canaries are 'L', 'G', 'S' and '4'; JSON starts
-// with '[' or '{'.) compressutil's snappy writer allocates some 150 KiB
-// of buffers per call, twice the cost of the rest of an issuance, hence
-// the block format here.
-const chunkCanary = 'b'
-
-// putCompressedRaw stores JSON text snappy-compressed.
-func putCompressedRaw(ctx context.Context, s logical.Storage, key string, raw []byte) error {
+// putChunk stores a chunk's events, given as comma-separated JSON, as a
+// snappy-compressed JSON array after chunkCanary.
+func putChunk(ctx context.Context, s logical.Storage, key string, elements []byte) error {
+	raw := make([]byte, 0, len(elements)+2)
+	raw = append(append(append(raw, '['), elements...), ']')
 	value := make([]byte, 1+snappy.MaxEncodedLen(len(raw)))
 	value[0] = chunkCanary
 	value = value[:1+len(snappy.Encode(value[1:], raw))]
@@ -310,72 +282,26 @@ func putCompressedRaw(ctx context.Context, s logical.Storage, key string, raw []
 	return nil
 }
 
-// getCompressed reads what putCompressed stored (or, from earlier
-// versions, compressutil's framed snappy, or plain JSON).
-func getCompressed(ctx context.Context, s logical.Storage, key string, v interface{}) (bool, error) {
+// getChunk reads what putChunk stored; nothing when there is no such
+// chunk.
+func getChunk(ctx context.Context, s logical.Storage, key string) ([]timeline.Event, error) {
 	entry, err := s.Get(ctx, key)
 	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", key, err)
+		return nil, fmt.Errorf("reading %s: %w", key, err)
 	}
 	if entry == nil || len(entry.Value) == 0 {
-		return false, nil
+		return nil, nil
 	}
-	raw := entry.Value
-	if raw[0] == chunkCanary {
-		if raw, err = snappy.Decode(nil, raw[1:]); err != nil {
-			return false, fmt.Errorf("decompressing %s: %w", key, err)
-		}
-	} else if out, notCompressed, err := compressutil.Decompress(raw); err != nil {
-		return false, fmt.Errorf("decompressing %s: %w", key, err)
-	} else if !notCompressed {
-		raw = out
+	if entry.Value[0] != chunkCanary {
+		return nil, fmt.Errorf("decoding %s: not a timeline chunk", key)
 	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("decoding %s: %w", key, err)
+	raw, err := snappy.Decode(nil, entry.Value[1:])
+	if err != nil {
+		return nil, fmt.Errorf("decompressing %s: %w", key, err)
 	}
-	return true, nil
-}
-
-// background runs work after a request has been answered, and lets Clean
-// wait for it.
-type background struct {
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-func newBackground() *background {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &background{ctx: ctx, cancel: cancel}
-}
-
-// run runs f with a context that close cancels. After close, f does not
-// run.
-func (g *background) run(f func(ctx context.Context)) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return
+	var events []timeline.Event
+	if err := json.Unmarshal(raw, &events); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", key, err)
 	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		ctx, cancel := context.WithTimeout(g.ctx, backgroundTimeout)
-		defer cancel()
-		f(ctx)
-	}()
-}
-
-// wait waits for the work under way.
-func (g *background) wait() { g.wg.Wait() }
-
-// close cancels the work under way and waits for it.
-func (g *background) close() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	g.cancel()
-	g.wg.Wait()
+	return events, nil
 }

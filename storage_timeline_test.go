@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
@@ -145,37 +144,6 @@ func TestMergeEvents(t *testing.T) {
 	assert.Empty(t, mergeEvents(nil, nil))
 }
 
-// TestLegacyEventKeysAreRead: events stored one per key by versions
-// before chunks are still in the timeline, and deleted with it.
-func TestLegacyEventKeysAreRead(t *testing.T) {
-	ctx := context.Background()
-	b, s := testBackend(t)
-	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
-	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	// Rewrite the start event the old way.
-	require.NoError(t, s.Delete(ctx, chunkKey(id, 0)))
-	b.forgetChunk(id)
-	require.NoError(t, putJSON(ctx, s, fmt.Sprintf("%s%s/%020d", eventsPrefix, id, 1), timeline.Event{Seq: 1, Kind: timeline.SessionStart}))
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
-	assert.Equal(t, []string{"session_start", "credential_issued"}, eventKinds(t, b, s, id))
-	sess, err := b.getSession(ctx, s, id)
-	require.NoError(t, err)
-	require.NoError(t, b.deleteSession(ctx, s, sess))
-	keys, err := s.List(ctx, eventsPrefix+id+"/")
-	require.NoError(t, err)
-	assert.Empty(t, keys)
-}
-
-// TestNothingRunsAfterClean: work asked for after Clean does not start.
-func TestNothingRunsAfterClean(t *testing.T) {
-	g := newBackground()
-	g.close()
-	ran := false
-	g.run(func(context.Context) { ran = true })
-	g.wait()
-	assert.False(t, ran)
-}
-
 func BenchmarkWriteEvents(b *testing.B) {
 	ctx := context.Background()
 	be := newBackend()
@@ -188,47 +156,4 @@ func BenchmarkWriteEvents(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// slowDeleteStorage makes deletes slow and says when the first one starts.
-type slowDeleteStorage struct {
-	logical.Storage
-	started chan struct{}
-	once    sync.Once
-}
-
-func (s *slowDeleteStorage) Delete(ctx context.Context, key string) error {
-	s.once.Do(func() { close(s.started) })
-	time.Sleep(5 * time.Millisecond)
-	return s.Storage.Delete(ctx, key)
-}
-
-// TestTrimmingDoesNotHoldTheSession: the tidy deletes a long session's
-// dropped chunks without its lock, so the session's requests never wait
-// for them.
-func TestTrimmingDoesNotHoldTheSession(t *testing.T) {
-	ctx := context.Background()
-	b, _ := testBackend(t)
-	s := &slowDeleteStorage{Storage: &logical.InmemStorage{}, started: make(chan struct{})}
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "config", map[string]interface{}{"max_events": 10})
-	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000, "max_steps": 10000})
-	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
-	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
-	for i := 0; i < 1600; i++ {
-		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
-	}
-	tidied := make(chan error, 1)
-	go func() { tidied <- b.tidy(ctx, s) }()
-	<-s.started
-	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
-	select {
-	case err := <-tidied:
-		t.Fatalf("the credential waited for the tidy (%v)", err)
-	default:
-	}
-	require.NoError(t, <-tidied)
-	keys, err := s.List(ctx, eventsPrefix+id+"/")
-	require.NoError(t, err)
-	assert.LessOrEqual(t, len(keys), 2)
-	assert.Len(t, timelineEvents(t, b, s, id), 10)
 }

@@ -1,17 +1,53 @@
 package agent
 
+// The one set of helpers the root package's tests share: backends, callers
+// and requests, readers of what a request left, and storage wrappers that
+// count or fail writes.
+
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 )
+
+// testBackend returns a backend mounted at agent/ on in-memory storage.
+func testBackend(t testing.TB) (*backend, logical.Storage) {
+	t.Helper()
+	s := &logical.InmemStorage{}
+	return newTestBackendOn(t, s), s
+}
+
+// newTestBackendOn returns a backend on existing storage: a restarted
+// plugin, or a node that just became active. configure, if given, changes
+// the configuration Vault would pass (its system view, its event sender).
+func newTestBackendOn(t testing.TB, s logical.Storage, configure ...func(*logical.BackendConfig)) *backend {
+	t.Helper()
+	conf := logical.TestBackendConfig()
+	conf.StorageView = s
+	conf.Logger = hclog.NewNullLogger()
+	conf.System = &logical.StaticSystemView{
+		DefaultLeaseTTLVal: 24 * time.Hour,
+		MaxLeaseTTLVal:     32 * 24 * time.Hour,
+	}
+	for _, c := range configure {
+		c(conf)
+	}
+	raw, err := Factory(context.Background(), conf)
+	require.NoError(t, err)
+	b := raw.(*backend)
+	t.Cleanup(func() { b.Cleanup(context.Background()) })
+	return b
+}
 
 // caller is who sends a request: an entity, or a token without one.
 type caller struct {
@@ -29,7 +65,7 @@ var (
 
 // do sends a request as c and returns the response and error, with error
 // responses turned into errors that carry their message.
-func do(t *testing.T, b *backend, s logical.Storage, c caller, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
+func do(t testing.TB, b *backend, s logical.Storage, c caller, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
 	t.Helper()
 	req := &logical.Request{
 		Operation:           op,
@@ -60,6 +96,13 @@ func do(t *testing.T, b *backend, s logical.Storage, c caller, op logical.Operat
 	return resp, err
 }
 
+func mustDo(t testing.TB, b *backend, s logical.Storage, c caller, op logical.Operation, path string, data map[string]interface{}) *logical.Response {
+	t.Helper()
+	resp, err := do(t, b, s, c, op, path, data)
+	require.NoError(t, err, "%s %s", op, path)
+	return resp
+}
+
 // refused is a refusal as a client sees it: the status, the message and
 // the data. It is a logical.HTTPCodedError.
 type refused struct {
@@ -72,22 +115,28 @@ func (r *refused) Error() string { return r.msg }
 func (r *refused) Code() int     { return r.code }
 
 // refusalData returns the data of a refusal error from do.
-func refusalData(t *testing.T, err error) map[string]interface{} {
+func refusalData(t testing.TB, err error) map[string]interface{} {
 	t.Helper()
 	r, ok := err.(*refused)
 	require.True(t, ok, "not a refusal: %v", err)
 	return r.data
 }
 
-func mustDo(t *testing.T, b *backend, s logical.Storage, c caller, op logical.Operation, path string, data map[string]interface{}) *logical.Response {
-	t.Helper()
-	resp, err := do(t, b, s, c, op, path, data)
-	require.NoError(t, err, "%s %s", op, path)
-	return resp
+// internalError reports whether an answer from do is the engine's own
+// failure (a 5xx, or an error that is neither coded nor an error
+// response) rather than a success or a refusal of the request (a 4xx).
+func internalError(resp *logical.Response, err error) bool {
+	if err == nil {
+		return false
+	}
+	if coded, ok := err.(logical.HTTPCodedError); ok {
+		return coded.Code() >= 500
+	}
+	return resp == nil || !resp.IsError()
 }
 
 // writeRole creates a role with the given fields on top of sensible ones.
-func writeRole(t *testing.T, b *backend, s logical.Storage, name string, fields map[string]interface{}) {
+func writeRole(t testing.TB, b *backend, s logical.Storage, name string, fields map[string]interface{}) {
 	t.Helper()
 	data := map[string]interface{}{
 		"scopes":    "read,list:secrets/web/*,write:secrets/web/tmp/*",
@@ -100,7 +149,7 @@ func writeRole(t *testing.T, b *backend, s logical.Storage, name string, fields 
 }
 
 // startSession starts a session as c and returns its ID and the response.
-func startSession(t *testing.T, b *backend, s logical.Storage, c caller, data map[string]interface{}) (string, *logical.Response) {
+func startSession(t testing.TB, b *backend, s logical.Storage, c caller, data map[string]interface{}) (string, *logical.Response) {
 	t.Helper()
 	if _, ok := data["purpose"]; !ok {
 		data["purpose"] = "unit test"
@@ -110,13 +159,13 @@ func startSession(t *testing.T, b *backend, s logical.Storage, c caller, data ma
 	return resp.Data["session_id"].(string), resp
 }
 
-func issue(t *testing.T, b *backend, s logical.Storage, c caller, id string, data map[string]interface{}) (*logical.Response, error) {
+func issue(t testing.TB, b *backend, s logical.Storage, c caller, id string, data map[string]interface{}) (*logical.Response, error) {
 	t.Helper()
 	return do(t, b, s, c, logical.UpdateOperation, "creds/"+id, data)
 }
 
 // jwksKeys fetches the mount's jwks the way a resource server would.
-func jwksKeys(t *testing.T, b *backend, s logical.Storage) []token.PublicKey {
+func jwksKeys(t testing.TB, b *backend, s logical.Storage) []token.PublicKey {
 	t.Helper()
 	resp := mustDo(t, b, s, caller{}, logical.ReadOperation, "jwks", nil)
 	require.Equal(t, "application/json", resp.Data[logical.HTTPContentType])
@@ -125,10 +174,41 @@ func jwksKeys(t *testing.T, b *backend, s logical.Storage) []token.PublicKey {
 	return keys
 }
 
+// eventKinds reads a session's timeline and returns the kinds in order.
+func eventKinds(t testing.TB, b *backend, s logical.Storage, id string) []string {
+	t.Helper()
+	var kinds []string
+	for _, e := range timelineEvents(t, b, s, id) {
+		kinds = append(kinds, e["kind"].(string))
+	}
+	return kinds
+}
+
+// timelineEvents reads a session's whole timeline.
+func timelineEvents(t testing.TB, b *backend, s logical.Storage, id string) []map[string]interface{} {
+	t.Helper()
+	resp := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id+"/events", nil)
+	return resp.Data["events"].([]map[string]interface{})
+}
+
+// requireCloseCompleted checks that the close of session id, of role,
+// went through: the session alone is listed in revocations, and its
+// role's index is empty.
+func requireCloseCompleted(t testing.TB, b *backend, s logical.Storage, role, id string) {
+	t.Helper()
+	rev := mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
+	listed := rev.Data["sessions"].([]map[string]interface{})
+	require.Len(t, listed, 1)
+	require.Equal(t, id, listed[0]["id"])
+	idx, err := s.List(context.Background(), roleSessionKey(role, ""))
+	require.NoError(t, err)
+	require.Empty(t, idx)
+}
+
 // leaseRequest builds the renew or revoke request Vault's expiration
 // manager sends for a session lease, with the internal data passed through
 // JSON as Vault stores it.
-func leaseRequest(t *testing.T, s logical.Storage, op logical.Operation, start *logical.Response) *logical.Request {
+func leaseRequest(t testing.TB, s logical.Storage, op logical.Operation, start *logical.Response) *logical.Request {
 	t.Helper()
 	raw, err := json.Marshal(start.Secret.InternalData)
 	require.NoError(t, err)
@@ -172,4 +252,28 @@ func (c *countingStorage) writes() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.puts + c.deletes
+}
+
+// failingStorage fails every Put whose key has the prefix, while armed.
+type failingStorage struct {
+	logical.Storage
+	mu     sync.Mutex
+	prefix string
+	armed  bool
+}
+
+func (f *failingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	f.mu.Lock()
+	fail := f.armed && strings.HasPrefix(e.Key, f.prefix)
+	f.mu.Unlock()
+	if fail {
+		return errors.New("injected storage failure")
+	}
+	return f.Storage.Put(ctx, e)
+}
+
+func (f *failingStorage) arm(on bool) {
+	f.mu.Lock()
+	f.armed = on
+	f.mu.Unlock()
 }

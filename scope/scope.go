@@ -387,10 +387,10 @@ func validSegment(seg string) bool {
 // Its error names the field ("action: ..." or "resource: ...").
 func ValidRequest(action, resource string) error {
 	if len(action) > MaxLength || !validAction(action) {
-		return &RequestError{Field: "action", Reason: fmt.Sprintf("%q is not a concrete action: use lower-case letters, digits, '_', '.' or '-'", clip(action))}
+		return &RequestError{Field: "action", Reason: fmt.Sprintf("%q is not a concrete action: use lower-case letters, digits, '_', '.' or '-'", Clip(action))}
 	}
 	if len(resource) > MaxLength || !validResource(resource) {
-		return &RequestError{Field: "resource", Reason: fmt.Sprintf("%q is not a concrete resource: use '/'-separated segments of letters, digits and '._~@=-', no empty, '.' or '..' segments, no '+' or '*'", clip(resource))}
+		return &RequestError{Field: "resource", Reason: fmt.Sprintf("%q is not a concrete resource: use '/'-separated segments of letters, digits and '._~@=-', no empty, '.' or '..' segments, no '+' or '*'", Clip(resource))}
 	}
 	return nil
 }
@@ -404,11 +404,17 @@ type RequestError struct {
 
 func (e *RequestError) Error() string { return e.Field + ": " + e.Reason }
 
-// clip shortens input quoted back in an error message.
-func clip(s string) string {
+// Clip shortens input quoted back in an error message to at most 64
+// bytes, cut at a character boundary and marked "...".
+func Clip(s string) string {
 	const max = 64
 	if len(s) <= max {
 		return s
 	}
-	return s[:max] + "..."
+	for i := max; i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i] + "..."
+		}
+	}
+	return "..."
 }

@@ -239,3 +239,17 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestClip(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{strings.Repeat("a", 64), strings.Repeat("a", 64)},
+		{strings.Repeat("a", 65), strings.Repeat("a", 64) + "..."},
+		// 63 ASCII bytes then a 2-byte rune that straddles the cut.
+		{strings.Repeat("a", 63) + "é" + "zzz", strings.Repeat("a", 63) + "..."},
+	} {
+		if got := Clip(tc.in); got != tc.want {
+			t.Errorf("Clip(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

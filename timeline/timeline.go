@@ -3,9 +3,9 @@
 // credentials as a tree (root credentials taken from the session, children
 // derived from them), as Graphviz DOT and as Mermaid text.
 //
-// It has no Vault import. The engine stores events one by one; reviewers
-// read them back in order (sessions/<id>/events) or as a graph
-// (sessions/<id>/graph). These timeline events are not Vault events: what
+// It has no Vault import. The engine stores a session's events in
+// compressed chunks of consecutive events; reviewers read them back in
+// order (sessions/<id>/events) or as a graph (sessions/<id>/graph). These timeline events are not Vault events: what
 // the engine sends through Vault's event system are notifications.
 package timeline
 

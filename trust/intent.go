@@ -118,7 +118,7 @@ func Negotiate(roleName string, role Role, req IntentRequest, sessionMaxTTL time
 		}
 		for _, a := range auds {
 			if !contains(role.Audiences, a) {
-				return Intent{}, 0, widerErr("audiences", "%q is not among role %q's audiences %v", truncate(a), roleName, role.Audiences)
+				return Intent{}, 0, widerErr("audiences", "%q is not among role %q's audiences %v", scope.Clip(a), roleName, role.Audiences)
 			}
 		}
 		in.Audiences = auds
@@ -165,7 +165,7 @@ func Negotiate(roleName string, role Role, req IntentRequest, sessionMaxTTL time
 		for _, k := range keys {
 			v := req.Metadata[k]
 			if len(k) > MaxMetadataKey || !metadataKeyRE.MatchString(k) {
-				return Intent{}, 0, fieldErr("metadata", "key %q must be 1 to %d letters, digits, '_', '.' or '-'", truncate(k), MaxMetadataKey)
+				return Intent{}, 0, fieldErr("metadata", "key %q must be 1 to %d letters, digits, '_', '.' or '-'", scope.Clip(k), MaxMetadataKey)
 			}
 			if err := validText("metadata", v, MaxMetadataValue); err != nil {
 				return Intent{}, 0, fieldErr("metadata", "value of %q: %s", k, err.(*FieldError).Reason)

@@ -155,7 +155,7 @@ func (r *Role) Validate(limits Limits) error {
 		return err
 	}
 	if r.OnViolation != OnViolationRevoke && r.OnViolation != OnViolationDeny {
-		return fieldErr("on_violation", "%q is not one of %q or %q", truncate(r.OnViolation), OnViolationRevoke, OnViolationDeny)
+		return fieldErr("on_violation", "%q is not one of %q or %q", scope.Clip(r.OnViolation), OnViolationRevoke, OnViolationDeny)
 	}
 	if err := inRange("violation_limit", r.ViolationLimit, 0, ViolationLimitCeiling); err != nil {
 		return err
@@ -216,35 +216,36 @@ func validAudience(a string) *FieldError {
 	case !utf8.ValidString(a):
 		return fieldErr("audience", "must be valid UTF-8")
 	case strings.ContainsFunc(a, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		return fieldErr("audience", "%q must not contain spaces or control characters", truncate(a))
+		return fieldErr("audience", "%q must not contain spaces or control characters", scope.Clip(a))
 	}
 	return nil
 }
 
-// validText checks free text such as a purpose or a step description.
+// validText checks free text such as a purpose or a step description: at
+// most max bytes of UTF-8, with no control characters (C0, DEL or C1) but
+// newlines and tabs. Its error is a *FieldError naming field.
 func validText(field, s string, max int) error {
+	return checkText(field, s, max, func(r rune) bool { return r == '\n' || r == '\t' })
+}
+
+// ValidLine checks a one-line value such as an issuer or a revocation
+// reason as validText checks free text, without newlines or tabs either.
+// Its error is a *FieldError naming field.
+func ValidLine(field, s string, max int) error {
+	return checkText(field, s, max, func(rune) bool { return false })
+}
+
+// checkText checks that s is at most max bytes of UTF-8 with no control
+// characters but those allowed.
+func checkText(field, s string, max int, allowed func(rune) bool) error {
 	if len(s) > max {
 		return fieldErr(field, "must be at most %d bytes, got %d", max, len(s))
 	}
 	if !utf8.ValidString(s) {
 		return fieldErr(field, "must be valid UTF-8")
 	}
-	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) {
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && !allowed(r) }) {
 		return fieldErr(field, "must not contain control characters")
 	}
 	return nil
-}
-
-// truncate shortens user input quoted back in an error message.
-func truncate(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	for i := max; i > 0; i-- {
-		if utf8.RuneStart(s[i]) {
-			return s[:i] + "..."
-		}
-	}
-	return "..."
 }

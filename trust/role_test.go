@@ -196,11 +196,17 @@ func TestRoleValidateQuotesLongInputTruncated(t *testing.T) {
 	assert.True(t, strings.Contains(err.Error(), strings.Repeat("é", 32)+"..."), err.Error())
 }
 
-func TestTruncate(t *testing.T) {
-	assert.Equal(t, "short", truncate("short"))
-	assert.Equal(t, strings.Repeat("a", 64), truncate(strings.Repeat("a", 64)))
-	assert.Equal(t, strings.Repeat("a", 64)+"...", truncate(strings.Repeat("a", 65)))
-	// 63 ASCII bytes then a 2-byte rune that straddles the cut.
-	s := strings.Repeat("a", 63) + "é" + "zzz"
-	assert.Equal(t, strings.Repeat("a", 63)+"...", truncate(s))
+// ValidLine refuses what free text refuses (C0, DEL and C1 control
+// characters, invalid UTF-8, too many bytes) and newlines and tabs too.
+func TestValidLine(t *testing.T) {
+	require.NoError(t, ValidLine("reason", "compromised host ✓", 256))
+	for name, s := range map[string]string{
+		"NUL": "a\x00b", "ESC": "a\x1bb", "DEL": "a\x7fb", "NEL (C1)": "a\u0085b", "CSI (C1)": "a\u009bb",
+		"newline": "a\nb", "tab": "a\tb", "invalid UTF-8": "a\xffb", "too long": strings.Repeat("a", 257),
+	} {
+		t.Run(name, func(t *testing.T) { requireFieldError(t, ValidLine("reason", s, 256), "reason") })
+	}
+	// Free text refuses the same control characters, but not newlines and tabs.
+	require.NoError(t, validText("purpose", "line one\n\tline two", 256))
+	requireFieldError(t, validText("purpose", "a\u0085b", 256), "purpose")
 }

@@ -101,7 +101,7 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 
 	// The intent.
 	if !contains(s.Intent.Audiences, req.Audience) {
-		return Grant{}, violation(AudienceOutsideIntent, now, "audience %q is not among the session's audiences %v", truncate(req.Audience), s.Intent.Audiences)
+		return Grant{}, violation(AudienceOutsideIntent, now, "audience %q is not among the session's audiences %v", scope.Clip(req.Audience), s.Intent.Audiences)
 	}
 	intent, err := scope.ParseSet(s.Intent.Scopes)
 	if err != nil {

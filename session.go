@@ -1,0 +1,308 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	uuid "github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+// Sessions as this node keeps them: the path handlers ask for a session
+// here, hand its decisions to the trust package, and persist the outcome
+// here. A session that leaves the active state is closed by wal.go's
+// closeSession; its record goes to storage.go, its timeline to
+// storage_timeline.go.
+
+// getSession returns a session as this node knows it. A session this
+// node has written is served from memory, with its exact live counters
+// (steps used, event sequence), which may run ahead of storage: storage
+// holds reservations, written once per block (see save). Any other session
+// is read from storage and its counters set to the reservations, which are
+// upper bounds (after a restart, or on a node that just became active).
+// The caller gets its own copy.
+func (b *backend) getSession(ctx context.Context, s logical.Storage, id string) (*trust.Session, error) {
+	b.liveMu.Lock()
+	cached, ok := b.live[id]
+	b.liveMu.Unlock()
+	if ok {
+		return cached.Clone(), nil
+	}
+	sess, err := readSession(ctx, s, id)
+	if err != nil || sess == nil {
+		return sess, err
+	}
+	sess.Recover()
+	return sess, nil
+}
+
+// lockSession locks session id and reads it. It returns the session and
+// the function that unlocks it; or, unlocked, an error: refuseNoSession
+// when there is no such session (see isNoSession).
+func (b *backend) lockSession(ctx context.Context, s logical.Storage, id string) (*trust.Session, func(), error) {
+	lock := b.sessionLock(id)
+	lock.Lock()
+	sess, err := b.getSession(ctx, s, id)
+	if err == nil && sess == nil {
+		err = refuseNoSession(id)
+	}
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	return sess, lock.Unlock, nil
+}
+
+// remember keeps a copy of a session this node just saved.
+func (b *backend) remember(sess *trust.Session) {
+	c := sess.Clone()
+	b.liveMu.Lock()
+	b.live[sess.ID] = c
+	b.liveMu.Unlock()
+}
+
+// forget drops the copy of a session that changed elsewhere or is gone,
+// and of its last timeline chunk.
+func (b *backend) forget(id string) {
+	b.liveMu.Lock()
+	delete(b.live, id)
+	delete(b.chunks, id)
+	b.liveMu.Unlock()
+}
+
+// stage gives events their place in the session's timeline. The caller
+// then persists the session and the events with save or closeSession.
+func stage(sess *trust.Session, now time.Time, events ...timeline.Event) []timeline.Event {
+	for i := range events {
+		sess.EventSeq++
+		events[i].Seq = sess.EventSeq
+		if events[i].Time.IsZero() {
+			events[i].Time = now
+		}
+	}
+	return events
+}
+
+// save persists a session's newly staged events and, when force is set
+// or its use outgrew its reservations, the session record itself. A step
+// credential is usually just its event, written to its timeline chunk:
+// the record is written once per block of steps (see
+// trust.Session.Reserve). Events older than cfg's max_events are not
+// written; the periodic tidy deletes the chunks that hold only such
+// events, off the request path.
+func (b *backend) save(ctx context.Context, s logical.Storage, cfg *agentConfig, sess *trust.Session, events []timeline.Event, force bool) (err error) {
+	// Whatever fails half-way, the copy in memory must not outlive what
+	// storage holds: drop it, so the next request reads storage.
+	defer func() {
+		if err != nil {
+			b.forget(sess.ID)
+		}
+	}()
+	// The record first, when it must be written: no event may reach
+	// storage with a number that a restart could hand out again, nor tell
+	// of a change (an end, a violation, a renewal) that is not stored.
+	if force || sess.NeedsReservation() {
+		sess.Reserve()
+		if err := putSession(ctx, s, sess); err != nil {
+			return err
+		}
+	}
+	if err := b.writeEvents(ctx, s, sess.ID, inWindow(sess, cfg.MaxEvents, events)); err != nil {
+		return err
+	}
+	b.remember(sess)
+	return nil
+}
+
+// startSession starts a session of role roleName for creator with the
+// intent it asked for: the intent must lie inside the role, and the role
+// must have room under its max_sessions. The role's lock makes the count
+// and the creation one step.
+func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agentConfig, roleName, creator string, ir trust.IntentRequest, source string) (*trust.Session, time.Duration, error) {
+	lock := b.roleLock(roleName)
+	lock.Lock()
+	defer lock.Unlock()
+
+	role, err := getRole(ctx, s, roleName)
+	if err != nil {
+		return nil, 0, err
+	}
+	if role == nil {
+		return nil, 0, badField("role", "no role named %q", roleName)
+	}
+	limits := trust.Limits{SessionMaxTTL: cfg.SessionMaxTTL, StepMaxTTL: cfg.StepMaxTTL}
+	intent, ttl, err := trust.Negotiate(roleName, role.Within(limits), ir, cfg.SessionMaxTTL)
+	if err != nil {
+		return nil, 0, badRequest(err)
+	}
+	if role.MaxSessions > 0 {
+		live, err := s.List(ctx, roleSessionsPrefix+roleName+"/")
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(live) >= role.MaxSessions {
+			return nil, 0, refuseLimit(http.StatusTooManyRequests,
+				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions)
+		}
+	}
+
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return nil, 0, err
+	}
+	now := b.now()
+	sess := trust.NewSession(id, roleName, creator, intent, ttl, now)
+
+	// The index entry first: a crash between the two writes leaves a
+	// dangling index entry (skipped and cleaned by readers), never a
+	// session missing from its role's index.
+	if err := s.Put(ctx, &logical.StorageEntry{Key: roleSessionKey(roleName, id), Value: []byte("{}")}); err != nil {
+		return nil, 0, err
+	}
+	start := stage(sess, now, timeline.Event{
+		Kind:     timeline.SessionStart,
+		Detail:   intent.Purpose,
+		Scopes:   intent.Scopes,
+		Audience: strings.Join(intent.Audiences, " "),
+		Source:   source,
+	})
+	if err := b.save(ctx, s, cfg, sess, start, true); err != nil {
+		return nil, 0, err
+	}
+	b.Logger().Debug("session started", "session_id", id, "role", roleName)
+	b.notifier.send(notifySessionStart, "session_id", id, "role", roleName, logical.EventMetadataPath, "sessions/"+id)
+	return sess, ttl, nil
+}
+
+// listSessions lists the IDs of the sessions of role in state at now; an
+// empty role or state matches every one.
+func (b *backend) listSessions(ctx context.Context, s logical.Storage, role string, state trust.State, now time.Time) ([]string, error) {
+	ids, err := s.List(ctx, sessionsPrefix)
+	if err != nil || (role == "" && state == "") {
+		return ids, err
+	}
+	keys := make([]string, 0, len(ids))
+	for _, id := range ids {
+		sess, err := b.getSession(ctx, s, id)
+		if err != nil {
+			return nil, err
+		}
+		if sess == nil || (role != "" && sess.Role != role) || (state != "" && sess.StateAt(now) != state) {
+			continue
+		}
+		keys = append(keys, id)
+	}
+	return keys, nil
+}
+
+// withSession runs fn on the session id under the session's lock. When fn
+// reports that the session left the active state, the session is closed
+// (persisted, listed in revocations, dropped from its role's index);
+// otherwise nothing is written by withSession itself.
+func (b *backend) withSession(ctx context.Context, s logical.Storage, cfg *agentConfig, id string, fn func(*trust.Session, time.Time) (bool, error)) error {
+	sess, unlock, err := b.lockSession(ctx, s, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	now := b.now()
+	closed, err := fn(sess, now)
+	if err != nil || !closed {
+		return err
+	}
+	return b.closeSession(ctx, s, cfg, sess, now)
+}
+
+// countRefused counts a refused request in one of the session's summaries
+// (sum points into sess) and stores the record: the only trace that a
+// foreign caller, or a request on a session no longer active, leaves. It
+// never touches the session's state, budgets, violations or timeline.
+func (b *backend) countRefused(ctx context.Context, s logical.Storage, cfg *agentConfig, sess *trust.Session, sum *trust.CallSummary, caller string, now time.Time) error {
+	sum.Add(caller, now)
+	if sess.State == trust.StateActive {
+		return b.save(ctx, s, cfg, sess, nil, true)
+	}
+	// Only active sessions are kept in memory.
+	return putSession(ctx, s, sess)
+}
+
+// applyViolation records v against the session (already locked), revokes
+// it when the role's rule says so, and persists the outcome. It reports
+// whether the session was revoked.
+func (b *backend) applyViolation(ctx context.Context, s logical.Storage, cfg *agentConfig, sess *trust.Session, v *trust.Violation) (bool, error) {
+	revoked := sess.RecordViolation(*v)
+	b.Logger().Debug("violation", "session_id", sess.ID, "kind", v.Kind, "session_revoked", revoked)
+	b.notifier.send(notifyViolation, "session_id", sess.ID, "role", sess.Role, "kind", string(v.Kind),
+		"session_revoked", fmt.Sprint(revoked), logical.EventMetadataPath, "sessions/"+sess.ID)
+	events := stage(sess, v.Time, timeline.Event{
+		Kind: timeline.Violation, Violation: string(v.Kind), Detail: v.Detail,
+		Source: v.Source, Credential: v.Credential,
+	})
+	if revoked {
+		return true, b.closeSession(ctx, s, cfg, sess, v.Time, events...)
+	}
+	return false, b.save(ctx, s, cfg, sess, events, true)
+}
+
+// revokeRoleSessions revokes every live session of a role, and reports
+// how many it revoked.
+func (b *backend) revokeRoleSessions(ctx context.Context, s logical.Storage, cfg *agentConfig, role, reason string) (int, error) {
+	ids, err := s.List(ctx, roleSessionsPrefix+role+"/")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		err := b.withSession(ctx, s, cfg, id, func(sess *trust.Session, now time.Time) (bool, error) {
+			if sess.Revoke(reason, now) {
+				n++
+				return true, nil
+			}
+			// Already closed: only its index entry was left.
+			return false, s.Delete(ctx, roleSessionKey(role, id))
+		})
+		if isNoSession(err) {
+			err = s.Delete(ctx, roleSessionKey(role, id))
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// deleteRole deletes role name, then revokes its live sessions, and
+// reports how many it revoked. The role goes first, so that no new
+// session can start under it.
+func (b *backend) deleteRole(ctx context.Context, s logical.Storage, cfg *agentConfig, name string) (int, error) {
+	lock := b.roleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+	if err := s.Delete(ctx, rolesPrefix+name); err != nil {
+		return 0, err
+	}
+	n, err := b.revokeRoleSessions(ctx, s, cfg, name, "role deleted")
+	if err != nil {
+		return n, err
+	}
+	b.Logger().Info("role deleted", "role", name, "sessions_revoked", n)
+	return n, nil
+}
+
+// deleteSession removes a closed session and its whole timeline.
+func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *trust.Session) error {
+	b.forget(sess.ID)
+	if err := b.deleteChunks(ctx, s, sess.ID, func(uint64) bool { return true }); err != nil {
+		return err
+	}
+	if err := s.Delete(ctx, roleSessionKey(sess.Role, sess.ID)); err != nil {
+		return err
+	}
+	return s.Delete(ctx, sessionsPrefix+sess.ID)
+}
