@@ -9,6 +9,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -71,6 +72,11 @@ type backend struct {
 	// knows it (see revocations.go), and serialises its updates.
 	revocationsLock sync.Mutex
 	revs            revocations
+	// revsChanged is closed, and replaced, whenever the list changes or
+	// this node's copy is dropped: it wakes the blocking revocations
+	// queries (see revocations.go). revWaiters counts them.
+	revsChanged chan struct{}
+	revWaiters  atomic.Int64
 
 	// live holds the sessions this node has written, with their exact
 	// counters; storage holds reservations ahead of them (see session.go).

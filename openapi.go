@@ -206,7 +206,8 @@ func jwksResponses() map[int][]framework.Response {
 func revocationsResponses() map[int][]framework.Response {
 	return okResponses(map[string]*framework.FieldSchema{
 		"version":  required(framework.TypeInt64, "Grows with every change to the list."),
-		"sessions": required(framework.TypeSlice, "The closed sessions whose credentials may be unexpired, each {id, revoked_at, exp} with times in Unix seconds."),
+		"sessions": required(framework.TypeSlice, "The closed sessions whose credentials may be unexpired (with after, only those added since), each {id, revoked_at, exp, version} with times in Unix seconds and the list version that added it."),
+		"complete": required(framework.TypeBool, "Whether sessions is the whole list: always without after; with after, false for a delta and true when after was a version this list never had."),
 	})
 }
 
@@ -214,7 +215,7 @@ func introspectResponses() map[int][]framework.Response {
 	return okResponses(map[string]*framework.FieldSchema{
 		"active":        required(framework.TypeBool, "Whether the credential is active now; every other field is present only when it is."),
 		"iss":           optional(framework.TypeString, "The issuer."),
-		"sub":           optional(framework.TypeString, `The session creator: its entity ID, or "accessor:<hash>".`),
+		"sub":           optional(framework.TypeString, `The session creator: its entity ID, or "hmac-sha256:<hex>" (a salted hash of its token accessor).`),
 		"aud":           optional(framework.TypeString, "The audience."),
 		"iat":           optional(framework.TypeInt64, "When the credential was issued, in Unix seconds."),
 		"nbf":           optional(framework.TypeInt64, "When the credential's validity starts, in Unix seconds."),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -34,6 +35,20 @@ func pathVerify(b *backend) []*framework.Path {
 			Pattern: "revocations$",
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix, OperationVerb: "read", OperationSuffix: "revocations",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"after": {
+					Type: framework.TypeInt64,
+					Description: "Answer only the sessions added after this version of the list (a delta), with " +
+						"complete=true when the answer is the whole list instead (a version this list never had).",
+					Query: true,
+				},
+				"wait": {
+					Type: framework.TypeDurationSecond,
+					Description: "With after: hold the answer until the list's version passes after, for at most " +
+						"this long (at most 60s). A close reaches a waiting query within milliseconds.",
+					Query: true,
+				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
@@ -86,18 +101,35 @@ func (b *backend) pathJWKSRead(ctx context.Context, req *logical.Request, _ *fra
 	}}, nil
 }
 
-func (b *backend) pathRevocationsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	listed, version, err := b.listRevocations(ctx, req.Storage, b.now())
+func (b *backend) pathRevocationsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	var after *uint64
+	if v, ok := d.GetOk("after"); ok {
+		n := v.(int64)
+		if n < 0 {
+			return nil, badField("after", "must be a version: 0 or more")
+		}
+		u := uint64(n)
+		after = &u
+	}
+	wait := time.Duration(d.Get("wait").(int)) * time.Second
+	switch {
+	case wait < 0 || wait > maxRevocationWait:
+		return nil, badField("wait", "must be between 0s and %s", maxRevocationWait)
+	case wait > 0 && after == nil:
+		return nil, badField("wait", "needs after: a query waits for a version after the one its client holds")
+	}
+	view, err := b.waitRevocations(ctx, req.Storage, after, wait)
 	if err != nil {
 		return nil, err
 	}
-	sessions := make([]map[string]interface{}, 0, len(listed))
-	for _, r := range listed {
-		sessions = append(sessions, map[string]interface{}{"id": r.ID, "revoked_at": r.RevokedAt, "exp": r.Exp})
+	sessions := make([]map[string]interface{}, 0, len(view.sessions))
+	for _, r := range view.sessions {
+		sessions = append(sessions, map[string]interface{}{"id": r.ID, "revoked_at": r.RevokedAt, "exp": r.Exp, "version": r.Version})
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"version":  version,
+		"version":  view.version,
 		"sessions": sessions,
+		"complete": view.complete,
 	}}, nil
 }
 
@@ -201,12 +233,26 @@ const pathRevocationsHelpSyn = `The sessions whose credentials must no longer be
 const pathRevocationsHelpDesc = `
 Lists every closed session (ended or revoked: its credentials are revoked
 with it) while some of its credentials could still be unexpired, as {id,
-revoked_at, exp}. An
-entry stays for a minute past exp (verifiers tolerate some clock skew),
-then leaves the list. "version" grows with every
-change: a resource server polls this path, compares the version, and
+revoked_at, exp, version}. An entry stays for a minute past exp (verifiers
+tolerate some clock skew), then leaves the list. "version" grows with every
+change, and each entry carries the version that added it. A resource server
 rejects any credential whose "txn" claim is listed. No Vault token is
 needed.
+
+A resource server keeps up with a blocking query: it asks for what was
+added after the version it holds, and the engine holds the answer until
+something is, for at most wait (60s at most):
+
+  curl "$VAULT_ADDR/v1/agent/revocations?after=41&wait=30"
+
+The answer holds only the sessions added after version 41 (complete=false),
+or the whole list with complete=true when 41 is a version this list never
+had (its storage was wiped, or it is another engine). A session's close
+answers every held query on the active node within milliseconds; a
+performance standby answers once the change reaches it, and a standby of an
+HA cluster forwards the query to the active node. A node holds at most 4096
+queries at once; past that it answers at once. Holding a query costs no
+storage read.
 `
 
 const pathIntrospectHelpSyn = `Say whether a step credential is active right now.`

@@ -87,11 +87,21 @@ func (b *backend) loadRevocations(ctx context.Context, s logical.Storage) (*revo
 }
 
 // forgetRevocations drops the in-memory copy: another node changed the
-// list.
+// list. Blocking queries wake and read it again.
 func (b *backend) forgetRevocations() {
 	b.revocationsLock.Lock()
 	b.revs = revocations{}
+	b.revocationsChanged()
 	b.revocationsLock.Unlock()
+}
+
+// revocationsChanged wakes every blocking query. revocationsLock must be
+// held.
+func (b *backend) revocationsChanged() {
+	if b.revsChanged != nil {
+		close(b.revsChanged)
+		b.revsChanged = nil
+	}
 }
 
 // addRevocation lists a closed session until its last credential has
@@ -123,30 +133,87 @@ func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *tr
 	r.buckets[key] = bucket
 	r.listed[sess.ID] = key
 	r.version = bucket.Version
+	b.revocationsChanged()
 	return nil
 }
 
+// revocationView is an answer of revocations: the entries, the list's
+// version, whether the entries are the whole list, and the channel that
+// is closed at the list's next change.
+type revocationView struct {
+	sessions []trust.ClosedSession
+	version  uint64
+	complete bool
+	changed  <-chan struct{}
+}
+
 // listRevocations returns the sessions to serve at now, oldest revocation
-// first, and the list's version.
-func (b *backend) listRevocations(ctx context.Context, s logical.Storage, now time.Time) ([]trust.ClosedSession, uint64, error) {
+// first, with the list's version: all of them when after is nil, and
+// otherwise only those added after version *after (a delta). A delta from
+// a version the list never had (after a restart on fresh storage, or from
+// another engine) is the whole list, marked complete.
+func (b *backend) listRevocations(ctx context.Context, s logical.Storage, now time.Time, after *uint64) (revocationView, error) {
 	b.revocationsLock.Lock()
 	defer b.revocationsLock.Unlock()
 	r, err := b.loadRevocations(ctx, s)
 	if err != nil {
-		return nil, 0, err
+		return revocationView{}, err
 	}
-	var out []trust.ClosedSession
+	if b.revsChanged == nil {
+		b.revsChanged = make(chan struct{})
+	}
+	view := revocationView{version: r.version, complete: after == nil || *after > r.version, changed: b.revsChanged}
 	for _, bucket := range r.buckets {
 		for _, e := range bucket.Sessions {
-			if e.Listed(now) {
-				out = append(out, e)
+			if e.Listed(now) && (view.complete || e.Version > *after) {
+				view.sessions = append(view.sessions, e)
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b trust.ClosedSession) int {
+	slices.SortFunc(view.sessions, func(a, b trust.ClosedSession) int {
 		return cmp.Or(cmp.Compare(a.RevokedAt, b.RevokedAt), strings.Compare(a.ID, b.ID))
 	})
-	return out, r.version, nil
+	return view, nil
+}
+
+// Blocking revocations queries: at most maxRevocationWaiters are held at
+// once on a node (past it, a query is answered at once), each for at most
+// maxRevocationWait.
+const (
+	maxRevocationWaiters = 4096
+	maxRevocationWait    = 60 * time.Second
+)
+
+// waitRevocations answers a revocations query. With after and a wait, it
+// holds the answer until the list's version passes after (or the wait
+// runs out, or the client goes away), costing no storage read and no
+// goroutine while it waits: the list is in memory, and the query sleeps
+// on the channel that the next change closes.
+func (b *backend) waitRevocations(ctx context.Context, s logical.Storage, after *uint64, wait time.Duration) (revocationView, error) {
+	view, err := b.listRevocations(ctx, s, b.now(), after)
+	if err != nil || after == nil || wait <= 0 || view.complete || view.version > *after {
+		return view, err
+	}
+	if b.revWaiters.Add(1) > maxRevocationWaiters {
+		b.revWaiters.Add(-1)
+		return view, nil
+	}
+	defer b.revWaiters.Add(-1)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for view.version <= *after && !view.complete {
+		select {
+		case <-view.changed:
+		case <-timer.C:
+			return view, nil
+		case <-ctx.Done():
+			return view, nil
+		}
+		if view, err = b.listRevocations(ctx, s, b.now(), after); err != nil {
+			return view, err
+		}
+	}
+	return view, nil
 }
 
 // pruneRevocations deletes the buckets whose every entry has expired past
@@ -175,6 +242,7 @@ func (b *backend) pruneRevocations(ctx context.Context, s logical.Storage, now t
 		return err
 	}
 	r.version = next
+	b.revocationsChanged()
 	for _, key := range gone {
 		if err := s.Delete(ctx, key); err != nil {
 			b.revs = revocations{}

@@ -22,13 +22,14 @@ func endedSession(id string, now, exp time.Time) *trust.Session {
 
 func revocationIDs(t *testing.T, b *backend, s logical.Storage, now time.Time) ([]string, uint64) {
 	t.Helper()
-	listed, version, err := b.listRevocations(context.Background(), s, now)
+	view, err := b.listRevocations(context.Background(), s, now, nil)
 	require.NoError(t, err)
+	require.True(t, view.complete)
 	ids := []string{}
-	for _, r := range listed {
+	for _, r := range view.sessions {
 		ids = append(ids, r.ID)
 	}
-	return ids, version
+	return ids, view.version
 }
 
 // TestRevocationsAreBucketedByExpiry: no storage entry grows with the
@@ -147,4 +148,180 @@ func TestRevocationsOutlastClockSkew(t *testing.T) {
 	b.now = func() time.Time { return start.Add(3 * time.Minute) }
 	rev = mustDo(t, b, s, caller{}, logical.ReadOperation, "revocations", nil)
 	assert.Empty(t, rev.Data["sessions"])
+}
+
+// revocationsQuery reads revocations as a resource server does, with the
+// query's fields.
+func revocationsQuery(t *testing.T, b *backend, s logical.Storage, data map[string]interface{}) (*logical.Response, error) {
+	t.Helper()
+	return do(t, b, s, caller{}, logical.ReadOperation, "revocations", data)
+}
+
+func sessionIDsOf(resp *logical.Response) []string {
+	ids := []string{}
+	for _, e := range resp.Data["sessions"].([]map[string]interface{}) {
+		ids = append(ids, e["id"].(string))
+	}
+	return ids
+}
+
+// after= answers only what was added since that version; a version the
+// list never had gets the whole list, marked complete.
+func TestRevocationsDeltas(t *testing.T) {
+	b, s := testBackend(t)
+	ctx := context.Background()
+	now := time.Now()
+	b.now = func() time.Time { return now }
+	for _, id := range []string{"a", "b", "c"} {
+		require.NoError(t, b.addRevocation(ctx, s, endedSession(id, now, now.Add(time.Hour)), now))
+	}
+	full, err := revocationsQuery(t, b, s, nil)
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, full.Data["version"])
+	assert.Equal(t, true, full.Data["complete"])
+	assert.ElementsMatch(t, []string{"a", "b", "c"}, sessionIDsOf(full))
+
+	delta, err := revocationsQuery(t, b, s, map[string]interface{}{"after": 1})
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, delta.Data["version"])
+	assert.Equal(t, false, delta.Data["complete"])
+	assert.ElementsMatch(t, []string{"b", "c"}, sessionIDsOf(delta))
+
+	none, err := revocationsQuery(t, b, s, map[string]interface{}{"after": 3})
+	require.NoError(t, err)
+	assert.Empty(t, sessionIDsOf(none))
+	assert.Equal(t, false, none.Data["complete"])
+
+	unknown, err := revocationsQuery(t, b, s, map[string]interface{}{"after": 99})
+	require.NoError(t, err)
+	assert.Equal(t, true, unknown.Data["complete"], "a version this list never had (fresh storage after a restart)")
+	assert.ElementsMatch(t, []string{"a", "b", "c"}, sessionIDsOf(unknown))
+
+	for field, data := range map[string]map[string]interface{}{
+		"after": {"after": -1},
+		"wait":  {"after": 1, "wait": "61s"},
+	} {
+		_, err := revocationsQuery(t, b, s, data)
+		require.Error(t, err, field)
+		assert.Equal(t, field, refusalData(t, err)["field"])
+	}
+	_, err = revocationsQuery(t, b, s, map[string]interface{}{"wait": "5s"})
+	assert.Equal(t, "wait", refusalData(t, err)["field"], "wait needs after")
+}
+
+// A blocking query is held until the list passes the version asked
+// about, and a close answers it at once; it is also answered when the
+// wait runs out or the client goes away, and never reads storage while it
+// waits.
+func TestRevocationsBlockingQuery(t *testing.T) {
+	b, s := testBackend(t)
+	ctx := context.Background()
+	mustDo(t, b, s, operator, logical.CreateOperation, "roles/web", map[string]interface{}{
+		"scopes": "read:secrets/web/*", "audiences": "secrets-api",
+	})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
+	v0, err := revocationsQuery(t, b, s, nil)
+	require.NoError(t, err)
+	version := v0.Data["version"]
+
+	counting := &countingStorage{Storage: s}
+	answered := make(chan *logical.Response, 1)
+	go func() {
+		resp, _ := b.HandleRequest(ctx, &logical.Request{
+			Operation: logical.ReadOperation, Path: "revocations", Storage: counting, MountPoint: "agent/",
+			Data: map[string]interface{}{"after": version, "wait": "30s"},
+		})
+		answered <- resp
+	}()
+	require.Eventually(t, func() bool { return b.revWaiters.Load() == 1 }, 5*time.Second, time.Millisecond)
+	readsWhileWaiting := counting.reads()
+	select {
+	case <-answered:
+		t.Fatal("answered before anything changed")
+	case <-time.After(100 * time.Millisecond):
+	}
+	assert.Equal(t, readsWhileWaiting, counting.reads(), "waiting reads no storage")
+
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+	var resp *logical.Response
+	select {
+	case resp = <-answered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the close did not answer the held query")
+	}
+	assert.Equal(t, []string{id}, sessionIDsOf(resp))
+	assert.Greater(t, resp.Data["version"], version)
+	assert.EqualValues(t, 0, b.revWaiters.Load())
+
+	// Nothing changes: the wait runs out and the answer is empty.
+	latest := resp.Data["version"]
+	start := time.Now()
+	resp, err = revocationsQuery(t, b, s, map[string]interface{}{"after": latest, "wait": "1s"})
+	require.NoError(t, err)
+	assert.Empty(t, sessionIDsOf(resp))
+	assert.GreaterOrEqual(t, time.Since(start), time.Second)
+
+	// The client goes away: the query ends.
+	cctx, cancel := context.WithCancel(ctx)
+	gone := make(chan struct{})
+	go func() {
+		_, _ = b.HandleRequest(cctx, &logical.Request{
+			Operation: logical.ReadOperation, Path: "revocations", Storage: s, MountPoint: "agent/",
+			Data: map[string]interface{}{"after": latest, "wait": "60s"},
+		})
+		close(gone)
+	}()
+	require.Eventually(t, func() bool { return b.revWaiters.Load() == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a query whose client went away was still held")
+	}
+}
+
+// Past maxRevocationWaiters held queries, a query is answered at once.
+func TestRevocationsWaitersAreBounded(t *testing.T) {
+	b, s := testBackend(t)
+	b.revWaiters.Store(maxRevocationWaiters)
+	done := make(chan struct{})
+	go func() {
+		_, _ = revocationsQuery(t, b, s, map[string]interface{}{"after": 0, "wait": "60s"})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a query past the bound was held")
+	}
+	assert.EqualValues(t, maxRevocationWaiters, b.revWaiters.Load())
+}
+
+// Another node's change (seen here as Vault's invalidation of a bucket)
+// wakes a held query, which reads the list afresh.
+func TestRevocationsBlockingQueryWakesOnInvalidation(t *testing.T) {
+	s := &logical.InmemStorage{}
+	b := newTestBackendOn(t, s)
+	other := newTestBackendOn(t, s)
+	ctx := context.Background()
+	now := time.Now()
+	answered := make(chan *logical.Response, 1)
+	go func() {
+		resp, _ := revocationsQuery(t, b, s, map[string]interface{}{"after": 0, "wait": "30s"})
+		answered <- resp
+	}()
+	require.Eventually(t, func() bool { return b.revWaiters.Load() == 1 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, other.addRevocation(ctx, s, endedSession("x", now, now.Add(time.Hour)), now))
+	keys, err := s.List(ctx, revocationsPrefix)
+	require.NoError(t, err)
+	for _, k := range keys {
+		b.invalidate(ctx, revocationsPrefix+k)
+	}
+	select {
+	case resp := <-answered:
+		assert.Equal(t, []string{"x"}, sessionIDsOf(resp))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the invalidation did not wake the held query")
+	}
 }

@@ -220,12 +220,35 @@ func leaseRequest(t testing.TB, s logical.Storage, op logical.Operation, start *
 	return &logical.Request{Operation: op, Storage: s, Secret: &secret, MountPoint: "agent/"}
 }
 
-// countingStorage counts the write operations that reach storage.
+// countingStorage counts the operations that reach storage.
 type countingStorage struct {
 	logical.Storage
 	mu      sync.Mutex
 	puts    int
 	deletes int
+	gets    int
+	lists   int
+}
+
+func (c *countingStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	c.mu.Lock()
+	c.gets++
+	c.mu.Unlock()
+	return c.Storage.Get(ctx, key)
+}
+
+func (c *countingStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	c.mu.Lock()
+	c.lists++
+	c.mu.Unlock()
+	return c.Storage.List(ctx, prefix)
+}
+
+// reads counts the Gets and Lists.
+func (c *countingStorage) reads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets + c.lists
 }
 
 func (c *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {

@@ -16,6 +16,9 @@ type ClosedSession struct {
 	// Exp is when the last credential the session could have issued
 	// expires; the entry leaves the list after it.
 	Exp int64 `json:"exp"`
+	// Version is the list's version that added the entry: a verifier
+	// holding version V needs only the entries above it.
+	Version uint64 `json:"version"`
 }
 
 // Listed reports whether the entry must still be served at now: until
@@ -47,8 +50,8 @@ func (l *RevocationList) Add(s *Session, now time.Time) bool {
 		}
 	}
 	l.Prune(now)
-	l.Sessions = append(l.Sessions, ClosedSession{ID: s.ID, RevokedAt: now.Unix(), Exp: until.Unix()})
 	l.Version++
+	l.Sessions = append(l.Sessions, ClosedSession{ID: s.ID, RevokedAt: now.Unix(), Exp: until.Unix(), Version: l.Version})
 	return true
 }
 

@@ -29,20 +29,20 @@ func TestRevocationListAdd(t *testing.T) {
 	now := t0.Add(time.Minute)
 	require.True(t, l.Add(a, now))
 	assert.Equal(t, uint64(1), l.Version)
-	require.Equal(t, []ClosedSession{{ID: "a", RevokedAt: now.Unix(), Exp: a.TokensValidUntil().Unix()}}, l.Sessions)
+	require.Equal(t, []ClosedSession{{ID: "a", RevokedAt: now.Unix(), Exp: a.TokensValidUntil().Unix(), Version: 1}}, l.Sessions)
 	assert.Equal(t, t0.Add(6*time.Minute).Unix(), l.Sessions[0].Exp)
 
 	b := closedSession(t, "b", true, 2*time.Minute)
 	require.True(t, l.Add(b, t0.Add(2*time.Minute)))
 	assert.Equal(t, uint64(2), l.Version)
 	require.Len(t, l.Sessions, 2)
-	assert.Equal(t, ClosedSession{ID: "b", RevokedAt: t0.Add(2 * time.Minute).Unix(), Exp: t0.Add(7 * time.Minute).Unix()}, l.Sessions[1])
+	assert.Equal(t, ClosedSession{ID: "b", RevokedAt: t0.Add(2 * time.Minute).Unix(), Exp: t0.Add(7 * time.Minute).Unix(), Version: 2}, l.Sessions[1])
 
 	// Closed late in its lease: the lease is the bound.
 	var l2 RevocationList
 	c := closedSession(t, "c", true, 12*time.Minute)
 	require.True(t, l2.Add(c, t0.Add(12*time.Minute)))
-	assert.Equal(t, []ClosedSession{{ID: "c", RevokedAt: t0.Add(12 * time.Minute).Unix(), Exp: t0.Add(15 * time.Minute).Unix()}}, l2.Sessions)
+	assert.Equal(t, []ClosedSession{{ID: "c", RevokedAt: t0.Add(12 * time.Minute).Unix(), Exp: t0.Add(15 * time.Minute).Unix(), Version: 1}}, l2.Sessions)
 }
 
 func TestRevocationListDuplicateAddIsANoOp(t *testing.T) {
@@ -146,7 +146,7 @@ func TestRevocationListJSON(t *testing.T) {
 	require.True(t, l.Add(closedSession(t, "a", true, time.Minute), t0.Add(time.Minute)))
 	b, err := json.Marshal(&l)
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"version":1,"sessions":[{"id":"a","revoked_at":1748779260,"exp":1748779560}]}`, string(b))
+	assert.JSONEq(t, `{"version":1,"sessions":[{"id":"a","revoked_at":1748779260,"exp":1748779560,"version":1}]}`, string(b))
 
 	var back RevocationList
 	require.NoError(t, json.Unmarshal(b, &back))
@@ -166,4 +166,15 @@ func cloneList(l RevocationList) RevocationList {
 	out := l
 	out.Sessions = append([]ClosedSession(nil), l.Sessions...)
 	return out
+}
+
+// Each entry records the list version that added it, the version a
+// delta is computed against.
+func TestRevocationEntriesRecordTheirVersion(t *testing.T) {
+	var l RevocationList
+	require.True(t, l.Add(closedSession(t, "a", true, time.Minute), t0.Add(time.Minute)))
+	require.True(t, l.Add(closedSession(t, "b", true, time.Minute), t0.Add(time.Minute)))
+	assert.Equal(t, uint64(2), l.Version)
+	assert.Equal(t, uint64(1), l.Sessions[0].Version)
+	assert.Equal(t, uint64(2), l.Sessions[1].Version)
 }

@@ -283,8 +283,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, err
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); v.refresh() }()
+	go func() { defer wg.Done(); v.syncRevocations() }()
 	go func() { defer wg.Done(); v.sendReports() }()
 	go func() { wg.Wait(); close(v.done) }()
 	return v, nil
@@ -296,10 +297,8 @@ func (v *Verifier) Close() {
 	<-v.done
 }
 
-// refresh keeps the revocation list in sync (see syncRevocations) and
-// refetches the JWKS every JWKSRefresh, until Close.
+// refresh refetches the JWKS every JWKSRefresh, until Close.
 func (v *Verifier) refresh() {
-	go v.syncRevocations()
 	keys := time.NewTicker(v.cfg.JWKSRefresh)
 	defer keys.Stop()
 	for {
