@@ -2,6 +2,8 @@ package trust
 
 import (
 	"errors"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 	"unicode"
@@ -196,7 +198,8 @@ func normaliseAudiences(field string, in []string) ([]string, error) {
 	out := make([]string, 0, len(in))
 	seen := make(map[string]bool, len(in))
 	for i, a := range in {
-		if err := validAudience(a); err != nil {
+		a, err := CanonicalAudience(a)
+		if err != nil {
 			return nil, fieldErr(field, "audience %d: %s", i, err.Reason)
 		}
 		if !seen[a] {
@@ -219,6 +222,48 @@ func validAudience(a string) *FieldError {
 		return fieldErr("audience", "%q must not contain spaces or control characters", scope.Clip(a))
 	}
 	return nil
+}
+
+// CanonicalAudience checks an audience and returns its canonical form, the
+// one that is stored and compared (exact string equality). A plain name
+// ("secrets-api") is its own canonical form. An absolute http or https URI,
+// such as an MCP server's resource URI (RFC 8707, RFC 9728), is
+// canonicalised as the MCP authorization specification describes: the
+// scheme and host in lower case, the scheme's default port dropped; the
+// path, including a trailing slash or its absence, is kept as written.
+// A URI with a fragment or user information is refused.
+func CanonicalAudience(a string) (string, *FieldError) {
+	if err := validAudience(a); err != nil {
+		return "", err
+	}
+	if !strings.Contains(a, "://") {
+		return a, nil
+	}
+	u, err := url.Parse(a)
+	if err != nil || u.Opaque != "" || u.Host == "" {
+		return "", fieldErr("audience", "%q is not an absolute URI", scope.Clip(a))
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return "", fieldErr("audience", "%q: a URI audience must be http or https", scope.Clip(a))
+	}
+	if u.Fragment != "" || strings.Contains(a, "#") {
+		return "", fieldErr("audience", "%q: a resource URI has no fragment (RFC 8707)", scope.Clip(a))
+	}
+	if u.User != nil {
+		return "", fieldErr("audience", "%q: a resource URI has no user information", scope.Clip(a))
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	u.Host = host
+	if port != "" {
+		u.Host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		u.Host = "[" + host + "]"
+	}
+	return u.String(), nil
 }
 
 // validText checks free text such as a purpose or a step description: at

@@ -210,3 +210,50 @@ func TestValidLine(t *testing.T) {
 	require.NoError(t, validText("purpose", "line one\n\tline two", 256))
 	requireFieldError(t, validText("purpose", "a\u0085b", 256), "purpose")
 }
+
+func TestCanonicalAudience(t *testing.T) {
+	for in, want := range map[string]string{
+		"secrets-api":                            "secrets-api",
+		"https://tools.example.com/mcp":          "https://tools.example.com/mcp",
+		"HTTPS://Tools.Example.COM/mcp":          "https://tools.example.com/mcp",
+		"https://tools.example.com:443/mcp":      "https://tools.example.com/mcp",
+		"http://127.0.0.1:80/mcp":                "http://127.0.0.1/mcp",
+		"http://127.0.0.1:8400/mcp":              "http://127.0.0.1:8400/mcp",
+		"https://tools.example.com/mcp/":         "https://tools.example.com/mcp/",
+		"https://tools.example.com":              "https://tools.example.com",
+		"https://[::1]:8443/mcp":                 "https://[::1]:8443/mcp",
+		"https://tools.example.com/MCP?tenant=a": "https://tools.example.com/MCP?tenant=a",
+	} {
+		got, err := CanonicalAudience(in)
+		require.Nil(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{
+		"", "has space", "ftp://files.example.com/x", "https://tools.example.com/mcp#frag",
+		"https://user:pw@tools.example.com/mcp", "https:///nohost", "https://tools.example.com/mcp#",
+	} {
+		_, err := CanonicalAudience(bad)
+		require.NotNil(t, err, bad)
+		assert.Equal(t, "audience", err.Field, bad)
+	}
+}
+
+// A role, an intent and a step compare URI audiences in canonical form.
+func TestURIAudiencesAreComparedCanonically(t *testing.T) {
+	role := DefaultRole()
+	role.Scopes, role.Audiences = []string{"call:tools/*"}, []string{"HTTPS://Tools.Example.com:443/mcp"}
+	r := &role
+	require.NoError(t, r.Validate(Limits{}))
+	assert.Equal(t, []string{"https://tools.example.com/mcp"}, r.Audiences)
+	in, _, err := Negotiate("mcp", *r, IntentRequest{Audiences: []string{"https://TOOLS.example.com/mcp"}, Purpose: "p"}, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"https://tools.example.com/mcp"}, in.Audiences)
+	s := NewSession("s", "mcp", "c", in, time.Minute, t0)
+	g, err := s.CheckStep(StepRequest{Caller: "c", Scopes: []string{"call:tools/search"}, Audience: "https://tools.example.com:443/mcp"}, t0)
+	require.NoError(t, err)
+	assert.Equal(t, "https://tools.example.com/mcp", g.Audience)
+	_, err = s.CheckStep(StepRequest{Caller: "c", Scopes: []string{"call:tools/search"}, Audience: "https://tools.example.com/mcp/"}, t0)
+	var v *Violation
+	require.ErrorAs(t, err, &v, "a trailing slash is another resource")
+	assert.Equal(t, AudienceOutsideIntent, v.Kind)
+}

@@ -86,9 +86,11 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 	if req.Audience == "" {
 		return Grant{}, fieldErr("audience", "is required: one of %v", s.Intent.Audiences)
 	}
-	if ferr := validAudience(req.Audience); ferr != nil {
+	audience, ferr := CanonicalAudience(req.Audience)
+	if ferr != nil {
 		return Grant{}, ferr
 	}
+	req.Audience = audience
 	if err := validText("description", req.Description, MaxDescriptionLength); err != nil {
 		return Grant{}, err
 	}
