@@ -115,6 +115,8 @@ func newBackend() *backend {
 			Unauthenticated: []string{
 				"jwks",
 				"revocations",
+				wellKnownOAuth,
+				wellKnownOpenID,
 			},
 			// Signing keys are the engine's only secret material.
 			SealWrapStorage: []string{
@@ -137,6 +139,7 @@ func newBackend() *backend {
 			pathSession(b),
 			pathTimeline(b),
 			pathVerify(b),
+			pathMetadata(b),
 		),
 		Secrets: []*framework.Secret{
 			secretSession(b),

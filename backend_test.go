@@ -17,7 +17,12 @@ func TestFactoryReportsRunningVersion(t *testing.T) {
 
 func TestUnauthenticatedPaths(t *testing.T) {
 	b, _ := testBackend(t)
-	assert.ElementsMatch(t, []string{"jwks", "revocations"}, b.PathsSpecial.Unauthenticated)
+	for _, p := range []string{"jwks", "revocations", wellKnownOAuth, wellKnownOpenID} {
+		assert.Contains(t, b.PathsSpecial.Unauthenticated, p)
+	}
+	for _, p := range b.PathsSpecial.Unauthenticated {
+		assert.NotContains(t, p, "*", "no prefix is opened wholesale")
+	}
 	assert.Contains(t, b.PathsSpecial.SealWrapStorage, "keys/")
 }
 

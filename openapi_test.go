@@ -129,6 +129,9 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 	call(operator, logical.ReadOperation, "sessions/"+other, nil)
 	call(caller{}, logical.ReadOperation, "revocations", nil)
 	call(caller{}, logical.ReadOperation, "jwks", nil)
+	mustDo(t, b, s, operator, logical.UpdateOperation, "config", map[string]interface{}{"issuer": "https://vault.example.com/v1/agent"})
+	call(caller{}, logical.ReadOperation, wellKnownOAuth, nil)
+	call(caller{}, logical.ReadOperation, wellKnownOpenID, nil)
 
 	// Answers that hold only a warning.
 	require.NotEmpty(t, call(operator, logical.UpdateOperation, "config", map[string]interface{}{"signing_algorithm": "ES256"}).Warnings)

@@ -102,14 +102,18 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]interface{}{
+	resp := &logical.Response{Data: map[string]interface{}{
 		"issuer":            cfg.issuerFor(req.MountPoint),
 		"signing_algorithm": cfg.SigningAlgorithm,
 		"session_max_ttl":   int64(cfg.SessionMaxTTL.Seconds()),
 		"step_max_ttl":      int64(cfg.StepMaxTTL.Seconds()),
 		"max_events":        cfg.MaxEvents,
 		"session_retention": int64(cfg.SessionRetention.Seconds()),
-	}}, nil
+	}}
+	if w := issuerWarning(cfg.issuerFor(req.MountPoint), req.MountPoint); w != "" {
+		resp.AddWarning(w)
+	}
+	return resp, nil
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
