@@ -94,6 +94,10 @@ type backend struct {
 	// bg runs work after answers (see background.go).
 	bg *background
 
+	// ssf holds the Shared Signals streams as this node knows them, and
+	// their deliveries (see storage_ssf.go, ssf_delivery.go).
+	ssf ssfHub
+
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -117,10 +121,14 @@ func newBackend() *backend {
 				"revocations",
 				wellKnownOAuth,
 				wellKnownOpenID,
+				// Shared Signals receivers discover the transmitter.
+				wellKnownSSF,
 			},
-			// Signing keys are the engine's only secret material.
+			// Signing keys are the engine's secret material, and so are
+			// the Authorization headers push streams send their receivers.
 			SealWrapStorage: []string{
 				keysStoragePrefix,
+				ssfAuthPrefix,
 			},
 			// Write-ahead log entries of closes in progress belong to the
 			// node (cluster) that wrote them, as in Vault's own plugins.
@@ -140,6 +148,7 @@ func newBackend() *backend {
 			pathTimeline(b),
 			pathVerify(b),
 			pathMetadata(b),
+			pathSSF(b),
 		),
 		Secrets: []*framework.Secret{
 			secretSession(b),
@@ -183,6 +192,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		if strings.HasPrefix(key, revocationsPrefix) {
 			b.forgetRevocations()
 		}
+		b.ssfInvalidate(key)
 	}
 }
 

@@ -17,13 +17,14 @@ func TestFactoryReportsRunningVersion(t *testing.T) {
 
 func TestUnauthenticatedPaths(t *testing.T) {
 	b, _ := testBackend(t)
-	for _, p := range []string{"jwks", "revocations", wellKnownOAuth, wellKnownOpenID} {
+	for _, p := range []string{"jwks", "revocations", wellKnownOAuth, wellKnownOpenID, wellKnownSSF} {
 		assert.Contains(t, b.PathsSpecial.Unauthenticated, p)
 	}
 	for _, p := range b.PathsSpecial.Unauthenticated {
 		assert.NotContains(t, p, "*", "no prefix is opened wholesale")
 	}
 	assert.Contains(t, b.PathsSpecial.SealWrapStorage, "keys/")
+	assert.Contains(t, b.PathsSpecial.SealWrapStorage, "ssf/auth/", "push streams' Authorization headers")
 }
 
 // Every operation that writes replicated storage (or spends a session's
@@ -39,8 +40,12 @@ func TestWriteOperationsForwardToTheActiveNode(t *testing.T) {
 		"sessions/" + framework.GenericNameRegex("session_id") + "/end$":    {logical.UpdateOperation},
 		"sessions/" + framework.GenericNameRegex("session_id") + "/revoke$": {logical.UpdateOperation},
 		"creds/" + framework.GenericNameRegex("session_id") + "$":           {logical.ReadOperation, logical.UpdateOperation},
-		"report$":      {logical.UpdateOperation},
-		"keys/rotate$": {logical.UpdateOperation},
+		"report$":        {logical.UpdateOperation},
+		"keys/rotate$":   {logical.UpdateOperation},
+		"ssf/streams/?$": {logical.UpdateOperation},
+		"ssf/streams/" + framework.GenericNameRegex("stream_id") + "$":        {logical.UpdateOperation, logical.DeleteOperation},
+		"ssf/streams/" + framework.GenericNameRegex("stream_id") + "/verify$": {logical.UpdateOperation},
+		"ssf/streams/" + framework.GenericNameRegex("stream_id") + "/poll$":   {logical.UpdateOperation},
 	}
 	seen := map[string]bool{}
 	for _, p := range b.Paths {

@@ -5,6 +5,8 @@
 #
 #   make bench                                          # the full run (100,000 credentials)
 #   make bench BENCH_ARGS="-max-creds 10000 -duration 5s"   # a quick one
+#   BENCH_MICRO=0 BENCH_ARGS="-scenarios propagation -out-md /tmp/p.md -out-svg /tmp/p.svg" \
+#     scripts/bench.sh                                  # one scenario, leaving BENCHMARKS.* alone
 
 GO ?= go
 BENCH_ARGS ?=

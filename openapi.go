@@ -233,3 +233,54 @@ func introspectResponses() map[int][]framework.Response {
 		"token_type":    optional(framework.TypeString, `The credential's type, "txntoken+jwt".`),
 	})
 }
+
+// ssfStreamResponses declares streamResponse, for the creation, the read
+// and the update of a Shared Signals stream.
+func ssfStreamResponses() map[int][]framework.Response {
+	return okResponses(map[string]*framework.FieldSchema{
+		"stream_id":                required(framework.TypeString, "The stream's ID."),
+		"delivery_method":          required(framework.TypeString, `"push" (RFC 8935) or "poll" (RFC 8936).`),
+		"endpoint_url":             optional(framework.TypeString, "For a push stream: the receiver's URL, where each SET is POSTed."),
+		"authorization_header_set": required(framework.TypeBool, "Whether pushes carry an Authorization header (never shown)."),
+		"audience":                 required(framework.TypeString, `The SETs' "aud" claim.`),
+		"events_requested":         required(framework.TypeStringSlice, "The event types delivered (SSF's verification event always is)."),
+		"created_at":               required(framework.TypeTime, "When the stream was created."),
+		"pending":                  required(framework.TypeInt, "SETs not yet delivered (for a poll stream: not yet acknowledged)."),
+		"dropped":                  required(framework.TypeInt64, "SETs dropped because the outbox held its bound of 10000."),
+	})
+}
+
+func ssfVerifyResponses() map[int][]framework.Response {
+	return okResponses(map[string]*framework.FieldSchema{
+		"jti": required(framework.TypeString, "The jti of the verification SET queued."),
+	})
+}
+
+func ssfPollResponses() map[int][]framework.Response {
+	return map[int][]framework.Response{
+		http.StatusOK: {{
+			Description: `OK: RFC 8936's answer as the raw response body, {"sets": {...}, "moreAvailable": bool}, not wrapped in Vault's "data".`,
+			MediaType:   "application/json",
+			Fields: map[string]*framework.FieldSchema{
+				"sets":          required(framework.TypeMap, "The SETs served, by jti, each a compact JWS of type secevent+jwt."),
+				"moreAvailable": required(framework.TypeBool, "Whether more SETs are pending than were served."),
+			},
+		}},
+	}
+}
+
+func ssfConfigurationResponses() map[int][]framework.Response {
+	return map[int][]framework.Response{
+		http.StatusOK: {{
+			Description: `OK: SSF 1.0 transmitter metadata as the raw response body, not wrapped in Vault's "data".`,
+			MediaType:   "application/json",
+			Fields: map[string]*framework.FieldSchema{
+				"spec_version":               required(framework.TypeString, `The SSF version, "1_0".`),
+				"issuer":                     required(framework.TypeString, `The "iss" of every SET: the engine's issuer.`),
+				"jwks_uri":                   required(framework.TypeString, "Where the keys that verify SETs are: this mount's jwks."),
+				"delivery_methods_supported": required(framework.TypeStringSlice, "urn:ietf:rfc:8935 (push) and urn:ietf:rfc:8936 (poll)."),
+				"configuration_endpoint":     required(framework.TypeString, "The streams, managed by an administrator with Vault's API: this mount's ssf/streams."),
+			},
+		}},
+	}
+}

@@ -132,6 +132,20 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 	mustDo(t, b, s, operator, logical.UpdateOperation, "config", map[string]interface{}{"issuer": "https://vault.example.com/v1/agent"})
 	call(caller{}, logical.ReadOperation, wellKnownOAuth, nil)
 	call(caller{}, logical.ReadOperation, wellKnownOpenID, nil)
+	call(caller{}, logical.ReadOperation, wellKnownSSF, nil)
+	push := call(operator, logical.UpdateOperation, "ssf/streams", map[string]interface{}{
+		"delivery_method": "push", "endpoint_url": "https://rs.example.com/ssf", "audience": "rs",
+		"authorization_header": "Bearer s3cret",
+	}).Data["stream_id"].(string)
+	call(operator, logical.UpdateOperation, "ssf/streams/"+push, map[string]interface{}{"audience": "rs-2"})
+	call(operator, logical.ReadOperation, "ssf/streams/"+push, nil)
+	call(operator, logical.ListOperation, "ssf/streams/", nil)
+	call(operator, logical.DeleteOperation, "ssf/streams/"+push, nil)
+	poll := call(operator, logical.UpdateOperation, "ssf/streams", map[string]interface{}{
+		"delivery_method": "poll", "audience": "rs",
+	}).Data["stream_id"].(string)
+	call(operator, logical.UpdateOperation, "ssf/streams/"+poll+"/verify", map[string]interface{}{"state": "abc"})
+	call(operator, logical.UpdateOperation, "ssf/streams/"+poll+"/poll", map[string]interface{}{"returnImmediately": true})
 
 	// Answers that hold only a warning.
 	require.NotEmpty(t, call(operator, logical.UpdateOperation, "config", map[string]interface{}{"signing_algorithm": "ES256"}).Warnings)

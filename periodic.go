@@ -26,6 +26,8 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if !b.ownsStorage() {
 		return nil
 	}
+	// Deliveries a failing receiver paused resume (see ssf_delivery.go).
+	b.ssfKick(req.Storage)
 	return b.tidy(ctx, req.Storage)
 }
 

@@ -21,14 +21,18 @@ import (
 //	                             sessions' last credentials expire (see revocations.go)
 //	revocations/version          the list's version at its last prune
 //	keys/ring                    signing keys (seal-wrapped; see keys.go)
+//	ssf/streams/<id>             a Shared Signals stream (see storage_ssf.go)
+//	ssf/auth/<id>                its push Authorization header (seal-wrapped)
+//	ssf/outbox/<id>/<seq>-<sub>  one SET it has still to deliver
 //	wal/...                      Vault's write-ahead log entries of closes in
 //	                             progress (see wal.go)
 //
 // Issuing a step credential writes the chunk its event belongs to; the
 // session record is written once per reserved block of steps (see
 // session.go). Ending or revoking a session writes a WAL entry, then
-// sessions/<id>, then at once its closing event, one revocations bucket
-// and the role-sessions deletion, and deletes the WAL entry after
+// sessions/<id>, then at once its closing event, one revocations bucket,
+// the role-sessions deletion and, per Shared Signals stream, one outbox
+// entry and the stream's counter, and deletes the WAL entry after
 // answering: a constant number of operations, whatever the number of
 // credentials the session issued.
 const (

@@ -8,6 +8,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +21,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/ssf"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 )
 
@@ -299,4 +304,119 @@ func (f *failingStorage) arm(on bool) {
 	f.mu.Lock()
 	f.armed = on
 	f.mu.Unlock()
+}
+
+// createStream creates a Shared Signals stream as an operator and returns
+// its ID.
+func createStream(t testing.TB, b *backend, s logical.Storage, data map[string]interface{}) string {
+	t.Helper()
+	resp := mustDo(t, b, s, operator, logical.UpdateOperation, "ssf/streams", data)
+	return resp.Data["stream_id"].(string)
+}
+
+// outbox reads a stream's outbox from storage, in order.
+func outbox(t testing.TB, s logical.Storage, stream string) []outboxEntry {
+	t.Helper()
+	ctx := context.Background()
+	names, err := s.List(ctx, ssfOutboxPrefix+stream+"/")
+	require.NoError(t, err)
+	sort.Strings(names)
+	out := make([]outboxEntry, 0, len(names))
+	for _, name := range names {
+		var e outboxEntry
+		ok, err := getJSON(ctx, s, outboxKey(stream, name), &e)
+		require.NoError(t, err)
+		require.True(t, ok)
+		out = append(out, e)
+	}
+	return out
+}
+
+// verifySET checks a SET as a receiver would: against the mount's jwks,
+// for the default issuer and audience.
+func verifySET(t testing.TB, b *backend, s logical.Storage, raw, audience string) *ssf.SET {
+	t.Helper()
+	set, err := ssf.Verify(raw, token.StaticKeys(jwksKeys(t, b, s)...), ssf.VerifyOptions{Issuer: "vault:agent", Audience: audience})
+	require.NoError(t, err)
+	return set
+}
+
+// setReceiver is an RFC 8935 receiver for tests: it records every push,
+// and answers each with what answer says (202 when answer is nil).
+type setReceiver struct {
+	*httptest.Server
+	mu     sync.Mutex
+	pushes []receivedPush
+	answer func(n int) (int, string) // n counts pushes from 0
+}
+
+type receivedPush struct {
+	set, contentType, authorization string
+	status                          int
+}
+
+func newSETReceiver(t testing.TB, answer func(n int) (int, string)) *setReceiver {
+	t.Helper()
+	r := &setReceiver{answer: answer}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		n := len(r.pushes)
+		status, msg := http.StatusAccepted, ""
+		if r.answer != nil {
+			status, msg = r.answer(n)
+		}
+		r.pushes = append(r.pushes, receivedPush{
+			set: string(body), contentType: req.Header.Get("Content-Type"),
+			authorization: req.Header.Get("Authorization"), status: status,
+		})
+		r.mu.Unlock()
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, msg)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// received returns the pushes so far.
+func (r *setReceiver) received() []receivedPush {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]receivedPush(nil), r.pushes...)
+}
+
+// accepted returns the SETs the receiver took (2xx), in order.
+func (r *setReceiver) accepted() []string {
+	var out []string
+	for _, p := range r.received() {
+		if p.status/100 == 2 {
+			out = append(out, p.set)
+		}
+	}
+	return out
+}
+
+// logBuffer is a logger writing into a buffer, safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// withLog makes a backend log at Debug into buf.
+func withLog(buf *logBuffer) func(*logical.BackendConfig) {
+	return func(conf *logical.BackendConfig) {
+		conf.Logger = hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Debug})
+	}
 }

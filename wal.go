@@ -79,10 +79,11 @@ func (b *backend) closeSession(ctx context.Context, s logical.Storage, cfg *agen
 		}
 	}
 	// Then, at once, its events, its revocation entry and the removal from
-	// its role's index.
+	// its role's index, and its SETs for the Shared Signals streams.
 	var rest errgroup.Group
 	rest.Go(func() error { return b.writeEvents(ctx, s, sess.ID, inWindow(sess, cfg.MaxEvents, events)) })
 	rest.Go(func() error { return b.completeClose(ctx, s, sess, now) })
+	rest.Go(func() error { return b.signalSessionClosed(ctx, s, sess) })
 	err = rest.Wait()
 	// Only active sessions are kept in memory; a closed one is read from
 	// storage when it is asked about.
@@ -162,6 +163,10 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	}
 	b.Logger().Info("completing an interrupted session close", "session_id", sess.ID)
 	if err := b.completeClose(ctx, req.Storage, sess, at); err != nil {
+		return err
+	}
+	// Its SETs (a session a stream already holds is not queued again).
+	if err := b.signalSessionClosed(ctx, req.Storage, sess); err != nil {
 		return err
 	}
 	// The close's events, again, if the session closed by this very close

@@ -184,3 +184,43 @@ func TestWALIsLocalStorage(t *testing.T) {
 	b, _ := testBackend(t)
 	assert.Contains(t, b.PathsSpecial.LocalStorage, framework.WALPrefix)
 }
+
+// TestInterruptedCloseStillYieldsItsSET: a close interrupted after its
+// session record landed, before its second round (the revocation entry,
+// the SETs), is completed by the WAL rollback, which queues the session's
+// SET on every stream; rolling back again queues nothing more, and a SET
+// queued again after delivery keeps its jti, so receivers drop it.
+func TestInterruptedCloseStillYieldsItsSET(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	stream := createStream(t, b, s, map[string]interface{}{"delivery_method": "poll", "audience": "rs"})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	ctx := context.Background()
+
+	sess, err := b.getSession(ctx, s, id)
+	require.NoError(t, err)
+	_, err = framework.PutWAL(ctx, s, walCloseSession, &closeWAL{Session: id, Time: time.Now()})
+	require.NoError(t, err)
+	require.True(t, sess.Revoke("violation: bad_parent", time.Now()))
+	require.NoError(t, putSession(ctx, s, sess))
+	b.forget(id)
+	require.Empty(t, outbox(t, s, stream))
+
+	rollback := onlyWALRollback(t, b, s)
+	rollback()
+	entries := outbox(t, s, stream)
+	require.Len(t, entries, 1)
+	assert.Equal(t, id, entries[0].Session)
+	assert.Equal(t, "violation: bad_parent", entries[0].Reason)
+	rollback()
+	assert.Len(t, outbox(t, s, stream), 1, "no second SET for the same close")
+
+	answer := poll(t, b, s, stream, map[string]interface{}{"returnImmediately": true})
+	jti := sessionSETID(stream, id)
+	require.Contains(t, answer.Sets, jti)
+	assert.Equal(t, id, verifySET(t, b, s, answer.Sets[jti], "rs").Txn)
+	poll(t, b, s, stream, map[string]interface{}{"ack": jti, "maxEvents": 0})
+	rollback()
+	again := poll(t, b, s, stream, map[string]interface{}{"returnImmediately": true})
+	assert.Equal(t, []string{jti}, keysOf(again.Sets), "delivered at least once, with the same jti")
+}

@@ -282,13 +282,44 @@ func Mint(k *Key, c *Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: cannot encode claims", ErrClaims)
 	}
+	return signCompact(k, Type, payload)
+}
+
+// SignJWS signs payload (the encoding of a JSON object) with k, as a
+// compact JWS whose protected header is exactly {"alg": k.Algorithm,
+// "kid": k.ID, "typ": typ}: the one signing path of this package, which
+// Mint uses for step credentials and package ssf for Security Event Tokens
+// ("secevent+jwt"). It fails with ErrAlgorithm if k's algorithm is
+// unsupported or does not fit its key, with ErrMalformed for an empty typ,
+// and with ErrTooLarge if the result would exceed MaxTokenSize. ES256
+// signatures are written low-S, as VerifyJWS requires. SignJWS is safe for
+// concurrent use.
+func SignJWS(k *Key, typ string, payload []byte) (string, error) {
+	if k == nil || k.priv == nil {
+		return "", errors.New("token: sign: key has no private part")
+	}
+	if k.ID == "" {
+		return "", errors.New("token: sign: key has no ID")
+	}
+	if !keyFitsAlgorithm(k.Algorithm, k.priv.Public()) {
+		return "", fmt.Errorf("%w: key algorithm does not match key type", ErrAlgorithm)
+	}
+	if typ == "" {
+		return "", fmt.Errorf("%w: empty typ", ErrMalformed)
+	}
+	return signCompact(k, typ, payload)
+}
+
+// signCompact signs payload with k (checked by the caller) under the
+// header {"alg", "kid", "typ": typ}.
+func signCompact(k *Key, typ string, payload []byte) (string, error) {
 	// Cheap early refusal; the exact size is checked on the result.
 	if base64.RawURLEncoding.EncodedLen(len(payload)) > MaxTokenSize {
 		return "", fmt.Errorf("%w: claims too large", ErrTooLarge)
 	}
 	signer, err := jose.NewSigner(
 		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Algorithm), Key: k.priv},
-		(&jose.SignerOptions{}).WithType(Type).WithHeader(jose.HeaderKey("kid"), k.ID),
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader(jose.HeaderKey("kid"), k.ID),
 	)
 	if err != nil {
 		return "", errors.New("token: mint: cannot create signer")
@@ -406,12 +437,60 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
+	payload, err := verifyCompact(raw, lookup, Type, opts.Algorithms)
+	if err != nil {
+		return nil, err
+	}
+	// Only now, with the signature checked, is the payload looked at.
+	c, err := decodeClaims(payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.validate(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// VerifyJWS checks raw as Verify checks a step credential, up to and
+// including its signature, for a token whose "typ" header must be typ
+// (ErrType otherwise), and returns the verified payload, not yet decoded:
+// size, shape and canonical encoding, the strict header with only "alg",
+// "kid" and "typ", the algorithm allow-list (algorithms; empty means
+// EdDSA and ES256), the key from lookup by "kid" and its bound algorithm,
+// low-S ES256 signatures, and the signature checked by go-jose. Package ssf
+// verifies Security Event Tokens with it, then decodes the payload with
+// DecodeStrict. VerifyJWS is safe for concurrent use.
+func VerifyJWS(raw string, lookup KeyLookup, typ string, algorithms []string) ([]byte, error) {
+	if typ == "" {
+		return nil, fmt.Errorf("%w: an expected typ is required", ErrOptions)
+	}
+	return verifyCompact(raw, lookup, typ, algorithms)
+}
+
+// DecodeStrict decodes b, a verified payload holding one JSON object, into
+// v (a pointer to a struct) by this package's strict JSON rules
+// (strictjson.go: go-jose's JSON package, exact member names, no duplicate
+// member and no two members differing only in case, at any depth), and
+// returns the object's members as read untyped (numbers as
+// json.Number-like strings of go-jose's JSON package). It fails with
+// ErrMalformed, never quoting the input.
+func DecodeStrict(b []byte, v any) (map[string]any, error) {
+	members, err := strictDecode(b, v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload is not a JSON object read by the strict rules", ErrMalformed)
+	}
+	return members, nil
+}
+
+// verifyCompact is VerifyJWS without the check of its arguments.
+func verifyCompact(raw string, lookup KeyLookup, typ string, algorithms []string) ([]byte, error) {
 	jws, err := parseCompact(raw)
 	if err != nil {
 		return nil, err
 	}
 	h := &jws.header
-	if !algorithmAllowed(h.Alg, opts.Algorithms) {
+	if !algorithmAllowed(h.Alg, algorithms) {
 		return nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
 	}
 	// Only "alg", "kid" and "typ": RFC 7515 allows no critical extension
@@ -420,8 +499,8 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 	if err := h.check(); err != nil {
 		return nil, err
 	}
-	if h.Typ != Type {
-		return nil, fmt.Errorf("%w: typ must be %q", ErrType, Type)
+	if h.Typ != typ {
+		return nil, fmt.Errorf("%w: typ must be %q", ErrType, typ)
 	}
 	if h.Kid == "" {
 		return nil, fmt.Errorf("%w: missing kid", ErrMalformed)
@@ -444,19 +523,7 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 	}
 	// go-jose checks the signature, with the key's algorithm only (equal
 	// to the header's, checked above).
-	payload, err := verifySigned(raw, h, pk.Key)
-	if err != nil {
-		return nil, err
-	}
-	// Only now, with the signature checked, is the payload looked at.
-	c, err := decodeClaims(payload)
-	if err != nil {
-		return nil, err
-	}
-	if err := opts.validate(c); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return verifySigned(raw, h, pk.Key)
 }
 
 // check refuses options that lack an expected issuer, or an expected

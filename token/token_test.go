@@ -715,3 +715,50 @@ func TestES256LowS(t *testing.T) {
 		}
 	}
 }
+
+// TestSignJWSAndVerifyJWS: the generic signing path writes exactly the
+// header {"alg","kid","typ"} with the typ asked for, VerifyJWS returns the
+// payload only for that typ, with the same pre-checks as Verify, and
+// DecodeStrict reads it by the strict rules.
+func TestSignJWSAndVerifyJWS(t *testing.T) {
+	for _, alg := range []string{AlgEdDSA, AlgES256} {
+		k := fixedKey(t, alg)
+		payload := []byte(`{"iss":"x","n":1}`)
+		raw, err := SignJWS(k, "secevent+jwt", payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantHdr := fmt.Sprintf(`{"alg":%q,"kid":%q,"typ":"secevent+jwt"}`, alg, k.ID)
+		if h := string(dec(t, parts(raw)[0])); h != wantHdr {
+			t.Fatalf("header = %s, want %s", h, wantHdr)
+		}
+		got, err := VerifyJWS(raw, StaticKeys(k.Public()), "secevent+jwt", nil)
+		if err != nil || string(got) != string(payload) {
+			t.Fatalf("VerifyJWS = %s, %v", got, err)
+		}
+		if _, err := VerifyJWS(raw, StaticKeys(k.Public()), Type, nil); !errors.Is(err, ErrType) {
+			t.Fatalf("VerifyJWS with another typ: %v, want ErrType", err)
+		}
+		if _, err := Verify(raw, StaticKeys(k.Public()), testOpts()); !errors.Is(err, ErrType) {
+			t.Fatalf("Verify of a secevent+jwt: %v, want ErrType", err)
+		}
+		if _, err := VerifyJWS(raw, StaticKeys(), "secevent+jwt", nil); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("VerifyJWS without the key: %v, want ErrUnknownKey", err)
+		}
+		if _, err := VerifyJWS(raw, StaticKeys(k.Public()), "", nil); !errors.Is(err, ErrOptions) {
+			t.Fatalf("VerifyJWS without a typ: %v, want ErrOptions", err)
+		}
+	}
+	if _, err := SignJWS(fixedKey(t, AlgEdDSA), "", []byte(`{}`)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("SignJWS without a typ: %v", err)
+	}
+	var v struct {
+		Iss string `json:"iss"`
+	}
+	if _, err := DecodeStrict([]byte(`{"iss":"a","ISS":"b"}`), &v); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("DecodeStrict of case variants: %v", err)
+	}
+	if m, err := DecodeStrict([]byte(`{"iss":"a","x":{"y":1}}`), &v); err != nil || v.Iss != "a" || m["x"] == nil {
+		t.Fatalf("DecodeStrict = %v, %v, %v", m, v, err)
+	}
+}

@@ -189,6 +189,9 @@ type Verifier struct {
 	revSynced bool
 	lastSync  time.Time // last successful revocation sync
 
+	// pushed holds the sessions a pushed SET closed (see ssf.go).
+	pushed closedBySET
+
 	fetchMu  sync.Mutex
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -450,7 +453,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*toke
 	_, closed := v.closed[claims.Txn]
 	synced := v.lastSync
 	v.mu.RUnlock()
-	if closed {
+	if closed || v.closedBySETAt(claims.Txn, now) {
 		return nil, ErrSessionClosed
 	}
 	if !v.cfg.FailOpen && now.Sub(synced) > v.cfg.MaxStaleness {
