@@ -31,10 +31,19 @@ func (b *backend) callerID(ctx context.Context, req *logical.Request) (string, e
 	}
 	s, err := b.salt(ctx, req.Storage)
 	if err != nil {
+		if errors.Is(err, logical.ErrReadOnly) {
+			// A node that cannot write (a performance standby) before the
+			// active node ever made the salt: no session can be bound to
+			// an accessor yet, so this caller is nobody's creator.
+			return "", errNoSalt
+		}
 		return "", err
 	}
 	return s.GetIdentifiedHMAC(req.ClientTokenAccessor), nil
 }
+
+// errNoSalt: the mount has no salt yet and this node cannot create one.
+var errNoSalt = errors.New("no session is bound to a token accessor on this mount yet")
 
 // salt returns the mount's salt, creating and storing it on first use.
 func (b *backend) salt(ctx context.Context, s logical.Storage) (*salt.Salt, error) {

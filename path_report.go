@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -128,7 +129,9 @@ func (b *backend) pathReport(ctx context.Context, req *logical.Request, d *frame
 		return nil, badRequest(err)
 	}
 	reporter, err := b.callerID(ctx, req)
-	if err != nil {
+	if errors.Is(err, errNoCaller) {
+		return nil, refuseForbidden("%v", err)
+	} else if err != nil {
 		return nil, err
 	}
 	data := map[string]interface{}{

@@ -289,9 +289,12 @@ func (b *backend) pathSessionRead(ctx context.Context, req *logical.Request, d *
 func (b *backend) pathSessionReadOwn(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("session_id").(string)
 	caller, err := b.callerID(ctx, req)
-	if errors.Is(err, errNoCaller) {
+	switch {
+	case errors.Is(err, errNoCaller):
 		return nil, refuseForbidden("%v", err)
-	} else if err != nil {
+	case errors.Is(err, errNoSalt):
+		return nil, refuseForeign(id)
+	case err != nil:
 		return nil, err
 	}
 	sess, err := b.getSession(ctx, req.Storage, id)

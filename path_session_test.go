@@ -73,7 +73,7 @@ func TestForeignCallerIsRefusedAndHarmless(t *testing.T) {
 	// A token without an entity is identified by its hashed accessor: an
 	// orphan token with agent A's accessor value but no entity is another
 	// caller.
-	orphan := caller{accessor: "acc-b"}
+	orphan := caller{accessor: agentA.accessor}
 	for _, c := range []caller{agentB, orphan} {
 		for _, req := range []struct {
 			op   logical.Operation

@@ -231,7 +231,8 @@ func validAudience(a string) *FieldError {
 // canonicalised as the MCP authorization specification describes: the
 // scheme and host in lower case, the scheme's default port dropped; the
 // path, including a trailing slash or its absence, is kept as written.
-// A URI with a fragment or user information is refused.
+// An http(s) URI with a fragment or user information is refused. Other
+// URIs (spiffe://...) are plain names.
 func CanonicalAudience(a string) (string, *FieldError) {
 	if err := validAudience(a); err != nil {
 		return "", err
@@ -245,7 +246,9 @@ func CanonicalAudience(a string) (string, *FieldError) {
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	if u.Scheme != "https" && u.Scheme != "http" {
-		return "", fieldErr("audience", "%q: a URI audience must be http or https", scope.Clip(a))
+		// Another kind of URI (spiffe://, urn-like names...) is a plain
+		// name, compared as written.
+		return a, nil
 	}
 	if u.Fragment != "" || strings.Contains(a, "#") {
 		return "", fieldErr("audience", "%q: a resource URI has no fragment (RFC 8707)", scope.Clip(a))

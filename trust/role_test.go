@@ -223,13 +223,15 @@ func TestCanonicalAudience(t *testing.T) {
 		"https://tools.example.com":              "https://tools.example.com",
 		"https://[::1]:8443/mcp":                 "https://[::1]:8443/mcp",
 		"https://tools.example.com/MCP?tenant=a": "https://tools.example.com/MCP?tenant=a",
+		"spiffe://example.org/ns/prod/sa/api":    "spiffe://example.org/ns/prod/sa/api",
+		"ftp://Files.example.com/x":              "ftp://Files.example.com/x",
 	} {
 		got, err := CanonicalAudience(in)
 		require.Nil(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
 	for _, bad := range []string{
-		"", "has space", "ftp://files.example.com/x", "https://tools.example.com/mcp#frag",
+		"", "has space", "https://tools.example.com/mcp#frag",
 		"https://user:pw@tools.example.com/mcp", "https:///nohost", "https://tools.example.com/mcp#",
 	} {
 		_, err := CanonicalAudience(bad)

@@ -3,6 +3,7 @@ package trust
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // State is where a session is in its life. Only active is not final: no
@@ -16,6 +17,12 @@ const (
 	StateRevoked State = "revoked"
 	StateExpired State = "expired"
 )
+
+// MaxViolationDetail bounds the detail a session's record keeps of each
+// violation (the timeline keeps it whole): with MaxRecordedViolations, the
+// record stays far below any storage backend's entry limit, however long
+// the intent's scopes or a report's action and resource.
+const MaxViolationDetail = 512
 
 // MaxRecordedViolations bounds the violations a session keeps in full;
 // ViolationCount still counts every one.
@@ -259,6 +266,9 @@ func (s *Session) RecordViolation(v Violation) bool {
 		return false
 	}
 	s.ViolationCount++
+	if len(v.Detail) > MaxViolationDetail {
+		v.Detail = clipUTF8(v.Detail, MaxViolationDetail-3) + "..."
+	}
 	s.Violations = append(s.Violations, v)
 	if len(s.Violations) > MaxRecordedViolations {
 		s.Violations = append(s.Violations[:0], s.Violations[len(s.Violations)-MaxRecordedViolations:]...)
@@ -267,4 +277,15 @@ func (s *Session) RecordViolation(v Violation) bool {
 		return false
 	}
 	return s.Revoke("violation: "+string(v.Kind), v.Time)
+}
+
+// clipUTF8 shortens s to at most n bytes without cutting a character.
+func clipUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -2,8 +2,10 @@ package trust
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -143,4 +145,18 @@ func TestViolationFromCheckStepRevokesTheSession(t *testing.T) {
 	var se *StateError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, StateRevoked, se.State)
+}
+
+// A session's record keeps at most MaxViolationDetail bytes of each
+// violation's detail, so no intent, scope or report can grow it past a
+// storage entry's limit.
+func TestRecordedViolationDetailIsBounded(t *testing.T) {
+	s := newSession(t, deny(ViolationLimitCeiling), IntentRequest{})
+	long := strings.Repeat("é", 4000) // 8000 bytes, 2-byte characters
+	s.RecordViolation(Violation{Kind: ScopeOutsideIntent, Time: t0, Detail: long})
+	require.Len(t, s.Violations, 1)
+	d := s.Violations[0].Detail
+	assert.LessOrEqual(t, len(d), MaxViolationDetail)
+	assert.True(t, strings.HasSuffix(d, "..."))
+	assert.True(t, utf8.ValidString(d), "never cuts a character")
 }
