@@ -81,6 +81,11 @@ type backend struct {
 	// live holds the sessions this node has written, with their exact
 	// counters; storage holds reservations ahead of them (see session.go).
 	// chunks holds their last timeline chunks (see storage_timeline.go).
+	// talliesMu guards tallies: each session's refused requests not yet
+	// stored in its record (see countRefused).
+	talliesMu sync.Mutex
+	tallies   map[string]*refusalTally
+
 	liveMu sync.Mutex
 	live   map[string]*trust.Session
 	chunks map[string]*openChunk
@@ -109,6 +114,7 @@ func newBackend() *backend {
 		now:          time.Now,
 		live:         map[string]*trust.Session{},
 		chunks:       map[string]*openChunk{},
+		tallies:      map[string]*refusalTally{},
 	}
 	b.bg = newBackground()
 	b.Backend = &framework.Backend{

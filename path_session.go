@@ -280,7 +280,7 @@ func (b *backend) pathSessionRead(ctx context.Context, req *logical.Request, d *
 	if err != nil || sess == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: sessionData(sess, b.now())}, nil
+	return &logical.Response{Data: sessionData(b.withPendingRefusals(sess), b.now())}, nil
 }
 
 // pathSessionReadOwn answers the caller's own session only: as with
@@ -307,7 +307,7 @@ func (b *backend) pathSessionReadOwn(ctx context.Context, req *logical.Request, 
 	if sess.Creator != caller {
 		return nil, refuseForeign(sess.ID)
 	}
-	return &logical.Response{Data: sessionData(sess, b.now())}, nil
+	return &logical.Response{Data: sessionData(b.withPendingRefusals(sess), b.now())}, nil
 }
 
 func sessionData(s *trust.Session, now time.Time) map[string]interface{} {

@@ -48,6 +48,11 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	if err != nil {
 		return err
 	}
+	// Refused requests counted in memory since their session's record
+	// was last written.
+	if err := b.flushRefusals(ctx, s, cfg); err != nil {
+		b.Logger().Warn("storing counts of refused requests", "error", err)
+	}
 	ids, err := s.List(ctx, sessionsPrefix)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -219,17 +220,127 @@ func (b *backend) withSession(ctx context.Context, s logical.Storage, cfg *agent
 	return b.closeSession(ctx, s, cfg, sess, now)
 }
 
+// refusalFlushInterval bounds how often refused requests write a
+// session's record: at most once per interval per session, however many
+// arrive (the counts in between wait in memory, and are shown by reads).
+const refusalFlushInterval = 10 * time.Second
+
+// refusalTally holds the refused requests of one session not yet stored.
+type refusalTally struct {
+	foreign, inactive trust.CallSummary
+	stored            time.Time // when the record last took them
+}
+
 // countRefused counts a refused request in one of the session's summaries
-// (sum points into sess) and stores the record: the only trace that a
-// foreign caller, or a request on a session no longer active, leaves. It
-// never touches the session's state, budgets, violations or timeline.
+// (sum points into sess: ForeignCalls or InactiveCalls): the only trace
+// that a foreign caller, or a request on a session no longer active,
+// leaves. It never touches the session's state, budgets, violations or
+// timeline, and it writes the record at most once per
+// refusalFlushInterval: a caller cannot turn refused requests into a
+// stream of storage writes. The periodic tidy stores what is left.
 func (b *backend) countRefused(ctx context.Context, s logical.Storage, cfg *agentConfig, sess *trust.Session, sum *trust.CallSummary, caller string, now time.Time) error {
-	sum.Add(caller, now)
-	if sess.State == trust.StateActive {
-		return b.save(ctx, s, cfg, sess, nil, true)
+	b.talliesMu.Lock()
+	t := b.tallies[sess.ID]
+	if t == nil {
+		t = &refusalTally{}
+		b.tallies[sess.ID] = t
 	}
-	// Only active sessions are kept in memory.
-	return putSession(ctx, s, sess)
+	if sum == &sess.ForeignCalls {
+		t.foreign.Add(caller, now)
+	} else {
+		t.inactive.Add(caller, now)
+	}
+	if now.Sub(t.stored) < refusalFlushInterval {
+		b.talliesMu.Unlock()
+		return nil
+	}
+	b.talliesMu.Unlock()
+	return b.storeRefusals(ctx, s, cfg, sess, now)
+}
+
+// withPendingRefusals adds the refused requests not yet stored to a copy
+// of a session about to be shown.
+func (b *backend) withPendingRefusals(sess *trust.Session) *trust.Session {
+	b.talliesMu.Lock()
+	defer b.talliesMu.Unlock()
+	if t := b.tallies[sess.ID]; t != nil {
+		sess.ForeignCalls.Merge(t.foreign)
+		sess.InactiveCalls.Merge(t.inactive)
+	}
+	return sess
+}
+
+// storeRefusals writes a session's pending refused requests into its
+// record. The session's lock must be held.
+func (b *backend) storeRefusals(ctx context.Context, s logical.Storage, cfg *agentConfig, sess *trust.Session, now time.Time) error {
+	b.talliesMu.Lock()
+	t := b.tallies[sess.ID]
+	if t == nil || t.foreign.Count+t.inactive.Count == 0 {
+		b.talliesMu.Unlock()
+		return nil
+	}
+	pending := *t
+	delete(b.tallies, sess.ID)
+	b.tallies[sess.ID] = &refusalTally{stored: now}
+	b.talliesMu.Unlock()
+
+	sess.ForeignCalls.Merge(pending.foreign)
+	sess.InactiveCalls.Merge(pending.inactive)
+	var err error
+	if sess.State == trust.StateActive {
+		err = b.save(ctx, s, cfg, sess, nil, true)
+	} else {
+		// Only active sessions are kept in memory.
+		err = putSession(ctx, s, sess)
+	}
+	if err != nil {
+		// Keep the counts for the next try.
+		b.talliesMu.Lock()
+		if cur := b.tallies[sess.ID]; cur != nil {
+			cur.foreign.Merge(pending.foreign)
+			cur.inactive.Merge(pending.inactive)
+			cur.stored = pending.stored
+		}
+		b.talliesMu.Unlock()
+	}
+	return err
+}
+
+// flushRefusals stores the refused requests still pending for sessions
+// whose last store is older than refusalFlushInterval (the periodic tidy
+// calls it), and forgets the tallies of sessions that are gone.
+func (b *backend) flushRefusals(ctx context.Context, s logical.Storage, cfg *agentConfig) error {
+	now := b.now()
+	b.talliesMu.Lock()
+	var due []string
+	for id, t := range b.tallies {
+		switch {
+		case t.foreign.Count+t.inactive.Count > 0 && now.Sub(t.stored) >= refusalFlushInterval:
+			due = append(due, id)
+		case t.foreign.Count+t.inactive.Count == 0 && now.Sub(t.stored) >= refusalFlushInterval:
+			delete(b.tallies, id)
+		}
+	}
+	b.talliesMu.Unlock()
+	var errs []error
+	for _, id := range due {
+		sess, unlock, err := b.lockSession(ctx, s, id)
+		if isNoSession(err) {
+			b.talliesMu.Lock()
+			delete(b.tallies, id)
+			b.talliesMu.Unlock()
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := b.storeRefusals(ctx, s, cfg, sess, now); err != nil {
+			errs = append(errs, fmt.Errorf("storing refused requests of session %s: %w", id, err))
+		}
+		unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // applyViolation records v against the session (already locked), revokes

@@ -5,7 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -108,4 +110,60 @@ func TestBudgetNeverExceededAcrossRestarts(t *testing.T) {
 		require.False(t, seen[e["seq"]], "event seq %v reused", e["seq"])
 		seen[e["seq"]] = true
 	}
+}
+
+// Refused requests write a session's record at most once per
+// refusalFlushInterval, however many arrive; reads show every one, and
+// the periodic tidy stores what is pending.
+func TestRefusedRequestsDoNotBecomeAStreamOfWrites(t *testing.T) {
+	b, s := testBackend(t)
+	now := time.Now()
+	b.now = func() time.Time { return now }
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	// The first credential creates the signing key: a write of its own.
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
+
+	counting := &countingStorage{Storage: s}
+	for i := 0; i < 50; i++ {
+		_, err := issue(t, b, counting, agentB, id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
+		require.ErrorContains(t, err, "belongs to another caller")
+	}
+	assert.Equal(t, 1, counting.writes(), "the first refusal is stored at once, the next 49 wait")
+	shown := mustDo(t, b, s, agentA, logical.ReadOperation, "session/"+id, nil).Data["foreign_calls"].(map[string]interface{})
+	assert.EqualValues(t, 50, shown["count"], "reads show the pending ones")
+
+	stored, err := readSession(context.Background(), s, id)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, stored.ForeignCalls.Count)
+
+	now = now.Add(refusalFlushInterval)
+	require.NoError(t, b.tidy(context.Background(), s))
+	stored, err = readSession(context.Background(), s, id)
+	require.NoError(t, err)
+	assert.EqualValues(t, 50, stored.ForeignCalls.Count, "the tidy stored them")
+	assert.Equal(t, "entity-b", stored.ForeignCalls.LastCaller)
+	shown = mustDo(t, b, s, agentA, logical.ReadOperation, "session/"+id, nil).Data["foreign_calls"].(map[string]interface{})
+	assert.EqualValues(t, 50, shown["count"], "nothing counted twice")
+
+	// After the interval, the next refusal is stored at once again.
+	counting.reset()
+	now = now.Add(refusalFlushInterval)
+	_, err = issue(t, b, counting, agentB, id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
+	require.Error(t, err)
+	assert.Equal(t, 1, counting.writes())
+}
+
+func TestCallSummaryMerge(t *testing.T) {
+	var a, b trust.CallSummary
+	a.Add("x", time.Unix(10, 0))
+	b.Add("y", time.Unix(5, 0))
+	b.Add("z", time.Unix(20, 0))
+	a.Merge(b)
+	assert.EqualValues(t, 3, a.Count)
+	assert.Equal(t, time.Unix(5, 0), a.First)
+	assert.Equal(t, time.Unix(20, 0), a.Last)
+	assert.Equal(t, "z", a.LastCaller)
+	a.Merge(trust.CallSummary{})
+	assert.EqualValues(t, 3, a.Count)
 }

@@ -244,6 +244,20 @@ func (c *CallSummary) Add(caller string, now time.Time) {
 	c.LastCaller = caller
 }
 
+// Merge adds o's requests to c.
+func (c *CallSummary) Merge(o CallSummary) {
+	if o.Count == 0 {
+		return
+	}
+	if c.Count == 0 || o.First.Before(c.First) {
+		c.First = o.First
+	}
+	if !o.Last.Before(c.Last) {
+		c.Last, c.LastCaller = o.Last, o.LastCaller
+	}
+	c.Count += o.Count
+}
+
 // ActiveAt reports whether the session was active at t (t at or after its
 // start): before it ended, was revoked or expired, and before its lease
 // ran out.
