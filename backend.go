@@ -159,10 +159,11 @@ func newBackend() *backend {
 		Secrets: []*framework.Secret{
 			secretSession(b),
 		},
-		Invalidate:   b.invalidate,
-		Clean:        b.clean,
-		PeriodicFunc: b.periodic,
-		WALRollback:  b.walRollback,
+		InitializeFunc: b.initialize,
+		Invalidate:     b.invalidate,
+		Clean:          b.clean,
+		PeriodicFunc:   b.periodic,
+		WALRollback:    b.walRollback,
 		// A close interrupted for longer than this is completed by the
 		// rollback manager.
 		WALRollbackMinAge: 10 * time.Second,

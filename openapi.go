@@ -207,6 +207,7 @@ func revocationsResponses() map[int][]framework.Response {
 	return okResponses(map[string]*framework.FieldSchema{
 		"version":  required(framework.TypeInt64, "Grows with every change to the list."),
 		"sessions": required(framework.TypeSlice, "The closed sessions whose credentials may be unexpired (with after, only those added since), each {id, revoked_at, exp, version} with times in Unix seconds and the list version that added it."),
+		"epoch":    required(framework.TypeString, "The name of this history of the list (empty until its first change). A list that starts again, its storage wiped or restored, has another: a client that held another epoch gets complete=true and must replace its list, even at a lower version."),
 		"complete": required(framework.TypeBool, "Whether sessions is the whole list: always without after; with after, false for a delta and true when after was a version this list never had."),
 	})
 }

@@ -49,7 +49,8 @@ func TestRoleRejectsBadFieldsAndStoresNothing(t *testing.T) {
 		{map[string]interface{}{"scopes": "read:x", "audiences": "a", "max_depth": "deep"}, "max_depth"},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
-			b, s := testBackend(t)
+			b, _ := testBackend(t)
+			s := &logical.InmemStorage{} // nothing at all, not even what the mount's start writes
 			_, err := do(t, b, s, agentA, logical.CreateOperation, "roles/r", tc.data)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.field)

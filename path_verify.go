@@ -43,6 +43,12 @@ func pathVerify(b *backend) []*framework.Path {
 						"complete=true when the answer is the whole list instead (a version this list never had).",
 					Query: true,
 				},
+				"epoch": {
+					Type: framework.TypeString,
+					Description: "With after: the epoch of the list the client holds. Another epoch (the list " +
+						"started a new history) gets the whole list, complete=true.",
+					Query: true,
+				},
 				"wait": {
 					Type: framework.TypeDurationSecond,
 					Description: "With after: hold the answer until the list's version passes after, for at most " +
@@ -118,7 +124,7 @@ func (b *backend) pathRevocationsRead(ctx context.Context, req *logical.Request,
 	case wait > 0 && after == nil:
 		return nil, badField("wait", "needs after: a query waits for a version after the one its client holds")
 	}
-	view, err := b.waitRevocations(ctx, req.Storage, after, wait)
+	view, err := b.waitRevocations(ctx, req.Storage, after, strings.TrimSpace(d.Get("epoch").(string)), wait)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +134,7 @@ func (b *backend) pathRevocationsRead(ctx context.Context, req *logical.Request,
 	}
 	return &logical.Response{Data: map[string]interface{}{
 		"version":  view.version,
+		"epoch":    view.epoch,
 		"sessions": sessions,
 		"complete": view.complete,
 	}}, nil
@@ -247,7 +254,10 @@ something is, for at most wait (60s at most):
 
 The answer holds only the sessions added after version 41 (complete=false),
 or the whole list with complete=true when 41 is a version this list never
-had (its storage was wiped, or it is another engine). A session's close
+had. Every answer names the list's epoch, one history of it: a list whose
+storage was wiped or restored starts another. A client that sends the
+epoch it holds (&epoch=...) gets the whole list, complete=true, when the
+epoch changed, and replaces its list even at a lower version. A session's close
 answers every held query on the active node within milliseconds; a
 performance standby answers once the change reaches it, and a standby of an
 HA cluster forwards the query to the active node. A node holds at most 4096

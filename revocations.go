@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
@@ -36,6 +37,9 @@ const (
 type revocations struct {
 	loaded  bool
 	version uint64
+	// epoch names this history of the list (stored with
+	// revocationsVersionKey, made at the first change).
+	epoch string
 	// buckets by storage key, and the bucket that lists each session.
 	buckets map[string]*trust.RevocationList
 	listed  map[string]string
@@ -74,7 +78,9 @@ func (b *backend) loadRevocations(ctx context.Context, s logical.Storage) (*revo
 			continue
 		}
 		r.version = max(r.version, list.Version)
-		if key != revocationsVersionKey {
+		if key == revocationsVersionKey {
+			r.epoch = list.Epoch
+		} else {
 			r.buckets[key] = &list
 			for _, e := range list.Sessions {
 				r.listed[e.ID] = key
@@ -93,6 +99,25 @@ func (b *backend) forgetRevocations() {
 	b.revs = revocations{}
 	b.revocationsChanged()
 	b.revocationsLock.Unlock()
+}
+
+// ensureEpoch gives the list its epoch before its first change: a random
+// name for this history, stored once with the version marker.
+// revocationsLock must be held.
+func (b *backend) ensureEpoch(ctx context.Context, s logical.Storage, r *revocations) error {
+	if r.epoch != "" {
+		return nil
+	}
+	epoch, err := uuid.GenerateUUID()
+	if err != nil {
+		return err
+	}
+	if err := putJSON(ctx, s, revocationsVersionKey, &trust.RevocationList{Version: r.version, Epoch: epoch}); err != nil {
+		b.revs = revocations{}
+		return err
+	}
+	r.epoch = epoch
+	return nil
 }
 
 // revocationsChanged wakes every blocking query. revocationsLock must be
@@ -115,6 +140,9 @@ func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *tr
 	}
 	if _, ok := r.listed[sess.ID]; ok {
 		return nil
+	}
+	if err := b.ensureEpoch(ctx, s, r); err != nil {
+		return err
 	}
 	key := r.bucketFor(sess.TokensValidUntil())
 	// The bucket is written at the list's next version: Add raises it.
@@ -143,6 +171,7 @@ func (b *backend) addRevocation(ctx context.Context, s logical.Storage, sess *tr
 type revocationView struct {
 	sessions []trust.ClosedSession
 	version  uint64
+	epoch    string
 	complete bool
 	changed  <-chan struct{}
 }
@@ -150,9 +179,9 @@ type revocationView struct {
 // listRevocations returns the sessions to serve at now, oldest revocation
 // first, with the list's version: all of them when after is nil, and
 // otherwise only those added after version *after (a delta). A delta from
-// a version the list never had (after a restart on fresh storage, or from
-// another engine) is the whole list, marked complete.
-func (b *backend) listRevocations(ctx context.Context, s logical.Storage, now time.Time, after *uint64) (revocationView, error) {
+// a version the list never had, or of another epoch (its storage wiped or
+// restored, or another engine), is the whole list, marked complete.
+func (b *backend) listRevocations(ctx context.Context, s logical.Storage, now time.Time, after *uint64, epoch string) (revocationView, error) {
 	b.revocationsLock.Lock()
 	defer b.revocationsLock.Unlock()
 	r, err := b.loadRevocations(ctx, s)
@@ -162,7 +191,8 @@ func (b *backend) listRevocations(ctx context.Context, s logical.Storage, now ti
 	if b.revsChanged == nil {
 		b.revsChanged = make(chan struct{})
 	}
-	view := revocationView{version: r.version, complete: after == nil || *after > r.version, changed: b.revsChanged}
+	view := revocationView{version: r.version, epoch: r.epoch, changed: b.revsChanged,
+		complete: after == nil || *after > r.version || (epoch != "" && epoch != r.epoch)}
 	for _, bucket := range r.buckets {
 		for _, e := range bucket.Sessions {
 			if e.Listed(now) && (view.complete || e.Version > *after) {
@@ -189,8 +219,8 @@ const (
 // runs out, or the client goes away), costing no storage read and no
 // goroutine while it waits: the list is in memory, and the query sleeps
 // on the channel that the next change closes.
-func (b *backend) waitRevocations(ctx context.Context, s logical.Storage, after *uint64, wait time.Duration) (revocationView, error) {
-	view, err := b.listRevocations(ctx, s, b.now(), after)
+func (b *backend) waitRevocations(ctx context.Context, s logical.Storage, after *uint64, epoch string, wait time.Duration) (revocationView, error) {
+	view, err := b.listRevocations(ctx, s, b.now(), after, epoch)
 	if err != nil || after == nil || wait <= 0 || view.complete || view.version > *after {
 		return view, err
 	}
@@ -209,7 +239,7 @@ func (b *backend) waitRevocations(ctx context.Context, s logical.Storage, after 
 		case <-ctx.Done():
 			return view, nil
 		}
-		if view, err = b.listRevocations(ctx, s, b.now(), after); err != nil {
+		if view, err = b.listRevocations(ctx, s, b.now(), after, epoch); err != nil {
 			return view, err
 		}
 	}
@@ -236,8 +266,11 @@ func (b *backend) pruneRevocations(ctx context.Context, s logical.Storage, now t
 		return nil
 	}
 	slices.Sort(gone)
+	if err := b.ensureEpoch(ctx, s, r); err != nil {
+		return err
+	}
 	next := r.version + 1
-	if err := putJSON(ctx, s, revocationsVersionKey, &trust.RevocationList{Version: next}); err != nil {
+	if err := putJSON(ctx, s, revocationsVersionKey, &trust.RevocationList{Version: next, Epoch: r.epoch}); err != nil {
 		b.revs = revocations{}
 		return err
 	}
@@ -254,4 +287,19 @@ func (b *backend) pruneRevocations(ctx context.Context, s logical.Storage, now t
 		delete(r.buckets, key)
 	}
 	return nil
+}
+
+// initialize runs when the mount starts on the active node: it gives the
+// revocation list its epoch there, so that no session's close pays for it.
+func (b *backend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
+	if !b.ownsStorage() {
+		return nil
+	}
+	b.revocationsLock.Lock()
+	defer b.revocationsLock.Unlock()
+	r, err := b.loadRevocations(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	return b.ensureEpoch(ctx, req.Storage, r)
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func endedSession(id string, now, exp time.Time) *trust.Session {
 
 func revocationIDs(t *testing.T, b *backend, s logical.Storage, now time.Time) ([]string, uint64) {
 	t.Helper()
-	view, err := b.listRevocations(context.Background(), s, now, nil)
+	view, err := b.listRevocations(context.Background(), s, now, nil, "")
 	require.NoError(t, err)
 	require.True(t, view.complete)
 	ids := []string{}
@@ -46,7 +47,7 @@ func TestRevocationsAreBucketedByExpiry(t *testing.T) {
 		require.NoError(t, b.addRevocation(ctx, s, endedSession(id, at, now.Add(time.Duration(i%10)*time.Minute+5*time.Minute)), at))
 		want = append(want, id)
 	}
-	keys, err := s.List(ctx, revocationsPrefix)
+	keys, err := revocationBuckets(ctx, s)
 	require.NoError(t, err)
 	assert.Len(t, keys, 10)
 	for _, k := range keys {
@@ -101,7 +102,7 @@ func TestRevocationsReadAfterAnotherNodeWrites(t *testing.T) {
 	ids, _ := revocationIDs(t, standby, s, now)
 	assert.Empty(t, ids)
 	require.NoError(t, active.addRevocation(ctx, s, endedSession("x", now, now.Add(time.Minute)), now))
-	keys, err := s.List(ctx, revocationsPrefix)
+	keys, err := revocationBuckets(ctx, s)
 	require.NoError(t, err)
 	require.Len(t, keys, 1)
 	standby.invalidate(ctx, revocationsPrefix+keys[0])
@@ -119,7 +120,7 @@ func TestRevocationBucketsAreBounded(t *testing.T) {
 	for i := 0; i < 600; i++ {
 		require.NoError(t, b.addRevocation(ctx, s, endedSession(fmt.Sprintf("s%03d", i), now, now.Add(time.Hour)), now))
 	}
-	keys, err := s.List(ctx, revocationsPrefix)
+	keys, err := revocationBuckets(ctx, s)
 	require.NoError(t, err)
 	assert.Len(t, keys, 3)
 	for _, k := range keys {
@@ -324,4 +325,44 @@ func TestRevocationsBlockingQueryWakesOnInvalidation(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the invalidation did not wake the held query")
 	}
+}
+
+// revocationBuckets lists the revocation list's buckets (its storage
+// entries but the version marker).
+func revocationBuckets(ctx context.Context, s logical.Storage) ([]string, error) {
+	keys, err := s.List(ctx, revocationsPrefix)
+	return slices.DeleteFunc(keys, func(k string) bool { return revocationsPrefix+k == revocationsVersionKey }), err
+}
+
+// The list has an epoch from the mount's start, kept across restarts; a
+// list that starts again on fresh storage has another, and a client that
+// held the old one gets the whole new list, complete, whatever its version.
+func TestRevocationsEpoch(t *testing.T) {
+	s := &logical.InmemStorage{}
+	b := newTestBackendOn(t, s)
+	ctx := context.Background()
+	now := time.Now()
+	first, err := revocationsQuery(t, b, s, nil)
+	require.NoError(t, err)
+	epoch := first.Data["epoch"].(string)
+	require.NotEmpty(t, epoch, "made when the mount started")
+	for _, id := range []string{"a", "b"} {
+		require.NoError(t, b.addRevocation(ctx, s, endedSession(id, now, now.Add(time.Hour)), now))
+	}
+	restarted := newTestBackendOn(t, s)
+	same, err := revocationsQuery(t, restarted, s, map[string]interface{}{"after": 1, "epoch": epoch})
+	require.NoError(t, err)
+	assert.Equal(t, epoch, same.Data["epoch"], "a restart keeps the epoch")
+	assert.Equal(t, false, same.Data["complete"])
+	assert.Equal(t, []string{"b"}, sessionIDsOf(same))
+
+	// Storage wiped: a new history, at a lower version.
+	wiped := &logical.InmemStorage{}
+	fresh := newTestBackendOn(t, wiped)
+	require.NoError(t, fresh.addRevocation(ctx, wiped, endedSession("c", now, now.Add(time.Hour)), now))
+	again, err := revocationsQuery(t, fresh, wiped, map[string]interface{}{"after": 1, "epoch": epoch})
+	require.NoError(t, err)
+	assert.NotEqual(t, epoch, again.Data["epoch"])
+	assert.Equal(t, true, again.Data["complete"], "another epoch: the whole list, though version 1 is not above 1")
+	assert.Equal(t, []string{"c"}, sessionIDsOf(again))
 }

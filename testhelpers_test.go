@@ -51,6 +51,8 @@ func newTestBackendOn(t testing.TB, s logical.Storage, configure ...func(*logica
 	require.NoError(t, err)
 	b := raw.(*backend)
 	t.Cleanup(func() { b.Cleanup(context.Background()) })
+	// As Vault does when the mount starts on the active node.
+	require.NoError(t, b.Initialize(context.Background(), &logical.InitializationRequest{Storage: s}))
 	return b
 }
 

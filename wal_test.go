@@ -34,6 +34,8 @@ func writesToEndSession(t *testing.T, n int, action string) int {
 	t.Helper()
 	b, _ := testBackend(t)
 	s := &countingStorage{Storage: &logical.InmemStorage{}}
+	// As Vault does when the mount starts on the active node.
+	require.NoError(t, b.Initialize(context.Background(), &logical.InitializationRequest{Storage: s}))
 	writeRole(t, b, s, "web", map[string]interface{}{"max_steps": 1000, "max_rate": 100000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	tokens := make([]string, 0, n)

@@ -34,6 +34,10 @@ func (r ClosedSession) Listed(now time.Time) bool {
 type RevocationList struct {
 	Version  uint64          `json:"version"`
 	Sessions []ClosedSession `json:"sessions"`
+	// Epoch names one history of the list: a list that starts again (its
+	// storage wiped, or restored from an older snapshot) has another, so
+	// that a verifier can tell a new history from a rollback.
+	Epoch string `json:"epoch,omitempty"`
 }
 
 // Add lists a session that stopped being active at now, dropping entries

@@ -54,9 +54,10 @@ func TestBlockingQueryLearnsOfACloseAtOnce(t *testing.T) {
 	assert.Equal(t, []string{"", "after=3&wait=30", "after=4&wait=30"}, qs)
 }
 
-// A complete answer (the engine restarted with fresh storage, or the
-// version asked for is unknown to it) replaces the list held; a delta
-// older than the version held is refused and changes nothing.
+// Without epochs (answers that name none), the version alone orders the
+// list: an answer older than the version held is refused and changes
+// nothing, complete or not; a newer delta adds, a newer complete answer
+// replaces. (TestRevocationEpochs covers a new history.)
 func TestBlockingQueryCompleteAndRollback(t *testing.T) {
 	k := genKey(t, token.AlgEdDSA)
 	f := newFakeEngine(t, k)
@@ -177,3 +178,41 @@ func TestRevocationWaitConfig(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A complete list from another history of the engine's list (another
+// epoch: its storage was wiped or restored) replaces the list held even at
+// a lower version; within one history the list never goes backwards. The
+// verifier names the epoch it holds in its queries.
+func TestRevocationEpochs(t *testing.T) {
+	k := genKey(t, token.AlgEdDSA)
+	f := newFakeEngine(t, k)
+	exp := itoa(t0.Add(time.Hour).Unix())
+	f.setRevocationBody(`{"data":{"version":5,"epoch":"E1","complete":true,"sessions":[{"id":"a","exp":` + exp + `}]}}`)
+	v := newVerifier(t, testConfig(f, newClock(t0)))
+	ctx := context.Background()
+	require.True(t, v.SessionClosed("a"))
+
+	f.setRevocationBody(`{"data":{"version":2,"epoch":"E2","complete":true,"sessions":[{"id":"c","exp":` + exp + `}]}}`)
+	changed, err := v.waitRevocations(ctx, 0)
+	require.NoError(t, err)
+	assert.True(t, changed)
+	assert.False(t, v.SessionClosed("a"), "a new history replaces the list")
+	assert.True(t, v.SessionClosed("c"))
+	qs := f.queries()
+	assert.Contains(t, qs[len(qs)-1], "epoch=E1", "the query named the epoch held")
+
+	// Within E2, a lower version is a rollback.
+	f.setRevocationBody(`{"data":{"version":1,"epoch":"E2","complete":true,"sessions":[]}}`)
+	_, err = v.waitRevocations(ctx, 0)
+	require.ErrorContains(t, err, "older than the version 2 held")
+	assert.True(t, v.SessionClosed("c"))
+	// A delta (not complete) from another epoch is no new history either.
+	f.setRevocationBody(`{"data":{"version":1,"epoch":"E3","complete":false,"sessions":[]}}`)
+	_, err = v.waitRevocations(ctx, 0)
+	require.Error(t, err)
+	assert.True(t, v.SessionClosed("c"))
+	// PollRevocations (a whole list) follows a new history too.
+	f.setRevocationBody(`{"data":{"version":1,"epoch":"E4","sessions":[]}}`)
+	require.NoError(t, v.PollRevocations(ctx))
+	assert.False(t, v.SessionClosed("c"))
+}

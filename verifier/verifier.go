@@ -43,6 +43,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,6 +187,7 @@ type Verifier struct {
 	keyFetch  *keyFetch        // the JWKS fetch under way, if any
 	closed    map[string]int64 // session ID -> exp
 	revVer    uint64
+	revEpoch  string // the history of the list held (see revocations' epoch)
 	revSynced bool
 	lastSync  time.Time // last successful revocation sync
 
@@ -569,6 +571,7 @@ func (v *Verifier) fetchKeys(ctx context.Context) error {
 type revocationAnswer struct {
 	Data *struct {
 		Version  *uint64 `json:"version"`
+		Epoch    string  `json:"epoch"`
 		Complete bool    `json:"complete"`
 		Sessions *[]struct {
 			ID  string `json:"id"`
@@ -580,32 +583,32 @@ type revocationAnswer struct {
 // decodeRevocations checks an answer of revocations: a valid list has
 // data, a version, sessions as a list of entries with IDs, and no entry
 // at version 0.
-func decodeRevocations(body []byte) (version uint64, complete bool, entries map[string]int64, err error) {
+func decodeRevocations(body []byte) (version uint64, epoch string, complete bool, entries map[string]int64, err error) {
 	var out revocationAnswer
 	if err := json.Unmarshal(body, &out); err != nil {
-		return 0, false, nil, fmt.Errorf("verifier: decoding revocations: %w", err)
+		return 0, "", false, nil, fmt.Errorf("verifier: decoding revocations: %w", err)
 	}
 	d := out.Data
 	switch {
 	case d == nil:
-		return 0, false, nil, errors.New("verifier: revocations: the answer has no data")
+		return 0, "", false, nil, errors.New("verifier: revocations: the answer has no data")
 	case d.Version == nil:
-		return 0, false, nil, errors.New("verifier: revocations: the answer has no version")
+		return 0, "", false, nil, errors.New("verifier: revocations: the answer has no version")
 	case d.Sessions == nil:
-		return 0, false, nil, errors.New("verifier: revocations: the answer's sessions are not a list")
+		return 0, "", false, nil, errors.New("verifier: revocations: the answer's sessions are not a list")
 	case *d.Version == 0 && len(*d.Sessions) > 0:
 		// Version 0 is the empty list of an engine that never listed a
 		// session.
-		return 0, false, nil, errors.New("verifier: revocations: a non-empty list at version 0")
+		return 0, "", false, nil, errors.New("verifier: revocations: a non-empty list at version 0")
 	}
 	entries = make(map[string]int64, len(*d.Sessions))
 	for _, s := range *d.Sessions {
 		if s.ID == "" {
-			return 0, false, nil, errors.New("verifier: revocations: an entry has no id")
+			return 0, "", false, nil, errors.New("verifier: revocations: an entry has no id")
 		}
 		entries[s.ID] = s.Exp
 	}
-	return *d.Version, d.Complete, entries, nil
+	return *d.Version, d.Epoch, d.Complete, entries, nil
 }
 
 // waitRevocations sends one blocking query for what was added after the
@@ -615,27 +618,31 @@ func decodeRevocations(body []byte) (version uint64, complete bool, entries map[
 // error and changes nothing. It reports whether the list changed.
 func (v *Verifier) waitRevocations(ctx context.Context, wait time.Duration) (bool, error) {
 	v.mu.RLock()
-	synced, held := v.revSynced, v.revVer
+	synced, held, heldEpoch := v.revSynced, v.revVer, v.revEpoch
 	v.mu.RUnlock()
 	path := "/revocations"
 	if synced {
 		path += fmt.Sprintf("?after=%d&wait=%d", held, int(wait/time.Second))
+		if heldEpoch != "" {
+			path += "&epoch=" + url.QueryEscape(heldEpoch)
+		}
 	}
 	body, err := v.get(ctx, path)
 	if err != nil {
 		return false, fmt.Errorf("verifier: fetching revocations: %w", err)
 	}
-	version, complete, entries, err := decodeRevocations(body)
+	version, epoch, complete, entries, err := decodeRevocations(body)
 	if err != nil {
 		return false, err
 	}
 	complete = complete || !synced
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.revSynced && version < v.revVer {
+	newHistory := v.newHistory(epoch, complete)
+	if v.revSynced && version < v.revVer && !newHistory {
 		return false, fmt.Errorf("verifier: revocations: refusing version %d, older than the version %d held", version, v.revVer)
 	}
-	changed := !v.revSynced || version > v.revVer
+	changed := !v.revSynced || version > v.revVer || newHistory
 	if changed {
 		if complete {
 			v.closed = entries
@@ -650,10 +657,19 @@ func (v *Verifier) waitRevocations(ctx context.Context, wait time.Duration) (boo
 			}
 			maps.Copy(v.closed, entries)
 		}
-		v.revVer, v.revSynced = version, true
+		v.revVer, v.revEpoch, v.revSynced = version, epoch, true
 	}
 	v.lastSync = v.cfg.Now()
 	return changed, nil
+}
+
+// newHistory reports whether a complete answer comes from another
+// history of the list than the one held (its epoch changed: the engine's
+// storage was wiped or restored): it replaces the list held even at a
+// lower version. Within one history the list never goes backwards. v.mu
+// must be held.
+func (v *Verifier) newHistory(epoch string, complete bool) bool {
+	return complete && v.revSynced && v.revEpoch != "" && epoch != "" && epoch != v.revEpoch
 }
 
 // PollRevocations fetches the whole revocation list now (the background
@@ -669,17 +685,18 @@ func (v *Verifier) PollRevocations(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("verifier: fetching revocations: %w", err)
 	}
-	version, _, m, err := decodeRevocations(body)
+	version, epoch, _, m, err := decodeRevocations(body)
 	if err != nil {
 		return err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	newHistory := v.newHistory(epoch, true)
 	switch {
-	case v.revSynced && version < v.revVer:
+	case v.revSynced && version < v.revVer && !newHistory:
 		return fmt.Errorf("verifier: revocations: refusing version %d, older than the version %d held", version, v.revVer)
-	case !v.revSynced || version > v.revVer:
-		v.closed, v.revVer, v.revSynced = m, version, true
+	case !v.revSynced || version > v.revVer || newHistory:
+		v.closed, v.revVer, v.revEpoch, v.revSynced = m, version, epoch, true
 	}
 	v.lastSync = v.cfg.Now()
 	return nil
