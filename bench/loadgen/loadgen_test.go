@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sampleResults() *Results {
@@ -25,6 +26,21 @@ func sampleResults() *Results {
 		Verify:  &VerifyResult{RawPerSec: 20000, VerifierPS: 17000, TokenPerSec: 17500, AuthorizePS: 16000},
 		Storage: []StorageSample{{N: 100, SnapshotDelta: 40000, RawDelta: 42000}, {N: 100000, SnapshotDelta: 400000, RawDelta: 420000}},
 		Memory:  []MemSample{{Issued: 0, RSSKB: 30000, PID: 7}, {Issued: 25000, RSSKB: 31000, PID: 7}, {Issued: 100000, RSSKB: 31500, PID: 7}},
+		Propagation: &PropagationResult{
+			PollS: 5, StepMaxTTLS: 60, GraceS: 60, Rounds: 5, SweepUs: 250,
+			Rows: []PropagationRow{
+				{Method: propPoll, N: 1, Rounds: 5, SamplesMs: []float64{100, 2000, 4900}, P50ms: 2000, P99ms: 4900, MaxMs: 4900},
+				{Method: propPoll, N: 100, Rounds: 5, SamplesMs: []float64{40, 2500, 5000}, P50ms: 2500, P99ms: 5000, MaxMs: 5000},
+				{Method: propBlocking, N: 1, Rounds: 5, SamplesMs: []float64{9, 11}, P50ms: 9, P99ms: 11, MaxMs: 11},
+				{Method: propBlocking, N: 10, Rounds: 5, SamplesMs: []float64{9, 12}, P50ms: 9, P99ms: 12, MaxMs: 12},
+				{Method: propBlocking, N: 100, Rounds: 5, SamplesMs: []float64{10, 30}, P50ms: 10, P99ms: 30, MaxMs: 30},
+				{Method: propSSF, N: 1, NotMeasured: "the engine has no SSF streams"},
+			},
+			Bytes: []KillBytes{
+				{KillsPerMin: 1000, ListTarget: 2000, ListEntries: 2000, FullWire: 203331, FullBody: 203112, DeltaWire: 520, NewVerifierOK: true},
+				{KillsPerMin: 10000, ListTarget: 20000, ListEntries: 8000, Filled: 6000, FillSeconds: 60, FullWire: 815331, FullBody: 815112, DeltaWire: 522, NewVerifierOK: true},
+			},
+		},
 	}
 }
 
@@ -59,7 +75,8 @@ func TestSVGIsWellFormed(t *testing.T) {
 
 func TestVerdicts(t *testing.T) {
 	vs := sampleResults().verdicts()
-	want := map[string]string{"1": "yes", "2a": "yes", "2b": "yes", "3": "yes", "4a": "partly: yes in sessions of 100,000, no in sessions of 100", "4b": "yes"}
+	want := map[string]string{"1": "yes", "2a": "yes", "2b": "yes", "3": "yes", "4a": "partly: yes in sessions of 100,000, no in sessions of 100", "4b": "yes",
+		"5a": "yes", "5b": "not measured", "5c": "yes"}
 	for _, v := range vs {
 		if w, ok := want[v.ID]; ok && v.Met != w {
 			t.Errorf("target %s: met %q, want %q (%s)", v.ID, v.Met, w, v.Measured)
@@ -155,5 +172,101 @@ func TestHelpers(t *testing.T) {
 	}
 	if loopback("http://10.0.0.1:8200") || loopback("http://127.0.0.1.example.com:80") {
 		t.Error("non-loopback address accepted")
+	}
+}
+
+func TestPropagationReport(t *testing.T) {
+	r := sampleResults()
+	md := renderMarkdown(r, "BENCHMARKS.svg")
+	for _, want := range []string{
+		"## 5. Kill → refusal",
+		"| (b) blocking query | 100 | 5 | 2 | 10.0 ms | **30.0 ms** |",
+		"| (c) SSF push | 1 | – | – | – | – | – | – | not measured in this run: the engine has no SSF streams |",
+		"| 1,000 | 2,000 | 2,000 | – | 203,331 B | 2,440 B | **520 B** | yes |",
+		"| 10,000 | 20,000 | 8,000 (40%) | 6,000 sessions in 60 s | 815,331 B | 978 B (the list at 40%) | **522 B** | yes |",
+		// (815,331 − 203,331) / 6,000 = 102 B per session; the full list
+		// of 20,000 extrapolated is past the verifier's 1 MiB.
+		"Each listed session adds 102 B",
+		"more than the 1,048,576 B a verifier reads",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown is missing %q:\n%s", want, md)
+		}
+	}
+	// Verdict 5a names every N; one N missing says so.
+	r.Propagation.Rows = r.Propagation.Rows[:4]
+	for _, v := range r.verdicts() {
+		if v.ID == "5a" && v.Met != "not measured at 100 (yes at 1, 10)" {
+			t.Errorf("5a: met %q", v.Met)
+		}
+	}
+	// A missed refusal fails the target.
+	r = sampleResults()
+	r.Propagation.Rows[4].Missed = 1
+	for _, v := range r.verdicts() {
+		if v.ID == "5a" && v.Met != "no" {
+			t.Errorf("5a with a missed refusal: met %q", v.Met)
+		}
+	}
+	// Deltas that grow with the list fail 5c.
+	r.Propagation.Bytes[1].DeltaWire = 2000
+	for _, v := range r.verdicts() {
+		if v.ID == "5c" && v.Met != "no" {
+			t.Errorf("5c: met %q (%s)", v.Met, v.Measured)
+		}
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	var xs []float64
+	for i := 100; i >= 1; i-- {
+		xs = append(xs, float64(i))
+	}
+	for _, c := range []struct{ p, want float64 }{{0.5, 50}, {0.99, 99}, {1, 100}, {0.001, 1}} {
+		if got := quantile(xs, c.p); got != c.want {
+			t.Errorf("quantile(1..100, %v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if xs[0] != 100 {
+		t.Error("quantile sorted its argument")
+	}
+	// Few samples: the p99 is the slowest, the p50 the middle one.
+	five := []float64{5, 1, 4, 2, 3}
+	if quantile(five, 0.99) != 5 || quantile(five, 0.5) != 3 {
+		t.Errorf("quantile of 5 samples: p99 %v, p50 %v", quantile(five, 0.99), quantile(five, 0.5))
+	}
+	if quantile(nil, 0.5) != 0 {
+		t.Error("quantile of nothing")
+	}
+}
+
+func TestBytesPerKill(t *testing.T) {
+	// A full list of 200,000 B polled every 5 s: 12 × 200,000 B a minute,
+	// shared by 1,000 kills.
+	if got := pollBytesPerKill(200000, 5*time.Second, 1000); got != 2400 {
+		t.Errorf("pollBytesPerKill = %v, want 2400", got)
+	}
+	if got := pollBytesPerKill(2000000, 5*time.Second, 10000); got != 2400 {
+		t.Errorf("pollBytesPerKill = %v, want 2400", got)
+	}
+	if got := pollBytesPerKill(1, 0, 1000); got != 0 {
+		t.Errorf("pollBytesPerKill with no interval = %v", got)
+	}
+	// Listed for 60 s of credentials plus the 1-minute grace.
+	if got := listTarget(1000, 2*time.Minute); got != 2000 {
+		t.Errorf("listTarget = %d", got)
+	}
+	if got := listTarget(10000, 2*time.Minute); got != 20000 {
+		t.Errorf("listTarget = %d", got)
+	}
+	bs := []KillBytes{{ListEntries: 2000, FullWire: 200300}, {ListEntries: 8000, FullWire: 800300}}
+	if got := bytesPerEntry(bs); got != 100 {
+		t.Errorf("bytesPerEntry = %v, want 100", got)
+	}
+	if got := bytesPerEntry(bs[:1]); got != 100.15 {
+		t.Errorf("bytesPerEntry of one list = %v", got)
+	}
+	if durLabel(60) != "1 min" || durLabel(5) != "5 s" || durLabel(120) != "2 min" || durLabel(90) != "90 s" {
+		t.Errorf("durLabel: %s %s %s %s", durLabel(60), durLabel(5), durLabel(120), durLabel(90))
 	}
 }

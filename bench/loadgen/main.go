@@ -13,7 +13,15 @@
 //     storage growth per credential and the plugin's memory along the way;
 //   - revoke:   time Vault takes to revoke a token with C child tokens;
 //   - verify:   offline verification per second in the verifier and token
-//     packages beside raw ed25519.Verify.
+//     packages beside raw ed25519.Verify;
+//   - propagation: kill → refusal (issue 15 §3): the time from ending a
+//     session to its credentials being refused by 1, 10 and 100 resource
+//     servers (real verifier.Verifier instances in this process), learning
+//     of it by (a) polling the whole revocation list every 5s, (b) a
+//     blocking revocations query with deltas (the verifier's default) and
+//     (c) SSF push to the verifier's SET receiver; and the bytes a
+//     verifier fetches per kill at 1,000 and 10,000 kills a minute, whole
+//     list vs deltas, from answers measured with the list filled.
 //
 // It writes BENCHMARKS.md and BENCHMARKS.svg. Timings are reported, never
 // asserted. Every loop is bounded in count and time.
@@ -30,6 +38,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,7 +74,17 @@ type config struct {
 	kvMount            string
 	profileScenario    string
 	pluginSignals      bool
+	propCounts         []int
+	propRounds         int
+	propPoll           time.Duration
+	propTimeout        time.Duration
+	propKillRates      []int
+	propFillTime       time.Duration
+	propMethods        []string
 }
+
+// allScenarios, in the order they run.
+var allScenarios = []string{"verify", "rates", "sessions", "revoke", "propagation"}
 
 func main() {
 	log.SetFlags(log.Ltime)
@@ -130,7 +149,7 @@ func main() {
 
 func parseFlags() *config {
 	c := &config{}
-	var scen, rates, ends, revokes string
+	var scen, rates, ends, revokes, propCounts, propRates, propMethods string
 	flag.StringVar(&c.addr, "addr", envOr("VAULT_ADDR", "http://127.0.0.1:8200"), "Vault address (loopback only)")
 	flag.StringVar(&c.token, "token", os.Getenv("VAULT_TOKEN"), "a root token of that Vault")
 	flag.StringVar(&c.mount, "mount", "agent", "mount path of the engine")
@@ -138,7 +157,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.concurrency, "concurrency", 16, "concurrent requests (workers), the same for every scenario")
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per throughput scenario")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured time before each throughput scenario's window")
-	flag.StringVar(&scen, "scenarios", "all", "comma-separated: verify, rates, sessions, revoke (or all)")
+	flag.StringVar(&scen, "scenarios", "all", "comma-separated: verify, rates, sessions, revoke, propagation (or all)")
 	flag.StringVar(&rates, "rates", "creds,creds-nd,token,token-agent,jwks,session-read,kv,lookup",
 		"throughput scenarios, run in this order: creds, creds-nd (agent token without the default policy), token (auth/token/create as root), "+
 			"token-agent (auth/token/create by a non-root token with the default policy), jwks, session-read (GET agent/session/<id> as the agent), kv, lookup")
@@ -164,23 +183,51 @@ func parseFlags() *config {
 	flag.StringVar(&c.pluginSHA, "plugin-sha", "", "the plugin binary's sha256 (for the report)")
 	flag.StringVar(&c.source, "source", "", "what the plugin was built from (for the report)")
 	flag.StringVar(&c.raftDir, "raft-dir", "", "Vault's raft data directory (for the report: its file system)")
+	flag.StringVar(&propCounts, "prop-counts", "1,10,100", "propagation: resource servers (verifiers) per measurement")
+	flag.IntVar(&c.propRounds, "prop-rounds", 5, "propagation: kills per method and resource-server count")
+	flag.DurationVar(&c.propPoll, "prop-poll", 5*time.Second, "propagation: the plain polling interval of method (a)")
+	flag.DurationVar(&c.propTimeout, "prop-timeout", 10*time.Second, "propagation: how long a round waits for every refusal (plus -prop-poll for polling)")
+	flag.StringVar(&propRates, "prop-kill-rates", "1000,10000", "propagation: kills per minute at which the bytes per kill are measured (empty: none)")
+	flag.DurationVar(&c.propFillTime, "prop-fill-time", 60*time.Second, "propagation: most time spent filling the revocation list for one kill rate")
+	flag.StringVar(&propMethods, "prop-methods", "poll,blocking,ssf", "propagation: poll (a), blocking (b), ssf (c)")
 	flag.DurationVar(&c.timeout, "timeout", 2*time.Hour, "give up after this long")
 	flag.Parse()
 
 	c.scenarios = map[string]bool{}
 	for _, s := range splitList(scen) {
 		if s == "all" {
-			for _, a := range []string{"verify", "rates", "sessions", "revoke"} {
+			for _, a := range allScenarios {
 				c.scenarios[a] = true
 			}
 			continue
 		}
-		switch s {
-		case "verify", "rates", "sessions", "revoke":
-			c.scenarios[s] = true
-		default:
+		if !slices.Contains(allScenarios, s) {
 			log.Fatalf("-scenarios: unknown scenario %q", s)
 		}
+		c.scenarios[s] = true
+	}
+	c.propCounts = parseInts("prop-counts", propCounts)
+	c.propKillRates = parseInts("prop-kill-rates", propRates)
+	for _, m := range splitList(propMethods) {
+		switch m {
+		case propPoll, propBlocking, propSSF:
+			if !slices.Contains(c.propMethods, m) {
+				c.propMethods = append(c.propMethods, m)
+			}
+		default:
+			log.Fatalf("-prop-methods: unknown method %q (poll, blocking, ssf)", m)
+		}
+	}
+	if c.propRounds < 1 || c.propRounds > 1000 {
+		log.Fatal("-prop-rounds: between 1 and 1000")
+	}
+	for _, n := range c.propCounts {
+		if n > 1000 {
+			log.Fatal("-prop-counts: at most 1000 resource servers")
+		}
+	}
+	if c.propPoll < time.Second || c.propTimeout <= 0 || c.propFillTime <= 0 {
+		log.Fatal("-prop-poll: at least 1s; -prop-timeout and -prop-fill-time: positive")
 	}
 	for _, r := range splitList(rates) {
 		if _, ok := rateScenarios[r]; !ok {
@@ -295,7 +342,9 @@ func run(ctx context.Context, cfg *config) (*Results, error) {
 	// throughput scenarios (creds first, which also warms the plugin up
 	// before its memory is sampled; after the auth/token/create scenarios
 	// the expiry of their 60s tokens is waited out before anything else is
-	// timed); then the sessions and revoke-tree latencies.
+	// timed); then the sessions and revoke-tree latencies; last the kill →
+	// refusal scenario, whose fill of the revocation list (thousands of
+	// sessions started and ended) would disturb anything after it.
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
@@ -304,6 +353,7 @@ func run(ctx context.Context, cfg *config) (*Results, error) {
 		{"rates", h.scenarioRates},
 		{"sessions", h.scenarioSessions},
 		{"revoke", h.scenarioRevoke},
+		{"propagation", h.scenarioPropagation},
 	}
 	for _, s := range steps {
 		if !cfg.scenarios[s.name] {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // renderMarkdown writes BENCHMARKS.md.
@@ -53,7 +55,7 @@ func renderMarkdown(r *Results, svgPath string) string {
 	}
 	p("\n")
 	if svgPath != "" {
-		p("![Issuance rates; session end and revoke-tree time against credential count](%s)\n\n", filepath.Base(svgPath))
+		p("![Issuance rates; session end and revoke-tree time against credential count; kill → refusal by plain polling, blocking query and SSF push](%s)\n\n", filepath.Base(svgPath))
 	}
 
 	if len(r.Rates) > 0 {
@@ -216,6 +218,10 @@ func renderMarkdown(r *Results, svgPath string) string {
 		p("\n")
 	}
 
+	if r.Propagation != nil {
+		renderPropagation(p, r)
+	}
+
 	if len(r.Micro) > 0 {
 		p("## In-process micro-benchmarks\n\n")
 		p("`go test -run='^$' -bench=. -benchmem` of the packages below, in the same run (no Vault: the engine\n")
@@ -239,7 +245,8 @@ func renderMarkdown(r *Results, svgPath string) string {
 		p("\n")
 	}
 	p("Reproduce: `make bench` (about 25 minutes on 2 cores, most of it filling the 100,000-credential sessions);\n")
-	p("a quick, smaller run: `BENCH_ARGS=\"-max-creds 10000 -duration 5s\" bash scripts/bench.sh`. With `BENCH_KEEP=<dir>`\n")
+	p("a quick, smaller run: `BENCH_ARGS=\"-max-creds 10000 -duration 5s\" bash scripts/bench.sh`; only one scenario, e.g. kill → refusal:\n")
+	p("`BENCH_ARGS=\"-scenarios propagation -out-md /tmp/p.md -out-svg /tmp/p.svg\" bash scripts/bench.sh`. With `BENCH_KEEP=<dir>`\n")
 	p("the run also keeps its raw results (`results.json`, which `go run ./bench/loadgen -render-only` draws again),\n")
 	p("Vault's log and CPU profiles of Vault (over the creds window, from `sys/pprof`) and of the load generator.\n")
 	return b.String()
@@ -276,4 +283,167 @@ func shortPkg(p string) string {
 
 func mdEsc(s string) string {
 	return strings.ReplaceAll(s, "|", `\|`)
+}
+
+// renderPropagation writes section 5: kill → refusal, and bytes per kill.
+func renderPropagation(p func(string, ...interface{}), r *Results) {
+	x := r.Propagation
+	poll := time.Duration(x.PollS * float64(time.Second))
+	hold := time.Duration((x.StepMaxTTLS + x.GraceS) * float64(time.Second))
+	p("## 5. Kill → refusal\n\n")
+	p("The time that counts when a session is killed: until resource servers refuse its credentials. Each\n")
+	p("round starts a session (of a role whose credentials live %s: `step_ttl` = `step_max_ttl`) and gives\n", durLabel(x.StepMaxTTLS))
+	p("each of N resource servers a credential of it. A resource server is a real `verifier.Verifier` in the load\n")
+	p("generator's process, with an HTTP client of its own, talking to this Vault. Every one must accept its\n")
+	p("credential; then the session is ended (`PUT agent/sessions/<id>/end`, as the agent). Each verifier is\n")
+	p("checked every %.0f µs: its time is the first check at which it knows the session closed (`SessionClosed`; for\n", x.SweepUs)
+	p("(c), its receiver accepted the session's SET), confirmed by `Verify` refusing the credential with\n")
+	p("`ErrSessionClosed`, minus the moment the end request was sent. It includes the engine's close, whose own\n")
+	p("answer time is shown too. %d kills per row; p50 and p99 are nearest-rank over every refusal of every round\n", x.Rounds)
+	p("(N × kills samples), so with few samples the p99 is the slowest. The N verifiers share the machine's %d cores\n", r.Env.NProc)
+	p("with Vault and the plugin.\n\n")
+	p("- **(a) plain polling**: `RevocationWait: -1, RevocationPoll: %s`, the whole list every %s. The N verifiers\n", poll, durLabel(x.PollS))
+	p("  are started spread over one interval, and each kill lands at a random moment of it.\n")
+	p("- **(b) blocking query** (the verifier's default): one `GET agent/revocations?after=<version>&wait=30` held\n")
+	p("  at the engine per verifier, answered with the delta when the list changes.\n")
+	p("- **(c) SSF push**: a push stream per verifier (`agent/ssf/streams`, `delivery_method=push`, its own\n")
+	p("  audience and Authorization header) to the verifier's `SETReceiver`, served on 127.0.0.1 by the load\n")
+	p("  generator; each stream delivered a verification SET before the first kill. Only the push counts: the\n")
+	p("  verifier's own list sync polls once a minute meanwhile. The streams are deleted afterwards.\n\n")
+	p("| how the resource server learns of the kill | resource servers | kills | refusals | p50 | p99 | slowest | never refused | end answered (median) |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range x.Rows {
+		if row.NotMeasured != "" {
+			p("| %s | %d | – | – | – | – | – | – | not measured in this run: %s |\n", propLabel(row.Method), row.N, mdEsc(row.NotMeasured))
+			continue
+		}
+		p("| %s | %d | %d | %d | %s | **%s** | %s | %d | %s |\n", propLabel(row.Method), row.N, row.Rounds, len(row.SamplesMs),
+			timeLabelPrecise(row.P50ms), timeLabelPrecise(row.P99ms), timeLabelPrecise(row.MaxMs), row.Missed, timeLabelPrecise(row.EndMs))
+	}
+	for _, m := range []string{propPoll, propBlocking, propSSF} {
+		found := false
+		for _, row := range x.Rows {
+			found = found || row.Method == m
+		}
+		if !found {
+			p("| %s | – | – | – | – | – | – | – | not measured in this run |\n", propLabel(m))
+		}
+	}
+	p("\n")
+	if len(r.propRows(propSSF)) > 0 {
+		p("With push streams the close queues one SET per stream (a storage write each) before it answers, so with\n")
+		p("many streams the end itself answers later; each stream then signs its SET and POSTs it.\n\n")
+	}
+
+	if len(x.Bytes) == 0 && x.BytesErr == "" {
+		return
+	}
+	p("### Bytes per kill\n\n")
+	p("A killed session stays in the revocation list while its credentials may live (`step_max_ttl`, %s)\n", durLabel(x.StepMaxTTLS))
+	p("plus the %s grace: %s, so at K kills a minute the list holds %s × K sessions. For each rate the list\n", durLabel(x.GraceS), durLabel(hold.Seconds()), trimFloat(hold.Minutes()))
+	p("was filled by starting and ending sessions through the API (%d in parallel, bounded in time; the table\n", r.Run.Concurrency)
+	p("says what it held), then a full `GET agent/revocations` answer and a delta holding the one session of a\n")
+	p("kill (`after=<the version before it>`) were each received %d times on a connection of their own, with the\n", propSamples)
+	p("headers Go's client sends, and counted as received: status line, headers and body (median).")
+	if len(x.Bytes) > 0 {
+		if x.Bytes[0].Gzip {
+			p(" Vault sent them gzip-compressed.")
+		} else {
+			p(" Vault sent them uncompressed (`Accept-Encoding: gzip` notwithstanding).")
+		}
+	}
+	p("\nA verifier polling every %s fetches the full answer %s times a minute whatever happens: %s × full answer ÷\n", durLabel(x.PollS), trimFloat(float64(time.Minute)/float64(poll)), trimFloat(float64(time.Minute)/float64(poll)))
+	p("kills a minute per kill. One holding a blocking query fetches one delta per kill at most (kills close together\n")
+	p("share an answer), so at most the delta answer per kill.\n\n")
+	if x.BytesErr != "" {
+		p("Not measured: `%s`.\n\n", mdEsc(x.BytesErr))
+	}
+	if len(x.Bytes) == 0 {
+		return
+	}
+	p("| kills a minute | the list would hold | the list held | filled in | full answer | (a) polling every %s: bytes per kill | (b) deltas: bytes per kill (one delta answer) | a new verifier syncs the list |\n", durLabel(x.PollS))
+	p("|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, b := range x.Bytes {
+		held, pollCell := num(float64(b.ListEntries)), num(pollBytesPerKill(b.FullWire, poll, b.KillsPerMin))+" B"
+		if b.underFilled() {
+			share := fmt.Sprintf("%.0f%%", 100*float64(b.ListEntries)/float64(b.ListTarget))
+			held += " (" + share + ")"
+			pollCell += " (the list at " + share + ")"
+		}
+		filled := "–"
+		if b.Filled > 0 {
+			filled = fmt.Sprintf("%s sessions in %.0f s", num(float64(b.Filled)), b.FillSeconds)
+		}
+		syncs := "yes"
+		if !b.NewVerifierOK {
+			syncs = "**no**: `" + mdEsc(b.NewVerifierErr) + "`"
+		}
+		p("| %s | %s | %s | %s | %s B | %s | **%s B** | %s |\n", num(float64(b.KillsPerMin)), num(float64(b.ListTarget)), held, filled,
+			num(float64(b.FullWire)), pollCell, num(float64(b.DeltaWire)), syncs)
+	}
+	p("\n")
+	if per := bytesPerEntry(x.Bytes); per > 0 {
+		polls := float64(time.Minute) / float64(poll)
+		p("Each listed session adds %.0f B to the full answer, so polling costs about %.0f B × %s min listed × %s polls a minute\n", per, per, trimFloat(hold.Minutes()), trimFloat(polls))
+		p("≈ **%s B per kill whatever the kill rate**, but in proportion to how long credentials may live: with credentials\n", num(per*hold.Minutes()*polls))
+		p("of up to an hour (61 minutes listed) it is about %s B per kill. A delta carries only the kill, whatever the list holds.\n", num(per*61*polls))
+		for _, b := range x.Bytes {
+			if !b.underFilled() {
+				continue
+			}
+			full := float64(b.FullWire) + per*float64(b.ListTarget-b.ListEntries)
+			p("At %s kills a minute the fill reached %s of %s sessions: the full list would be about %s B (extrapolated at %.0f B per\n",
+				num(float64(b.KillsPerMin)), num(float64(b.ListEntries)), num(float64(b.ListTarget)), num(full), per)
+			p("session), %s B per kill polled every %s.", num(pollBytesPerKill(int(full), poll, b.KillsPerMin)), durLabel(x.PollS))
+			if body := float64(b.FullBody) + per*float64(b.ListTarget-b.ListEntries); body > verifierMaxBody {
+				p(" That is more than the %s B a verifier reads of an answer (`maxBody` in verifier/verifier.go): a\n", num(verifierMaxBody))
+				p("verifier could not read the whole list, neither to poll it nor to start (`verifier.New` fetches it).")
+			}
+			p("\n")
+		}
+		p("\n")
+	}
+}
+
+// durLabel formats seconds for a sentence: "60 s", "2 min".
+func durLabel(s float64) string {
+	if s >= 60 && math.Mod(s, 60) == 0 {
+		return fmt.Sprintf("%.0f min", s/60)
+	}
+	return trimFloat(s) + " s"
+}
+
+// underFilled: the fill fell short of the list the rate would hold (by
+// more than the few sessions that may leave it meanwhile).
+func (b KillBytes) underFilled() bool {
+	return float64(b.ListEntries) < 0.98*float64(b.ListTarget)
+}
+
+// verifierMaxBody is how much of an answer a verifier reads (maxBody in
+// verifier/verifier.go).
+const verifierMaxBody = 1 << 20
+
+// bytesPerEntry is what one listed session adds to the full answer: the
+// growth of the full answer between the two most different lists, or, with
+// one list, the full answer over its entries.
+func bytesPerEntry(bs []KillBytes) float64 {
+	if len(bs) == 0 {
+		return 0
+	}
+	lo, hi := bs[0], bs[0]
+	for _, b := range bs {
+		if b.ListEntries < lo.ListEntries {
+			lo = b
+		}
+		if b.ListEntries > hi.ListEntries {
+			hi = b
+		}
+	}
+	if hi.ListEntries > lo.ListEntries {
+		return float64(hi.FullWire-lo.FullWire) / float64(hi.ListEntries-lo.ListEntries)
+	}
+	if hi.ListEntries > 0 {
+		return float64(hi.FullWire) / float64(hi.ListEntries)
+	}
+	return 0
 }

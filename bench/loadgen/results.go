@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"sort"
+	"time"
 )
 
 // Results is everything one run measured. It is saved as JSON (-results)
@@ -18,7 +20,9 @@ type Results struct {
 	Storage []StorageSample `json:"storage,omitempty"`
 	Memory  []MemSample     `json:"memory,omitempty"`
 	Micro   []MicroResult   `json:"micro,omitempty"`
-	Notes   []string        `json:"notes,omitempty"`
+	// Propagation is the kill → refusal scenario (issue 15 §3).
+	Propagation *PropagationResult `json:"propagation,omitempty"`
+	Notes       []string           `json:"notes,omitempty"`
 	// WriteProbeMs is the median time of one idle storage write through
 	// Vault (a sys/raw PUT), for scale; 0 when not measured.
 	WriteProbeMs float64  `json:"write_probe_ms,omitempty"`
@@ -132,6 +136,77 @@ type MicroResult struct {
 	Units   []string           `json:"units"` // in output order
 }
 
+// PropagationResult is how long a kill takes to reach resource servers,
+// and what the revocation list costs them per kill.
+type PropagationResult struct {
+	// PollS is the interval of plain polling, method (a).
+	PollS float64 `json:"poll_s"`
+	// StepMaxTTLS is the propagation role's step_max_ttl (= its step_ttl):
+	// the engine lists a killed session for that long plus GraceS.
+	StepMaxTTLS float64 `json:"step_max_ttl_s"`
+	GraceS      float64 `json:"grace_s"`
+	Rounds      int     `json:"rounds"` // kills per method and N
+	// SweepUs is how often each verifier was checked for the refusal.
+	SweepUs float64          `json:"sweep_us"`
+	Rows    []PropagationRow `json:"rows,omitempty"`
+	Bytes   []KillBytes      `json:"bytes,omitempty"`
+	// BytesErr says why the bytes were not measured, if they were not.
+	BytesErr string `json:"bytes_error,omitempty"`
+}
+
+// Propagation methods.
+const (
+	propPoll     = "poll"     // (a) the whole list every PollS
+	propBlocking = "blocking" // (b) a held revocations query with deltas
+	propSSF      = "ssf"      // (c) SSF push (RFC 8935) to a SET receiver
+)
+
+// PropagationRow is kill → refusal for one method and N resource servers.
+type PropagationRow struct {
+	Method string `json:"method"`
+	N      int    `json:"n"` // resource servers (verifiers), each with a credential of the killed session
+	Rounds int    `json:"rounds"`
+	// SamplesMs: for every round and every verifier that refused in
+	// time, refusal − the moment the end request was sent.
+	SamplesMs []float64 `json:"samples_ms,omitempty"`
+	Missed    int       `json:"missed"` // verifiers that had not refused within the round's bound
+	P50ms     float64   `json:"p50_ms"`
+	P99ms     float64   `json:"p99_ms"`
+	MaxMs     float64   `json:"max_ms"`
+	// EndMs is the median time the end request took to be answered.
+	EndMs float64 `json:"end_ms"`
+	// NotMeasured says why the row was not measured ("" when it was).
+	NotMeasured string `json:"not_measured,omitempty"`
+}
+
+// KillBytes is what a verifier fetches per kill at one kill rate: the
+// revocation list filled with the sessions it would hold at that rate.
+type KillBytes struct {
+	KillsPerMin int `json:"kills_per_min"`
+	// ListTarget is what the list would hold at that rate: kills per
+	// minute × (step_max_ttl + grace) in minutes.
+	ListTarget int `json:"list_target"`
+	// ListEntries is what the full answer measured held.
+	ListEntries int     `json:"list_entries"`
+	Filled      int     `json:"filled"` // sessions started and ended to fill it
+	FillSeconds float64 `json:"fill_seconds"`
+	// FullWire is the bytes of one full GET revocations answer as
+	// received (status line, headers and body, with Accept-Encoding: gzip
+	// as Go's client sends); FullBody its decoded JSON body.
+	FullWire int  `json:"full_wire"`
+	FullBody int  `json:"full_body"`
+	Gzip     bool `json:"gzip"`
+	// DeltaWire and DeltaBody: one answer with the one session a kill
+	// added (after=<the version before it>).
+	DeltaWire    int `json:"delta_wire"`
+	DeltaBody    int `json:"delta_body"`
+	DeltaEntries int `json:"delta_entries"`
+	// NewVerifier: whether verifier.New (which fetches the whole list)
+	// succeeded against the filled list, and its error if not.
+	NewVerifierOK  bool   `json:"new_verifier_ok"`
+	NewVerifierErr string `json:"new_verifier_error,omitempty"`
+}
+
 func (r *Results) rate(name string) *RateResult {
 	for i := range r.Rates {
 		if r.Rates[i].Name == name {
@@ -180,4 +255,34 @@ func percentile(sorted []float64, p float64) float64 {
 	}
 	i := int(p * float64(len(sorted)-1))
 	return sorted[i]
+}
+
+// quantile is the nearest-rank p-quantile of xs (0 < p ≤ 1): the smallest
+// sample with at least p of the samples at or below it. With few samples
+// the p99 is the slowest one, never an interpolation below it.
+func quantile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	k := int(math.Ceil(p*float64(len(s)))) - 1
+	return s[min(max(k, 0), len(s)-1)]
+}
+
+// pollBytesPerKill is what a verifier polling the whole list every poll
+// fetches per kill: answers of fullBytes, 1 minute / poll times a minute,
+// shared by killsPerMin kills.
+func pollBytesPerKill(fullBytes int, poll time.Duration, killsPerMin int) float64 {
+	if poll <= 0 || killsPerMin <= 0 {
+		return 0
+	}
+	return float64(fullBytes) * (float64(time.Minute) / float64(poll)) / float64(killsPerMin)
+}
+
+// listTarget is how many sessions the revocation list holds at a kill
+// rate: each stays listed for hold (its credentials' lifetime plus the
+// grace).
+func listTarget(killsPerMin int, hold time.Duration) int {
+	return int(math.Round(float64(killsPerMin) * hold.Minutes()))
 }

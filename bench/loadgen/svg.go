@@ -5,8 +5,10 @@ import (
 	"encoding/xml"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // svgDoc is a minimal SVG writer: just what the two panels need.
@@ -79,7 +81,7 @@ const (
 // renderSVG draws BENCHMARKS.svg: issuance rates (bars) and end/revoke
 // time against count (log-log).
 func renderSVG(r *Results) string {
-	const W, H = 1240.0, 470.0
+	const W, H = 1240.0, 890.0
 	d := newSVG(W, H)
 	title := "vault-plugin-secrets-agent benchmarks"
 	sub := fmt.Sprintf("%s · %d cores · Vault %s · single-node raft · %d concurrent requests",
@@ -88,7 +90,185 @@ func renderSVG(r *Results) string {
 	d.text(W/2, 46, sub, "middle", 12, `fill="#4a5568"`)
 	drawRates(d, r, 20, 70, 700, 380)
 	drawLatency(d, r, 740, 70, 480, 380)
+	d.line(20, 466, W-20, 466, `stroke="`+colGrid+`" stroke-width="1"`)
+	drawPropagation(d, r, 20, 490, 780, 380)
+	drawKillBytes(d, r, 820, 490, 400, 380)
 	return d.String()
+}
+
+// Colours of the kill → refusal methods.
+const (
+	colPoll  = colToken
+	colBlock = colCreds
+	colSSF   = "#2f855a"
+)
+
+func propColour(method string) string {
+	switch method {
+	case propPoll:
+		return colPoll
+	case propBlocking:
+		return colBlock
+	}
+	return colSSF
+}
+
+// drawPropagation draws kill → refusal: for each N, the three methods side
+// by side, each a pale p50 bar and a full p99 bar, on a log time axis.
+func drawPropagation(d *svgDoc, r *Results, x0, y0, w, h float64) {
+	d.text(x0+w/2, y0+4, "Kill → resource servers refuse: p50 and p99", "middle", 14, `font-weight="bold" fill="#1a202c"`)
+	left, right, top, bottom := x0+62, x0+w-10, y0+40, y0+h-48
+	x := r.Propagation
+	if x == nil || len(x.Rows) == 0 {
+		d.text(x0+w/2, y0+h/2, "kill → refusal not measured", "middle", 13, `fill="#718096"`)
+		return
+	}
+	methods := []string{propPoll, propBlocking, propSSF}
+	var ns []int
+	minY, maxY := targetRefusalP99Ms, targetRefusalP99Ms
+	for _, row := range x.Rows {
+		if !slices.Contains(ns, row.N) {
+			ns = append(ns, row.N)
+		}
+		if row.NotMeasured == "" && len(row.SamplesMs) > 0 {
+			minY, maxY = math.Min(minY, math.Max(row.P50ms, 0.1)), math.Max(maxY, row.P99ms)
+		}
+	}
+	slices.Sort(ns)
+	// Whole decades, with room below the fastest bar and above the slowest
+	// for its labels.
+	ly0, ly1 := math.Floor(math.Log10(minY)-0.3), math.Ceil(math.Log10(maxY)+0.35)
+	ys := func(v float64) float64 {
+		v = math.Max(v, math.Pow(10, ly0))
+		return bottom - (bottom-top)*(math.Log10(v)-ly0)/(ly1-ly0)
+	}
+	for e := ly0; e <= ly1; e++ {
+		y := ys(math.Pow(10, e))
+		d.line(left, y, right, y, `stroke="`+colGrid+`" stroke-width="1"`)
+		d.text(left-6, y+4, timeLabel(math.Pow(10, e)), "end", 11, `fill="#4a5568"`)
+		for m := 2.0; m < 10 && e < ly1; m++ {
+			ym := ys(m * math.Pow(10, e))
+			d.line(left, ym, left+4, ym, `stroke="`+colAxis+`" stroke-width="0.8"`)
+		}
+	}
+	d.line(left, top, left, bottom, `stroke="`+colAxis+`" stroke-width="1"`)
+	d.line(left, bottom, right, bottom, `stroke="`+colAxis+`" stroke-width="1"`)
+	d.text(x0+10, (top+bottom)/2, "kill → refusal (log)", "middle", 11, fmt.Sprintf(`fill="#4a5568" transform="rotate(-90 %s %s)"`, f1(x0+10), f1((top+bottom)/2)))
+
+	group := (right - left) / float64(len(ns))
+	slot := group * 0.84 / float64(len(methods))
+	bw := math.Min(26, slot*0.4)
+	for gi, n := range ns {
+		gx := left + group*float64(gi) + group*0.08
+		label := fmt.Sprintf("%d resource servers", n)
+		if n == 1 {
+			label = "1 resource server"
+		}
+		d.text(left+group*(float64(gi)+0.5), bottom+18, label, "middle", 11.5, `fill="#1a202c"`)
+		for mi, m := range methods {
+			cx := gx + slot*(float64(mi)+0.5)
+			col := propColour(m)
+			var row *PropagationRow
+			for i := range x.Rows {
+				if x.Rows[i].Method == m && x.Rows[i].N == n {
+					row = &x.Rows[i]
+				}
+			}
+			if row == nil || row.NotMeasured != "" || len(row.SamplesMs) == 0 {
+				d.text(cx, bottom-8, "not", "middle", 9.5, `fill="#718096"`)
+				d.text(cx, bottom-20, "measured", "middle", 9.5, `fill="#718096"`)
+				continue
+			}
+			y50, y99 := ys(row.P50ms), ys(row.P99ms)
+			d.rect(cx-bw-1, y50, bw, bottom-y50, `fill="`+col+`" fill-opacity="0.4"`)
+			d.rect(cx+1, y99, bw, bottom-y99, `fill="`+col+`"`)
+			// Both values above the pair: p99 on top, p50 under it.
+			ytop := math.Min(y50, y99)
+			d.text(cx, ytop-4, "p50 "+timeLabelPrecise(row.P50ms), "middle", 9, `fill="`+col+`"`+halo)
+			d.text(cx, ytop-15, "p99 "+timeLabelPrecise(row.P99ms), "middle", 9.5, `font-weight="bold" fill="`+col+`"`+halo)
+		}
+	}
+	yt := ys(targetRefusalP99Ms)
+	d.line(left, yt, right, yt, `stroke="`+colTarget+`" stroke-width="1.5" stroke-dasharray="6,4"`)
+
+	// Legend.
+	lx, ly := x0+20, y0+24
+	for _, m := range methods {
+		d.rect(lx, ly-9, 10, 10, `fill="`+propColour(m)+`"`)
+		d.text(lx+14, ly, propLabel(m), "start", 11, `fill="#1a202c"`)
+		lx += 140
+	}
+	d.line(lx, ly-4, lx+26, ly-4, `stroke="`+colTarget+`" stroke-width="1.5" stroke-dasharray="6,4"`)
+	d.text(lx+32, ly, fmt.Sprintf("target: p99 ≤ %.0f ms (b, c)", targetRefusalP99Ms), "start", 11, `fill="`+colTarget+`"`)
+	d.text(right, bottom+34, fmt.Sprintf("pale: p50; full: p99 (nearest rank over %d kills × N resource servers); (a) polls every %.0f s", x.Rounds, x.PollS), "end", 9.5, `fill="#718096"`)
+}
+
+// drawKillBytes draws the bytes a verifier fetches per kill: polling the
+// whole list vs deltas, at each kill rate.
+func drawKillBytes(d *svgDoc, r *Results, x0, y0, w, h float64) {
+	d.text(x0+w/2, y0+4, "Bytes a verifier fetches per kill", "middle", 14, `font-weight="bold" fill="#1a202c"`)
+	left, right, top, bottom := x0+58, x0+w-10, y0+40, y0+h-48
+	x := r.Propagation
+	if x == nil || len(x.Bytes) == 0 {
+		d.text(x0+w/2, y0+h/2, "bytes per kill not measured", "middle", 13, `fill="#718096"`)
+		return
+	}
+	poll := time.Duration(x.PollS * float64(time.Second))
+	per := bytesPerEntry(x.Bytes)
+	// extrapolated: polling at the whole list, when the fill fell short.
+	extrapolated := func(b KillBytes) float64 {
+		if !b.underFilled() || per <= 0 {
+			return 0
+		}
+		return pollBytesPerKill(b.FullWire+int(per*float64(b.ListTarget-b.ListEntries)), poll, b.KillsPerMin)
+	}
+	maxV := 0.0
+	for _, b := range x.Bytes {
+		maxV = math.Max(maxV, math.Max(pollBytesPerKill(b.FullWire, poll, b.KillsPerMin), float64(b.DeltaWire)))
+		maxV = math.Max(maxV, extrapolated(b))
+	}
+	top2, step := niceScale(maxV * 1.12)
+	ys := func(v float64) float64 { return bottom - (bottom-top)*v/top2 }
+	for v := 0.0; v <= top2+step/2; v += step {
+		y := ys(v)
+		d.line(left, y, right, y, `stroke="`+colGrid+`" stroke-width="1"`)
+		d.text(left-6, y+4, num(v), "end", 11, `fill="#4a5568"`)
+	}
+	d.line(left, top, left, bottom, `stroke="`+colAxis+`" stroke-width="1"`)
+	d.line(left, bottom, right, bottom, `stroke="`+colAxis+`" stroke-width="1"`)
+	d.text(x0+10, (top+bottom)/2, "bytes per kill", "middle", 11, fmt.Sprintf(`fill="#4a5568" transform="rotate(-90 %s %s)"`, f1(x0+10), f1((top+bottom)/2)))
+	group := (right - left) / float64(len(x.Bytes))
+	bw := math.Min(48, group*0.3)
+	for i, b := range x.Bytes {
+		cx := left + group*(float64(i)+0.5)
+		if e := extrapolated(b); e > 0 {
+			// The polling bar the whole list would give: an outline.
+			bx, y := cx-bw-2, ys(e)
+			d.rect(bx, y, bw, bottom-y, `fill="none" stroke="`+colPoll+`" stroke-width="1.2" stroke-dasharray="4,3"`)
+			d.text(bx+bw/2, y-5, "≈"+num(e)+" B", "middle", 10, `fill="`+colPoll+`"`+halo)
+			d.text(bx+bw/2, y-17, "whole list:", "middle", 9, `fill="`+colPoll+`"`+halo)
+		}
+		for j, bar := range []struct {
+			v   float64
+			col string
+		}{{pollBytesPerKill(b.FullWire, poll, b.KillsPerMin), colPoll}, {float64(b.DeltaWire), colBlock}} {
+			bx := cx - bw - 2 + float64(j)*(bw+4)
+			y := ys(bar.v)
+			d.rect(bx, y, bw, bottom-y, `fill="`+bar.col+`"`)
+			d.text(bx+bw/2, y-5, num(bar.v)+" B", "middle", 11, `font-weight="bold" fill="`+bar.col+`"`+halo)
+		}
+		d.text(cx, bottom+16, num(float64(b.KillsPerMin))+" kills/min", "middle", 11, `fill="#1a202c"`)
+		held := "list of " + num(float64(b.ListEntries))
+		if b.underFilled() {
+			held += " of " + num(float64(b.ListTarget))
+		}
+		d.text(cx, bottom+30, held, "middle", 9.5, `fill="#718096"`)
+	}
+	lx, ly := x0+20, y0+24
+	d.rect(lx, ly-9, 10, 10, `fill="`+colPoll+`"`)
+	d.text(lx+14, ly, "whole list every "+durLabel(x.PollS), "start", 11, `fill="#1a202c"`)
+	d.rect(lx+170, ly-9, 10, 10, `fill="`+colBlock+`"`)
+	d.text(lx+184, ly, "deltas (blocking query)", "start", 11, `fill="#1a202c"`)
 }
 
 // shortLabels name the bars.

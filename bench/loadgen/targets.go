@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"math"
+	"strings"
+	"time"
 )
 
 // Target thresholds of issue 8.
@@ -15,7 +17,14 @@ const (
 	targetVerifyFactor   = 1.6 // verifier time ≤ 1.6 × raw ed25519.Verify (issue 13: verification through go-jose)
 	targetBytesPerCred   = 300.0
 	targetMemGrowth      = 0.10 // "flat": the last sample within 10% of the first
+	// Issue 15 §3: kill → refusal.
+	targetRefusalP99Ms = 100.0 // p99 of kill → refusal, blocking query and SSF push
+	targetDeltaGrowth  = 2.0   // bytes per kill with deltas: ≤ 2× between the kill rates
 )
+
+// targetPropCounts are the resource-server counts the refusal targets are
+// set at.
+var targetPropCounts = []int{1, 10, 100}
 
 // Verdict of one target.
 type Verdict struct {
@@ -170,7 +179,101 @@ func (r *Results) verdicts() []Verdict {
 		}
 	}
 	out = append(out, v)
+
+	// 5. Kill → refusal.
+	out = append(out, r.refusalVerdict("5a", propBlocking), r.refusalVerdict("5b", propSSF))
+	out = append(out, r.deltaBytesVerdict())
 	return out
+}
+
+// propRows are the measured rows of a propagation method, by N.
+func (r *Results) propRows(method string) []PropagationRow {
+	if r.Propagation == nil {
+		return nil
+	}
+	var out []PropagationRow
+	for _, x := range r.Propagation.Rows {
+		if x.Method == method && x.NotMeasured == "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// refusalVerdict: the p99 of kill → refusal of method at every N.
+func (r *Results) refusalVerdict(id, method string) Verdict {
+	v := Verdict{ID: id, What: fmt.Sprintf("kill → refusal p99, %s, 1 / 10 / 100 resource servers", propLabel(method)),
+		Target: fmt.Sprintf("≤ %.0f ms", targetRefusalP99Ms), Met: "not measured"}
+	rows := r.propRows(method)
+	if len(rows) == 0 {
+		return v
+	}
+	ok := true
+	var parts, ns []string
+	seen := map[int]bool{}
+	for _, x := range rows {
+		s := fmt.Sprintf("%s at %d", timeLabelPrecise(x.P99ms), x.N)
+		if x.Missed > 0 {
+			s += fmt.Sprintf(" (%d never refused)", x.Missed)
+		}
+		parts = append(parts, s)
+		ns = append(ns, fmt.Sprint(x.N))
+		seen[x.N] = true
+		ok = ok && x.Missed == 0 && len(x.SamplesMs) > 0 && x.P99ms <= targetRefusalP99Ms
+	}
+	v.Measured = strings.Join(parts, ", ")
+	v.Met = yesNo(ok)
+	for _, n := range targetPropCounts {
+		if !seen[n] {
+			v.Met = fmt.Sprintf("not measured at %d (%s at %s)", n, v.Met, strings.Join(ns, ", "))
+			break
+		}
+	}
+	return v
+}
+
+// deltaBytesVerdict: bytes per kill with deltas, flat between the
+// lowest and the highest kill rate.
+func (r *Results) deltaBytesVerdict() Verdict {
+	v := Verdict{ID: "5c", What: "bytes a verifier fetches per kill with deltas, 1,000 vs 10,000 kills/min",
+		Target: fmt.Sprintf("flat (≤ %.0f×)", targetDeltaGrowth), Met: "not measured"}
+	if r.Propagation == nil || len(r.Propagation.Bytes) < 2 {
+		return v
+	}
+	bs := r.Propagation.Bytes
+	lo, hi := bs[0], bs[0]
+	for _, b := range bs {
+		if b.KillsPerMin < lo.KillsPerMin {
+			lo = b
+		}
+		if b.KillsPerMin > hi.KillsPerMin {
+			hi = b
+		}
+	}
+	if lo.DeltaWire <= 0 || hi.DeltaWire <= 0 {
+		return v
+	}
+	poll := time.Duration(r.Propagation.PollS * float64(time.Second))
+	f := math.Max(float64(lo.DeltaWire), float64(hi.DeltaWire)) / math.Min(float64(lo.DeltaWire), float64(hi.DeltaWire))
+	v.What = fmt.Sprintf("bytes a verifier fetches per kill with deltas, %s vs %s kills/min", num(float64(lo.KillsPerMin)), num(float64(hi.KillsPerMin)))
+	v.Measured = fmt.Sprintf("%s B vs %s B = %.2f× (lists of %s and %s sessions; polling the whole list every %s: %s B vs %s B)",
+		num(float64(lo.DeltaWire)), num(float64(hi.DeltaWire)), f, num(float64(lo.ListEntries)), num(float64(hi.ListEntries)), durLabel(poll.Seconds()),
+		num(pollBytesPerKill(lo.FullWire, poll, lo.KillsPerMin)), num(pollBytesPerKill(hi.FullWire, poll, hi.KillsPerMin)))
+	v.Met = yesNo(f <= targetDeltaGrowth)
+	return v
+}
+
+// propLabel names a propagation method.
+func propLabel(method string) string {
+	switch method {
+	case propPoll:
+		return "(a) plain polling"
+	case propBlocking:
+		return "(b) blocking query"
+	case propSSF:
+		return "(c) SSF push"
+	}
+	return method
 }
 
 func samePID(ms []MemSample) bool {
