@@ -216,3 +216,17 @@ func TestRevocationEpochs(t *testing.T) {
 	require.NoError(t, v.PollRevocations(ctx))
 	assert.False(t, v.SessionClosed("c"))
 }
+
+// A whole revocation list larger than the 1 MiB other answers may be
+// (20,000 closed sessions are about 2 MB) is read whole.
+func TestLargeRevocationList(t *testing.T) {
+	k := genKey(t, token.AlgEdDSA)
+	f := newFakeEngine(t, k)
+	ids := make([]string, 20000)
+	for i := range ids {
+		ids[i] = "session-" + strconv.Itoa(i) + "-0123456789abcdef0123456789abcdef"
+	}
+	f.setRevocations(20000, ids...)
+	v := newVerifier(t, testConfig(f, newClock(t0)))
+	assert.True(t, v.SessionClosed(ids[19999]))
+}

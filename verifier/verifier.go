@@ -719,9 +719,19 @@ func (v *Verifier) SessionClosed(id string) bool {
 	return ok
 }
 
-const maxBody = 1 << 20
+// Answer size limits: 1 MiB for everything but the revocation list, whose
+// whole form holds about 100 bytes per closed session that may still have
+// unexpired credentials (20,000 sessions are about 2 MB): 64 MiB for it.
+const (
+	maxBody            = 1 << 20
+	maxRevocationsBody = 64 << 20
+)
 
 func (v *Verifier) get(ctx context.Context, path string) ([]byte, error) {
+	limit := int64(maxBody)
+	if strings.HasPrefix(path, "/revocations") {
+		limit = maxRevocationsBody
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
@@ -736,12 +746,15 @@ func (v *Verifier) get(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s answered %s", path, resp.Status)
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%s answered more than %d bytes", path, limit)
 	}
 	return body, nil
 }
