@@ -166,7 +166,7 @@ func parseCompact(raw string) (compactJWS, error) {
 // the first member other than "alg", "kid" and "typ" (a refused one first).
 func decodeHeader(hb []byte) (joseHeader, error) {
 	var h joseHeader
-	members, err := strictDecodeMarshalled(hb, &h)
+	members, err := strictDecode(hb, &h)
 	if err != nil {
 		return joseHeader{}, fmt.Errorf("%w: header is not a valid JWS header", ErrMalformed)
 	}
@@ -252,7 +252,7 @@ func verifySigned(raw string, h *joseHeader, key any) ([]byte, error) {
 // decodeClaims reads a verified payload by the strict rules.
 func decodeClaims(payload []byte) (*Claims, error) {
 	c := new(Claims)
-	if _, err := strictDecodeMarshalled(payload, c); err != nil {
+	if _, err := strictDecode(payload, c); err != nil {
 		return nil, fmt.Errorf("%w: payload is not a valid claims object", ErrMalformed)
 	}
 	return c, nil

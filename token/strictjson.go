@@ -2,7 +2,6 @@ package token
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -33,8 +32,8 @@ import (
 // These rules only refuse: whatever strictDecode accepts, jjson.Unmarshal
 // reads the same way, and so does encoding/json for the members of the Go
 // type. They take a second, untyped reading of the text (go-jose's decoder
-// into an interface{}); strictDecodeMarshalled skips it for the texts that
-// encoding/json itself writes, which cannot break them.
+// into an interface{}), every time: there is no shortcut for texts that
+// look like what Mint writes.
 
 // errStrictJSON is the one error of strictDecode. Callers wrap it in their
 // own sentinel; it never quotes the input.
@@ -74,27 +73,6 @@ func untypedStrict(b []byte, v any) (map[string]any, error) {
 		return nil, errStrictJSON
 	}
 	return obj, nil
-}
-
-// strictDecodeMarshalled is strictDecode for a v whose type holds only
-// strings, numbers, booleans, and structs and pointers to structs of
-// those (no json.RawMessage, interface, map or slice): joseHeader and
-// Claims. It first decodes b into v, and when b is exactly what
-// encoding/json writes for the value read, it is done: such a text has
-// each member of v's type at most once, by its exact name, and no other
-// member, so strictDecode's untyped reading would find nothing to refuse
-// (FuzzStrictDecodeMarshalled checks it). That is the case of everything
-// Mint writes, and spares the untyped reading, most of the cost of the
-// rules. Otherwise it runs strictDecode. It returns nil members when b was
-// recognised: v's members are then the only ones.
-func strictDecodeMarshalled(b []byte, v any) (map[string]any, error) {
-	if err := jjson.Unmarshal(b, v); err != nil {
-		return nil, errStrictJSON
-	}
-	if again, err := json.Marshal(v); err == nil && bytes.Equal(again, b) {
-		return nil, nil
-	}
-	return untypedStrict(b, v)
 }
 
 // namesStrict reports whether no object in the JSON value v (as decoded
