@@ -197,8 +197,11 @@ type Verifier struct {
 	fetchMu  sync.Mutex
 	stop     chan struct{}
 	stopOnce sync.Once
-	done     chan struct{}
-	reports  chan report
+	// life is canceled by Close: it ends a held revocations query at once.
+	life    context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	reports chan report
 }
 
 // keyFetch is a JWKS fetch under way; done is closed when it ends.
@@ -273,18 +276,23 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	life, cancel := context.WithCancel(context.Background())
 	v := &Verifier{
 		cfg:     cfg,
 		base:    strings.TrimRight(cfg.VaultAddr, "/") + "/v1/" + strings.Trim(cfg.Mount, "/"),
 		closed:  map[string]int64{},
 		stop:    make(chan struct{}),
+		life:    life,
+		cancel:  cancel,
 		done:    make(chan struct{}),
 		reports: make(chan report, 256),
 	}
 	if err := v.fetchKeys(ctx); err != nil {
+		cancel()
 		return nil, err
 	}
 	if err := v.PollRevocations(ctx); err != nil {
+		cancel()
 		return nil, err
 	}
 	var wg sync.WaitGroup
@@ -298,7 +306,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 
 // Close stops the background refreshing and reporting.
 func (v *Verifier) Close() {
-	v.stopOnce.Do(func() { close(v.stop) })
+	v.stopOnce.Do(func() { close(v.stop); v.cancel() })
 	<-v.done
 }
 
@@ -345,11 +353,9 @@ func (v *Verifier) syncRevocations() {
 		} else {
 			started := time.Now()
 			// Close cancels a held query at once.
-			base, stopped := v.stopContext()
-			ctx, cancel := context.WithTimeout(base, v.cfg.RevocationWait+requestTimeout)
+			ctx, cancel := context.WithTimeout(v.life, v.cfg.RevocationWait+requestTimeout)
 			changed, err := v.waitRevocations(ctx, v.cfg.RevocationWait)
 			cancel()
-			stopped()
 			switch {
 			case err != nil:
 				backoff = nextBackoff(backoff, v.cfg.RevocationPoll)
@@ -385,20 +391,6 @@ func (v *Verifier) sleep(d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// stopContext returns a context canceled by Close, and the function that
-// releases it.
-func (v *Verifier) stopContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-v.stop:
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
-	return ctx, cancel
 }
 
 // nextBackoff doubles prev from a quarter second, up to limit.
