@@ -199,6 +199,7 @@ func (r *keyring) verify(raw, issuer string, now time.Time, anyTime bool) (*toke
 	return token.Verify(raw, r.lookup(now), token.VerifyOptions{
 		Issuer:         issuer,
 		AnyAudience:    true, // the engine's own credentials, whatever they are for
+		Formats:        token.Formats,
 		Now:            now,
 		Leeway:         -1, // the engine's own clock: no skew to tolerate
 		IgnoreValidity: anyTime,

@@ -167,8 +167,9 @@ func sessionGraphResponses() map[int][]framework.Response {
 
 func credsResponses() map[int][]framework.Response {
 	return okResponses(map[string]*framework.FieldSchema{
-		"token":         required(framework.TypeString, `The step credential: a JWS compact JWT of type "txntoken+jwt".`),
+		"token":         required(framework.TypeString, `The step credential: a JWS compact JWT of type "txntoken+jwt" (format txn_token) or "at+jwt" (format access_token).`),
 		"credential_id": required(framework.TypeString, `The credential's ID (its "jti" claim).`),
+		"format":        required(framework.TypeString, `The credential's format: "txn_token" or "access_token".`),
 		"session_id":    required(framework.TypeString, "The session the credential belongs to."),
 		"expires_at":    required(framework.TypeTime, "When the credential expires."),
 		"scopes":        required(framework.TypeStringSlice, "The scopes granted to the credential."),
@@ -231,7 +232,9 @@ func introspectResponses() map[int][]framework.Response {
 		"act":           optional(framework.TypeMap, "The actor chain: {sub, act: {...}}, for a credential taken by a sub-agent."),
 		"cnf":           optional(framework.TypeMap, "The proof-of-possession binding: {jkt}."),
 		"session_state": optional(framework.TypeString, `The session's state ("active").`),
-		"token_type":    optional(framework.TypeString, `The credential's type, "txntoken+jwt".`),
+		"token_type":    optional(framework.TypeString, `The credential's "typ" header: "txntoken+jwt" or "at+jwt".`),
+		"format":        optional(framework.TypeString, `The credential's format: "txn_token" or "access_token".`),
+		"client_id":     optional(framework.TypeString, `For an access token: the OAuth client it was issued to (the session's creator).`),
 	})
 }
 

@@ -106,6 +106,10 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": parent.Data["token"],
 	})
 	call(caller{}, logical.UpdateOperation, "introspect", map[string]interface{}{"token": child.Data["token"]})
+	access := call(agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "format": "access_token",
+	})
+	call(caller{}, logical.UpdateOperation, "introspect", map[string]interface{}{"token": access.Data["token"]})
 	call(caller{}, logical.UpdateOperation, "introspect", map[string]interface{}{"token": "not.a.token"})
 	report := func(action string) *logical.Response {
 		return call(operator, logical.UpdateOperation, "report", map[string]interface{}{

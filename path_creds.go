@@ -67,6 +67,14 @@ func pathCreds(b *backend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "An RFC 7638 JWK SHA-256 thumbprint (base64url) the credential is bound to (proof of possession).",
 			},
+			"format": {
+				Type: framework.TypeString,
+				Description: `The credential's format: "txn_token" (typ txntoken+jwt, the Transaction-Token shape) or ` +
+					`"access_token" (an RFC 9068 JWT access token, typ at+jwt, with client_id: for OAuth resource ` +
+					`servers such as MCP servers). Same claims and rules otherwise.`,
+				Default:       string(token.FormatTxnToken),
+				AllowedValues: []interface{}{string(token.FormatTxnToken), string(token.FormatAccessToken)},
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation:   op("Issue a step credential (fields as query parameters)."),
@@ -98,6 +106,10 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	if v, ok := d.GetOk("ttl"); ok {
 		ttl := time.Duration(v.(int)) * time.Second
 		sr.TTL = &ttl
+	}
+	format, err := token.ParseFormat(strings.TrimSpace(d.Get("format").(string)))
+	if err != nil {
+		return nil, badField("format", "must be %q or %q", token.FormatTxnToken, token.FormatAccessToken)
 	}
 	jkt := strings.TrimSpace(d.Get("cnf_jkt").(string))
 	if jkt != "" && !token.ValidThumbprint(jkt) {
@@ -151,6 +163,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 	claims := &token.Claims{
+		Format:    format,
 		Issuer:    issuer,
 		Subject:   sess.Subject(),
 		Audience:  grant.Audience,
@@ -173,6 +186,11 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	if sr.Actor != "" {
 		claims.Act = token.PushActor(claims.Act, sr.Actor)
 	}
+	if format == token.FormatAccessToken {
+		// RFC 9068: the client the token was issued to. The agent acts
+		// for itself, so the client is the session's creator.
+		claims.ClientID = claims.Subject
+	}
 	if jkt != "" {
 		claims.Cnf = &token.Confirmation{JKT: jkt}
 	}
@@ -182,6 +200,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		Kind: timeline.CredentialIssued, Credential: credID, Parent: claims.Parent,
 		Scopes: grant.Scopes.Strings(), Audience: grant.Audience, Depth: grant.Depth,
 		Description: sr.Description, Actor: sr.Actor, Expires: claims.Expiry, Source: requestSource(req),
+		Format: timelineFormat(format),
 	})
 	if err := b.save(ctx, req.Storage, cfg, sess, issued, false); err != nil {
 		return nil, err
@@ -194,6 +213,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	resp := &logical.Response{Data: map[string]interface{}{
 		"token":         signed,
 		"credential_id": credID,
+		"format":        string(format),
 		"session_id":    sess.ID,
 		"expires_at":    time.Unix(claims.Expiry, 0).UTC().Format(time.RFC3339),
 		"scopes":        grant.Scopes.Strings(),
@@ -209,6 +229,15 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		resp.AddWarning(w)
 	}
 	return resp, nil
+}
+
+// timelineFormat is the format recorded in a credential_issued event:
+// only a format other than the default is named.
+func timelineFormat(f token.Format) string {
+	if f == token.FormatTxnToken {
+		return ""
+	}
+	return string(f)
 }
 
 // refuseStep records a refused step and returns the error that answers
@@ -261,9 +290,20 @@ when derived from a parent_token, inside the parent's scope.
   vault read agent/creds/<session_id> scopes="read:secrets/web/tls" audience=secrets-api description="fetch cert"
 
 A step is one credential issuance. The answer holds "token" (a JWS compact
-JWT, typ "txntoken+jwt", whose "scope" claim lists the granted scopes
-space-separated), "credential_id" (its jti), "expires_at", "scopes",
-"audience", "depth", "steps_used" and "steps_left". Credentials are not
+JWT whose "scope" claim lists the granted scopes space-separated),
+"credential_id" (its jti), "format", "expires_at", "scopes", "audience",
+"depth", "steps_used" and "steps_left".
+
+The format is "txn_token" by default (typ "txntoken+jwt", the
+Transaction-Token shape), or, with format=access_token, an RFC 9068 JWT
+access token (typ "at+jwt", with client_id) for OAuth resource servers
+such as MCP servers, whose audience is their canonical URI:
+
+  vault read agent/creds/<session_id> format=access_token \
+      scopes=call:tools/search audience=https://tools.example.com/mcp
+
+Both formats carry the same claims and follow the same rules; a parent_token
+may be of either format. Credentials are not
 Vault leases: they live inside the session's lease and are revoked with it,
 all at once, when the session closes.
 

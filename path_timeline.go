@@ -119,7 +119,7 @@ func eventData(e timeline.Event) map[string]interface{} {
 	str := map[string]string{
 		"detail": e.Detail, "source": e.Source, "credential": e.Credential, "parent": e.Parent,
 		"audience": e.Audience, "description": e.Description, "actor": e.Actor, "violation": e.Violation,
-		"action": e.Action, "resource": e.Resource, "outcome": e.Outcome,
+		"action": e.Action, "resource": e.Resource, "outcome": e.Outcome, "format": e.Format,
 	}
 	for k, v := range str {
 		if v != "" {
@@ -145,7 +145,8 @@ Every decision the engine made about the session, in order: session_start,
 credential_issued, request_refused, violation, report, session_renew, and the
 closing session_end, session_revoke (with its reason) or session_expire. Each
 event has a seq, a time, a kind and the details that apply (credential,
-parent, scopes, audience, description, actor, violation, source).
+parent, scopes, audience, description, actor, violation, source, and the
+format of a credential issued as an access token).
 
 These are timeline events, kept with the session; the notifications the
 engine sends through Vault's event system are something else.

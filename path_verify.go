@@ -172,7 +172,8 @@ func (b *backend) pathIntrospect(ctx context.Context, req *logical.Request, d *f
 	data := claimsData(claims)
 	data["active"] = true
 	data["session_state"] = string(state)
-	data["token_type"] = token.Type
+	data["token_type"] = claims.Format.Type()
+	data["format"] = string(claims.Format)
 	return &logical.Response{Data: data}, nil
 }
 
@@ -189,6 +190,9 @@ func claimsData(c *token.Claims) map[string]interface{} {
 		"txn":   c.Txn,
 		"scope": c.Scope,
 		"dep":   c.Depth,
+	}
+	if c.ClientID != "" {
+		m["client_id"] = c.ClientID
 	}
 	if c.Tctx != nil {
 		m["tctx"] = map[string]interface{}{"role": c.Tctx.Role, "purpose": c.Tctx.Purpose}

@@ -39,4 +39,5 @@ func ExampleGraph_Mermaid() {
 	//   classDef expired fill:#d3d3d3
 	//   classDef ended fill:#add8e6
 	//   classDef revoked fill:#fa8072
+	//   classDef refused fill:#ff4500
 }

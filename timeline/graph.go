@@ -9,7 +9,12 @@ import (
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
-// Node is one step credential in the access path.
+// maxUsesShown is how many reported uses a node's label lists; the rest
+// are counted.
+const maxUsesShown = 5
+
+// Node is one step credential in the access path, or a step the engine
+// refused as a violation (Violation set, Credential empty).
 type Node struct {
 	Credential  string
 	Parent      string
@@ -28,6 +33,15 @@ type Node struct {
 	// Misuses counts those that were violations.
 	Reports int
 	Misuses int
+	// Uses lists what resource servers reported the credential did, in
+	// order, as "action resource (outcome)", e.g. "call tools/search
+	// (allowed)".
+	Uses []string
+	// Violation is the kind of a refused step (scope_outside_intent, ...)
+	// and Detail what the engine said; Parent is the credential it named,
+	// if any.
+	Violation string
+	Detail    string
 }
 
 // Graph is the access path of a session: its credentials as a forest.
@@ -56,19 +70,35 @@ func Build(session string, events []Event, sessionState string, now time.Time, p
 		case Report:
 			if i, ok := index[e.Credential]; ok {
 				g.Nodes[i].Reports++
+				if e.Action != "" {
+					g.Nodes[i].Uses = append(g.Nodes[i].Uses, use(e.Action, e.Resource, e.Outcome))
+				}
 			}
 		case Violation:
 			if e.Violation == string(trust.ReportedMisuse) {
 				if i, ok := index[e.Credential]; ok {
 					g.Nodes[i].Reports++
 					g.Nodes[i].Misuses++
+					g.Nodes[i].Uses = append(g.Nodes[i].Uses, misuse(e.Detail))
 				}
+				continue
 			}
+			if e.Violation == "" {
+				continue
+			}
+			// A refused step: drawn where it was asked, under the
+			// parent it named or under the session.
+			g.Nodes = append(g.Nodes, Node{
+				Parent: e.Credential, Violation: e.Violation, Detail: e.Detail,
+				Issued: e.Time, State: "refused",
+			})
 		}
 	}
 	for i := range g.Nodes {
 		n := &g.Nodes[i]
 		switch {
+		case n.Violation != "":
+			n.State = "refused"
 		case !now.Before(n.Expires):
 			n.State = "expired"
 		case sessionState != "active":
@@ -98,7 +128,38 @@ func (g Graph) children() (roots []int, kids map[string][]int) {
 	return roots, kids
 }
 
+// use describes a reported use.
+func use(action, resource, outcome string) string {
+	s := action + " " + resource
+	if outcome != "" {
+		s += " (" + outcome + ")"
+	}
+	return s
+}
+
+// maxDetailShown bounds the violation detail in a label.
+const maxDetailShown = 120
+
+// clip shortens a detail to maxDetailShown bytes.
+func clip(d string) string {
+	if len(d) > maxDetailShown {
+		return strings.ToValidUTF8(d[:maxDetailShown], "") + "…"
+	}
+	return d
+}
+
+// misuse describes a reported misuse.
+func misuse(detail string) string {
+	if detail == "" {
+		return "misuse"
+	}
+	return "misuse: " + clip(detail)
+}
+
 func (n Node) label() string {
+	if n.Violation != "" {
+		return "refused: " + n.Violation + "\n" + clip(n.Detail)
+	}
 	var b strings.Builder
 	b.WriteString(strings.Join(n.Scopes, " "))
 	b.WriteString("\naud: " + n.Audience)
@@ -113,6 +174,13 @@ func (n Node) label() string {
 		fmt.Fprintf(&b, "\nreports: %d", n.Reports)
 		if n.Misuses > 0 {
 			fmt.Fprintf(&b, " (%d misuse)", n.Misuses)
+		}
+		for i, u := range n.Uses {
+			if i == maxUsesShown {
+				fmt.Fprintf(&b, "\n… %d more", len(n.Uses)-maxUsesShown)
+				break
+			}
+			b.WriteString("\nused: " + u)
 		}
 	}
 	b.WriteString("\n" + shortID(n.Credential))
@@ -131,6 +199,7 @@ var dotColours = map[string]string{
 	"expired": "lightgrey",
 	"ended":   "lightblue",
 	"revoked": "salmon",
+	"refused": "orangered",
 }
 
 // DOT renders the graph as a Graphviz digraph: `dot -Tsvg` draws it.
@@ -235,6 +304,7 @@ func (g Graph) Mermaid() string {
 	b.WriteString("  classDef expired fill:#d3d3d3\n")
 	b.WriteString("  classDef ended fill:#add8e6\n")
 	b.WriteString("  classDef revoked fill:#fa8072\n")
+	b.WriteString("  classDef refused fill:#ff4500\n")
 	return b.String()
 }
 

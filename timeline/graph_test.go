@@ -19,7 +19,7 @@ const goldenDOT = `digraph access_path {
   c0 [label="list,read:secrets/web/* read:db/creds/ro\naud: secrets-api\ndescription: fetch cert\nactor: agent-a\ndepth 0 · active\naaaaaaaa", fillcolor=palegreen];
   c1 [label="read:secrets/web/tls\naud: secrets-api\ndescription: read tls\ndepth 1 · active\nbbbbbbbb", fillcolor=palegreen];
   c2 [label="list:secrets/web\naud: secrets-api\nactor: sub-agent\ndepth 1 · expired\ncccccccc", fillcolor=lightgrey];
-  c3 [label="read:db/creds/ro\naud: db\ndepth 0 · active\nreports: 3 (1 misuse)\ndddddddd", fillcolor=palegreen];
+  c3 [label="read:db/creds/ro\naud: db\ndepth 0 · active\nreports: 3 (1 misuse)\nused: read db/creds/ro\nused: misuse\nused: read db/creds/ro\ndddddddd", fillcolor=palegreen];
   session -> c0;
   session -> c3;
   c0 -> c1;
@@ -33,7 +33,7 @@ const goldenMermaid = `flowchart LR
   c0["list,read:secrets/web/* read:db/creds/ro<br/>aud: secrets-api<br/>description: fetch cert<br/>actor: agent-a<br/>depth 0 · active<br/>aaaaaaaa"]:::active
   c1["read:secrets/web/tls<br/>aud: secrets-api<br/>description: read tls<br/>depth 1 · active<br/>bbbbbbbb"]:::active
   c2["list:secrets/web<br/>aud: secrets-api<br/>actor: sub-agent<br/>depth 1 · expired<br/>cccccccc"]:::expired
-  c3["read:db/creds/ro<br/>aud: db<br/>depth 0 · active<br/>reports: 3 (1 misuse)<br/>dddddddd"]:::active
+  c3["read:db/creds/ro<br/>aud: db<br/>depth 0 · active<br/>reports: 3 (1 misuse)<br/>used: read db/creds/ro<br/>used: misuse<br/>used: read db/creds/ro<br/>dddddddd"]:::active
   session --> c0
   session --> c3
   c0 --> c1
@@ -42,6 +42,7 @@ const goldenMermaid = `flowchart LR
   classDef expired fill:#d3d3d3
   classDef ended fill:#add8e6
   classDef revoked fill:#fa8072
+  classDef refused fill:#ff4500
 `
 
 func TestDOTGolden(t *testing.T) {
@@ -257,8 +258,8 @@ func TestMermaidEscapesHostileText(t *testing.T) {
 				t.Errorf("Mermaid is not valid UTF-8:\n%q", m)
 			}
 			lines := checkLines(t, "Mermaid", m, mermaidLines)
-			if len(lines) != 10 {
-				t.Errorf("Mermaid has %d lines, want 10:\n%s", len(lines), m)
+			if len(lines) != 11 {
+				t.Errorf("Mermaid has %d lines, want 11:\n%s", len(lines), m)
 			}
 			if n := countEdges(lines, " --> "); n != 2 {
 				t.Errorf("Mermaid has %d edge lines, want 2:\n%s", n, m)
@@ -322,7 +323,7 @@ func TestEmptySession(t *testing.T) {
 		}
 		m := g.Mermaid()
 		lines = checkLines(t, "Mermaid", m, mermaidLines)
-		if len(lines) != 6 || lines[0] != "flowchart LR" || !strings.HasPrefix(lines[1], `  session(["session empty`) {
+		if len(lines) != 7 || lines[0] != "flowchart LR" || !strings.HasPrefix(lines[1], `  session(["session empty`) {
 			t.Errorf("empty Mermaid:\n%s", m)
 		}
 		if strings.Contains(m, "-->") {
@@ -395,4 +396,38 @@ func TestRepeatedCredentialID(t *testing.T) {
 		t.Errorf("Mermaid edges:\n%s", m)
 	}
 	renderDOT(t, d)
+}
+
+// A refused step is drawn, as what the agent tried, under the credential
+// it named (or the session), with the reported uses of credentials.
+func TestRefusedStepsAndUsesAreDrawn(t *testing.T) {
+	exp := t0.Add(time.Hour)
+	events := []Event{
+		issued(1, "a", "", 1, exp, "call:tools/search"),
+		{Kind: Report, Credential: "a", Action: "call", Resource: "tools/search", Outcome: "allowed"},
+		{Kind: Violation, Violation: "scope_outside_intent", Detail: `scope "call:tools/delete_doc" is not inside the intent`},
+		{Kind: Violation, Violation: "bad_parent", Credential: "a", Detail: "parent_token expired"},
+	}
+	g := Build("s", events, "revoked", t0, false)
+	d, m := g.DOT(), g.Mermaid()
+	checkLines(t, "DOT", d, dotLines)
+	checkLines(t, "Mermaid", m, mermaidLines)
+	for _, want := range []string{
+		`used: call tools/search (allowed)`,
+		`refused: scope_outside_intent\nscope \"call:tools/delete_doc\" is not inside the intent", fillcolor=orangered];`,
+		"session -> c1;", "c0 -> c2;",
+	} {
+		if !strings.Contains(d, want) {
+			t.Errorf("DOT lacks %q:\n%s", want, d)
+		}
+	}
+	for _, want := range []string{"]:::refused\n", "session --> c1\n", "c0 --> c2\n", "used: call tools/search (allowed)"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("Mermaid lacks %q:\n%s", want, m)
+		}
+	}
+	svg := renderDOT(t, d)
+	if n := strings.Count(svg, `class="node"`); n != 4 {
+		t.Errorf("the SVG has %d nodes, want 4", n)
+	}
 }

@@ -59,6 +59,9 @@ type Event struct {
 	Description string `json:"description,omitempty"`
 	Actor       string `json:"actor,omitempty"`
 	Expires     int64  `json:"expires,omitempty"`
+	// Format is the credential's format when it is not the default
+	// ("access_token").
+	Format string `json:"format,omitempty"`
 
 	// Violation is the violation kind, for Violation events.
 	Violation string `json:"violation,omitempty"`

@@ -164,7 +164,8 @@ func TestBuildReportsAndMisuses(t *testing.T) {
 		{Kind: Report, Credential: "y"},
 		{Kind: Violation, Violation: "reported_misuse", Credential: "y"},
 		{Kind: Violation, Violation: "reported_misuse", Credential: "y"},
-		// Violations of other kinds are not reports.
+		// Violations of other kinds are not reports: they are refused
+		// steps, drawn under the credential they name.
 		{Kind: Violation, Violation: "scope_exceeded", Credential: "z"},
 		{Kind: Violation, Violation: "bad_parent", Credential: "x"},
 		{Kind: Violation, Credential: "z"},
@@ -176,10 +177,18 @@ func TestBuildReportsAndMisuses(t *testing.T) {
 	}
 	g := Build("s", events, "active", t0, false)
 	want := map[string][2]int{"x": {2, 0}, "y": {3, 2}, "z": {0, 0}}
-	if len(g.Nodes) != 3 {
-		t.Fatalf("%d nodes, want 3", len(g.Nodes))
+	if len(g.Nodes) != 5 {
+		t.Fatalf("%d nodes, want 3 credentials and 2 refused steps", len(g.Nodes))
 	}
-	for _, n := range g.Nodes {
+	for _, n := range g.Nodes[3:] {
+		if n.State != "refused" || n.Credential != "" || n.Reports != 0 {
+			t.Errorf("refused step %+v", n)
+		}
+	}
+	if g.Nodes[3].Violation != "scope_exceeded" || g.Nodes[3].Parent != "z" || g.Nodes[4].Violation != "bad_parent" || g.Nodes[4].Parent != "x" {
+		t.Errorf("refused steps %+v", g.Nodes[3:])
+	}
+	for _, n := range g.Nodes[:3] {
 		got := [2]int{n.Reports, n.Misuses}
 		if got != want[n.Credential] {
 			t.Errorf("%s: Reports, Misuses = %v, want %v", n.Credential, got, want[n.Credential])

@@ -57,6 +57,7 @@ func genKey(tb testing.TB, alg string) *Key {
 func sampleClaims() *Claims {
 	n := testNow.Unix()
 	return &Claims{
+		Format:    FormatTxnToken,
 		Issuer:    "https://vault.example/v1/agent",
 		Subject:   "5b3c1f2e-entity",
 		Audience:  "https://api.example",

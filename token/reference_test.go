@@ -59,8 +59,9 @@ func refVerify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error
 		return nil, fmt.Errorf("%w: go-jose refuses it", ErrMalformed)
 	}
 	h := tok.Headers[0]
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != Type {
-		return nil, fmt.Errorf("%w: typ must be %q", ErrType, Type)
+	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+	if !slices.Contains(opts.types(), typ) {
+		return nil, fmt.Errorf("%w: typ not accepted", ErrType)
 	}
 	if h.KeyID == "" {
 		return nil, fmt.Errorf("%w: missing kid", ErrMalformed)
@@ -85,6 +86,7 @@ func refVerify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error
 	if err := tok.Claims(pk.Key, c); err != nil {
 		return nil, fmt.Errorf("%w: go-jose cannot decode the claims", ErrMalformed)
 	}
+	c.Format, _ = formatOfType(typ)
 	if err := opts.validate(c); err != nil {
 		return nil, err
 	}

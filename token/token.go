@@ -1,10 +1,14 @@
 // Package token mints and verifies step credentials: short-lived,
-// signed JSON Web Tokens shaped after the IETF OAuth Transaction Tokens
-// draft and RFC 8693 token exchange.
+// signed JSON Web Tokens in one of two formats ([Format]): shaped after the
+// IETF OAuth Transaction Tokens draft and RFC 8693 token exchange
+// ([FormatTxnToken], "typ" [Type]), or as RFC 9068 JWT access tokens for
+// OAuth resource servers such as MCP servers ([FormatAccessToken], "typ"
+// [TypeAccessToken]). Both carry the same claims and follow the same rules;
+// an access token also carries "client_id" and requires "sub" and "aud".
 //
 // A credential is a JWS in compact serialisation, signed with EdDSA
 // (Ed25519, the default) or ES256 (ECDSA P-256). Its protected header has
-// exactly three members: "alg", "kid" and "typ" (always [Type]). The
+// exactly three members: "alg", "kid" and "typ" (the format's). The
 // payload is a [Claims] value.
 //
 // Tokens are signed, verified and decoded with go-jose
@@ -43,14 +47,76 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// Type is the value of the "typ" header of every step credential.
+// Type is the "typ" header of a credential in [FormatTxnToken], the
+// Transaction-Token shape.
 const Type = "txntoken+jwt"
+
+// TypeAccessToken is the "typ" header of a credential in
+// [FormatAccessToken], an RFC 9068 JWT access token.
+const TypeAccessToken = "at+jwt"
+
+// Format is the shape of a step credential: which "typ" header it carries
+// and which profile its claims follow. The zero value means
+// FormatTxnToken.
+type Format string
+
+// The formats of a step credential.
+const (
+	// FormatTxnToken is the Transaction-Token shape ("typ" txntoken+jwt),
+	// the default: for resource servers that verify with this engine's
+	// rules.
+	FormatTxnToken Format = "txn_token"
+	// FormatAccessToken is an RFC 9068 JWT access token ("typ" at+jwt),
+	// for OAuth 2.1 resource servers such as MCP servers. It also carries
+	// "client_id" (RFC 9068 section 2.2), and "sub" and "aud" are required.
+	FormatAccessToken Format = "access_token"
+)
+
+// Formats lists every format, the default first.
+var Formats = []Format{FormatTxnToken, FormatAccessToken}
+
+// ParseFormat returns the format named s ("txn_token" or
+// "access_token"); the empty string means FormatTxnToken.
+func ParseFormat(s string) (Format, error) {
+	switch Format(s) {
+	case "", FormatTxnToken:
+		return FormatTxnToken, nil
+	case FormatAccessToken:
+		return FormatAccessToken, nil
+	}
+	return "", fmt.Errorf("token: unknown format (want %q or %q)", FormatTxnToken, FormatAccessToken)
+}
+
+// Type returns the "typ" header of credentials in format f: Type for
+// FormatTxnToken (and the zero value), TypeAccessToken for
+// FormatAccessToken, and "" for an unknown format.
+func (f Format) Type() string {
+	switch f {
+	case "", FormatTxnToken:
+		return Type
+	case FormatAccessToken:
+		return TypeAccessToken
+	}
+	return ""
+}
+
+// formatOfType returns the format whose "typ" header is typ.
+func formatOfType(typ string) (Format, bool) {
+	switch typ {
+	case Type:
+		return FormatTxnToken, true
+	case TypeAccessToken:
+		return FormatAccessToken, true
+	}
+	return "", false
+}
 
 // Supported JWS signature algorithms (RFC 7518, RFC 8037).
 const (
@@ -90,7 +156,8 @@ var (
 	ErrIssuer = errors.New("token: issuer mismatch")
 	// ErrAudience: "aud" does not match the expected audience.
 	ErrAudience = errors.New("token: audience mismatch")
-	// ErrType: the "typ" header is not [Type].
+	// ErrType: the "typ" header is not the "typ" of a format accepted
+	// (VerifyOptions.Formats).
 	ErrType = errors.New("token: wrong type")
 	// ErrTooLarge: the input exceeds [MaxTokenSize].
 	ErrTooLarge = errors.New("token: too large")
@@ -111,14 +178,24 @@ var (
 // rules of strictjson.go (exact member names, no duplicates, no case
 // variants).
 type Claims struct {
+	// Format is the credential's format. It is not a claim: Mint writes
+	// the "typ" header from it (the zero value means FormatTxnToken), and
+	// Verify sets it from the verified "typ" header.
+	Format Format `json:"-"`
 	// Issuer ("iss") identifies the engine that minted the credential.
 	Issuer string `json:"iss"`
 	// Subject ("sub") is the session creator's entity ID, or
 	// "accessor:<token accessor>".
 	Subject string `json:"sub"`
 	// Audience ("aud") is the single audience requested; it is serialised
-	// as a JSON string, never an array.
+	// as a JSON string, never an array. It may be an absolute URI, such as
+	// an MCP server's canonical URI. Required in FormatAccessToken.
 	Audience string `json:"aud"`
+	// ClientID ("client_id") is the OAuth client the credential was
+	// issued to (RFC 9068 section 2.2): the engine sets it to the session's
+	// creator, the same value as "sub", since an agent acts for itself.
+	// Required in FormatAccessToken, omitted in FormatTxnToken.
+	ClientID string `json:"client_id,omitempty"`
 	// IssuedAt ("iat") is the issue time in Unix seconds. Required.
 	IssuedAt int64 `json:"iat"`
 	// NotBefore ("nbf") is the start of validity in Unix seconds.
@@ -203,9 +280,21 @@ func PushActor(prev *Actor, name string) *Actor {
 }
 
 // checkRequired reports the first required claim that is missing or
-// inconsistent. Mint and Verify share it so the engine never mints a
-// credential that verifiers reject.
+// inconsistent, for c's format. Mint and Verify share it so the engine
+// never mints a credential that verifiers reject.
 func checkRequired(c *Claims) error {
+	if c.Format == FormatAccessToken {
+		// RFC 9068 section 2.2: iss, exp, aud, sub, client_id, iat and
+		// jti are required in a JWT access token.
+		switch {
+		case c.Subject == "":
+			return fmt.Errorf("%w: missing sub", ErrClaims)
+		case c.Audience == "":
+			return fmt.Errorf("%w: missing aud", ErrClaims)
+		case c.ClientID == "":
+			return fmt.Errorf("%w: missing client_id", ErrClaims)
+		}
+	}
 	switch {
 	case c.ID == "":
 		return fmt.Errorf("%w: missing jti", ErrClaims)
@@ -243,9 +332,10 @@ func algorithmAllowed(alg string, names []string) bool {
 var b64 = base64.RawURLEncoding.Strict()
 
 // Mint signs c with k and returns the compact serialisation. The header is
-// exactly {"alg":k.Algorithm,"kid":k.ID,"typ":Type}. An empty Rctx is
-// omitted. Mint fails with ErrClaims if a required claim (jti, txn, scope,
-// iat, exp after iat, dep >= 1) is missing, if an actor has an empty
+// exactly {"alg":k.Algorithm,"kid":k.ID,"typ":c.Format.Type()}. An empty
+// Rctx is omitted. Mint fails with ErrClaims for an unknown format, if a
+// required claim (jti, txn, scope, iat, exp after iat, dep >= 1; and sub,
+// aud and client_id in FormatAccessToken) is missing, if an actor has an empty
 // subject, or if Cnf.JKT is not a SHA-256 thumbprint; with ErrAlgorithm if
 // k's algorithm is unsupported or does not fit its key; and with
 // ErrTooLarge if the result would exceed MaxTokenSize. c is not modified.
@@ -262,6 +352,10 @@ func Mint(k *Key, c *Claims) (string, error) {
 	}
 	if c == nil {
 		return "", fmt.Errorf("%w: nil claims", ErrClaims)
+	}
+	typ := c.Format.Type()
+	if typ == "" {
+		return "", fmt.Errorf("%w: unknown format", ErrClaims)
 	}
 	if err := checkRequired(c); err != nil {
 		return "", err
@@ -282,7 +376,7 @@ func Mint(k *Key, c *Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: cannot encode claims", ErrClaims)
 	}
-	return signCompact(k, Type, payload)
+	return signCompact(k, typ, payload)
 }
 
 // SignJWS signs payload (the encoding of a JSON object) with k, as a
@@ -371,6 +465,11 @@ type VerifyOptions struct {
 	// attributing a credential seen in use (a report of an expired
 	// credential), never for accepting a request.
 	IgnoreValidity bool
+	// Formats are the credential formats accepted, by their "typ" header;
+	// empty means FormatTxnToken only. A resource server that is an OAuth
+	// resource server (an MCP server) sets {FormatAccessToken}; the engine
+	// accepts both.
+	Formats []Format
 	// MaxLifetime, when positive, is the longest lifetime accepted, in
 	// whole seconds (fractions are truncated): a credential whose exp - iat,
 	// or exp - nbf when nbf is set (non-zero) and earlier than iat, is
@@ -413,7 +512,8 @@ func PeekKeyID(raw string) (string, error) {
 }
 
 // Verify checks raw and returns its claims. In order, it rejects: options
-// without Issuer, or without exactly one of Audience and AnyAudience
+// without Issuer, or without exactly one of Audience and AnyAudience, or
+// with an unknown format in Formats
 // (ErrOptions, before raw is looked at); inputs over MaxTokenSize
 // (ErrTooLarge); anything but a three-part compact JWS in canonical
 // base64url (ErrMalformed); a header that is not a JSON object, has a
@@ -422,7 +522,8 @@ func PeekKeyID(raw string) (string, error) {
 // (ErrMalformed); a header algorithm outside the allow-list
 // (ErrAlgorithm); a header member other than "alg", "kid" and "typ", such
 // as "crit", "b64", "jwk", "jku", "x5u", "x5c", "x5t" or "x5t#S256"
-// (ErrMalformed); a "typ" other than Type (ErrType); a missing "kid"
+// (ErrMalformed); a "typ" that is not the type of a format in
+// opts.Formats (ErrType); a missing "kid"
 // (ErrMalformed); a "kid" that lookup does not know (ErrUnknownKey); a
 // header algorithm different from the key's, or a key whose Go type does
 // not fit its algorithm (ErrAlgorithm); a high-S or mis-sized ES256
@@ -437,7 +538,7 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	payload, err := verifyCompact(raw, lookup, Type, opts.Algorithms)
+	payload, typ, err := verifyCompact(raw, lookup, opts.types(), opts.Algorithms)
 	if err != nil {
 		return nil, err
 	}
@@ -446,6 +547,7 @@ func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Format, _ = formatOfType(typ)
 	if err := opts.validate(c); err != nil {
 		return nil, err
 	}
@@ -465,7 +567,8 @@ func VerifyJWS(raw string, lookup KeyLookup, typ string, algorithms []string) ([
 	if typ == "" {
 		return nil, fmt.Errorf("%w: an expected typ is required", ErrOptions)
 	}
-	return verifyCompact(raw, lookup, typ, algorithms)
+	payload, _, err := verifyCompact(raw, lookup, []string{typ}, algorithms)
+	return payload, err
 }
 
 // DecodeStrict decodes b, a verified payload holding one JSON object, into
@@ -483,51 +586,95 @@ func DecodeStrict(b []byte, v any) (map[string]any, error) {
 	return members, nil
 }
 
-// verifyCompact is VerifyJWS without the check of its arguments.
-func verifyCompact(raw string, lookup KeyLookup, typ string, algorithms []string) ([]byte, error) {
+// verifyCompact is VerifyJWS for a "typ" among types, without the check
+// of its arguments; it also returns the "typ" verified.
+func verifyCompact(raw string, lookup KeyLookup, types []string, algorithms []string) ([]byte, string, error) {
 	jws, err := parseCompact(raw)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	h := &jws.header
 	if !algorithmAllowed(h.Alg, algorithms) {
-		return nil, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
+		return nil, "", fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
 	}
 	// Only "alg", "kid" and "typ": RFC 7515 allows no critical extension
 	// here, "b64" (RFC 7797) would change what is signed, and the key
 	// never comes from the token.
 	if err := h.check(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if h.Typ != typ {
-		return nil, fmt.Errorf("%w: typ must be %q", ErrType, typ)
+	if !slices.Contains(types, h.Typ) {
+		return nil, "", fmt.Errorf("%w: typ must be %s", ErrType, quoteList(types))
 	}
 	if h.Kid == "" {
-		return nil, fmt.Errorf("%w: missing kid", ErrMalformed)
+		return nil, "", fmt.Errorf("%w: missing kid", ErrMalformed)
 	}
 	if lookup == nil {
-		return nil, fmt.Errorf("%w: no key lookup", ErrUnknownKey)
+		return nil, "", fmt.Errorf("%w: no key lookup", ErrUnknownKey)
 	}
 	pk, ok := lookup(h.Kid)
 	if !ok {
-		return nil, ErrUnknownKey
+		return nil, "", ErrUnknownKey
 	}
 	if pk.Algorithm != h.Alg {
-		return nil, fmt.Errorf("%w: header alg does not match key", ErrAlgorithm)
+		return nil, "", fmt.Errorf("%w: header alg does not match key", ErrAlgorithm)
 	}
 	if !keyFitsAlgorithm(pk.Algorithm, pk.Key) {
-		return nil, fmt.Errorf("%w: key does not fit its algorithm", ErrAlgorithm)
+		return nil, "", fmt.Errorf("%w: key does not fit its algorithm", ErrAlgorithm)
 	}
 	if pk.Algorithm == AlgES256 && !lowS(jws.signature) {
-		return nil, fmt.Errorf("%w: ES256 signature is not 64 bytes with a low S", ErrSignature)
+		return nil, "", fmt.Errorf("%w: ES256 signature is not 64 bytes with a low S", ErrSignature)
 	}
 	// go-jose checks the signature, with the key's algorithm only (equal
 	// to the header's, checked above).
-	return verifySigned(raw, h, pk.Key)
+	payload, err := verifySigned(raw, h, pk.Key)
+	if err != nil {
+		return nil, "", err
+	}
+	return payload, h.Typ, nil
+}
+
+// quoteList writes {"a"} as "a" and {"a","b"} as "a" or "b".
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, " or ")
+}
+
+// Type lists for the common VerifyOptions.Formats, so that Verify does
+// not allocate one per call.
+var (
+	txnTokenTypes    = []string{Type}
+	accessTokenTypes = []string{TypeAccessToken}
+	allTypes         = []string{Type, TypeAccessToken}
+)
+
+// types returns the "typ" headers of the formats opts accepts (check has
+// refused unknown formats).
+func (opts *VerifyOptions) types() []string {
+	switch {
+	case len(opts.Formats) == 0 || (len(opts.Formats) == 1 && opts.Formats[0] == FormatTxnToken):
+		return txnTokenTypes
+	case len(opts.Formats) == 1 && opts.Formats[0] == FormatAccessToken:
+		return accessTokenTypes
+	}
+	types := make([]string, 0, len(opts.Formats))
+	for _, f := range opts.Formats {
+		if !slices.Contains(types, f.Type()) {
+			types = append(types, f.Type())
+		}
+	}
+	if len(types) == 2 {
+		return allTypes
+	}
+	return types
 }
 
 // check refuses options that lack an expected issuer, or an expected
-// audience without AnyAudience, or that set both Audience and AnyAudience.
+// audience without AnyAudience, that set both Audience and AnyAudience, or
+// that name an unknown format.
 func (opts *VerifyOptions) check() error {
 	switch {
 	case opts.Issuer == "":
@@ -536,6 +683,11 @@ func (opts *VerifyOptions) check() error {
 		return fmt.Errorf("%w: an expected audience (or AnyAudience) is required", ErrOptions)
 	case opts.Audience != "" && opts.AnyAudience:
 		return fmt.Errorf("%w: Audience and AnyAudience are exclusive", ErrOptions)
+	}
+	for _, f := range opts.Formats {
+		if f == "" || f.Type() == "" {
+			return fmt.Errorf("%w: unknown format in Formats", ErrOptions)
+		}
 	}
 	return nil
 }
