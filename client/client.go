@@ -37,6 +37,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 )
 
 // Client starts sessions on one mount of the engine.
@@ -157,12 +159,17 @@ type StepRequest struct {
 	Actor string
 	// CnfJKT binds the credential to a key (RFC 7638 thumbprint).
 	CnfJKT string
+	// Format is the credential's format: token.FormatTxnToken (the
+	// default) or token.FormatAccessToken, an RFC 9068 JWT access token
+	// for OAuth resource servers such as MCP servers.
+	Format token.Format
 }
 
 // Credential is a step credential.
 type Credential struct {
 	Token     string
 	ID        string
+	Format    token.Format
 	Scopes    []string
 	Audience  string
 	Depth     int
@@ -189,7 +196,7 @@ func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*C
 	if req.TTL > 0 {
 		data["ttl"] = int(req.TTL.Seconds())
 	}
-	for k, v := range map[string]string{"description": req.Description, "actor": req.Actor, "cnf_jkt": req.CnfJKT, "parent_token": parent} {
+	for k, v := range map[string]string{"description": req.Description, "actor": req.Actor, "cnf_jkt": req.CnfJKT, "parent_token": parent, "format": string(req.Format)} {
 		if v != "" {
 			data[k] = v
 		}
@@ -204,6 +211,11 @@ func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*C
 	cred := &Credential{Warnings: secret.Warnings}
 	cred.Token, _ = secret.Data["token"].(string)
 	cred.ID, _ = secret.Data["credential_id"].(string)
+	if f, _ := secret.Data["format"].(string); f != "" {
+		cred.Format = token.Format(f)
+	} else {
+		cred.Format = token.FormatTxnToken
+	}
 	cred.Audience, _ = secret.Data["audience"].(string)
 	cred.Scopes = stringList(secret.Data["scopes"])
 	cred.Depth = intOf(secret.Data["depth"])

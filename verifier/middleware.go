@@ -77,7 +77,7 @@ func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 		switch {
 		case errors.Is(err, ErrScope):
 			if v.cfg.Report {
-				v.reportLater(raw, action, resource, "denied", seen)
+				v.ReportLater(raw, action, resource, "denied", seen)
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
 			refuse(w, http.StatusForbidden, err)
@@ -87,13 +87,13 @@ func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 			return
 		case err != nil:
 			if v.cfg.Report && errors.Is(err, ErrSessionClosed) {
-				v.reportLater(raw, action, resource, "denied", seen)
+				v.ReportLater(raw, action, resource, "denied", seen)
 			}
 			refuse(w, http.StatusUnauthorized, err)
 			return
 		}
 		if v.cfg.Report {
-			v.reportLater(raw, action, resource, "allowed", seen)
+			v.ReportLater(raw, action, resource, "allowed", seen)
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, claims)))
 	})

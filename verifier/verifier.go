@@ -109,6 +109,11 @@ type Config struct {
 	Audience string
 	// Algorithms is the allow-list; default EdDSA and ES256.
 	Algorithms []string
+	// Formats are the credential formats accepted; default
+	// {token.FormatTxnToken}. An OAuth resource server, such as an MCP
+	// server, sets {token.FormatAccessToken} (RFC 9068 JWT access tokens,
+	// typ at+jwt) and its canonical URI as Audience.
+	Formats []token.Format
 	// Leeway is the clock skew tolerated; default 30s (token.DefaultLeeway),
 	// negative for none. New refuses a Leeway above trust.RevocationGrace
 	// (1 minute): the engine keeps a closed session in its revocation list
@@ -218,6 +223,11 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	if cfg.Mount == "" {
 		cfg.Mount = defaultMount
+	}
+	for _, f := range cfg.Formats {
+		if f.Type() == "" || f == "" {
+			return nil, fmt.Errorf("verifier: Config.Formats: unknown format %q (want %q or %q)", f, token.FormatTxnToken, token.FormatAccessToken)
+		}
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = token.DefaultLeeway
@@ -428,6 +438,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*toke
 	opts := token.VerifyOptions{
 		Issuer: v.cfg.Issuer, Audience: v.cfg.Audience, Now: now,
 		Leeway: v.cfg.Leeway, Algorithms: v.cfg.Algorithms, MaxLifetime: v.cfg.MaxLifetime,
+		Formats: v.cfg.Formats,
 	}
 	if opts.Issuer == "" || opts.Audience == "" {
 		// Only a Verifier not made by New gets here.
@@ -834,10 +845,14 @@ type report struct {
 	observedAt                       time.Time
 }
 
-// reportLater queues a report of a use seen at observedAt for the
-// background sender; a full queue drops it rather than slowing the
-// request.
-func (v *Verifier) reportLater(raw, action, resource, outcome string, observedAt time.Time) {
+// ReportLater queues a report of a use seen at observedAt (the zero time
+// means now) for the background sender, and returns at once: the request
+// is never slowed. A full queue drops the report. The middleware (with
+// Config.Report) and package mcpauth report with it.
+func (v *Verifier) ReportLater(raw, action, resource, outcome string, observedAt time.Time) {
+	if observedAt.IsZero() {
+		observedAt = v.cfg.Now()
+	}
 	select {
 	case v.reports <- report{raw, action, resource, outcome, observedAt}:
 	default:
