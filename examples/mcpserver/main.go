@@ -215,4 +215,3 @@ func (s *store) remove(name string) bool {
 	delete(s.docs, name)
 	return ok
 }
-
