@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/salt"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
@@ -92,6 +93,9 @@ type backend struct {
 
 	// rates holds each active session's max_rate token bucket.
 	rates trust.RateLimiters
+	// proofs remembers the DPoP proofs this node accepted, so that none is
+	// accepted twice (creds and token are forwarded to the active node).
+	proofs *dpop.ReplayCache
 
 	// notifier sends notifications (Vault events) in the background.
 	notifier *notifier
@@ -115,6 +119,7 @@ func newBackend() *backend {
 		live:         map[string]*trust.Session{},
 		chunks:       map[string]*openChunk{},
 		tallies:      map[string]*refusalTally{},
+		proofs:       dpop.NewReplayCache(0),
 	}
 	b.bg = newBackground()
 	b.Backend = &framework.Backend{
@@ -127,6 +132,8 @@ func newBackend() *backend {
 				"revocations",
 				wellKnownOAuth,
 				wellKnownOpenID,
+				// Token exchange: the subject token is the authority.
+				"token",
 				// Shared Signals receivers discover the transmitter.
 				wellKnownSSF,
 			},
@@ -147,6 +154,7 @@ func newBackend() *backend {
 				pathConfig(b),
 				pathKeysRotate(b),
 				pathCreds(b),
+				pathToken(b),
 				pathReport(b),
 			},
 			pathRoles(b),

@@ -41,6 +41,7 @@ func TestWriteOperationsForwardToTheActiveNode(t *testing.T) {
 		"sessions/" + framework.GenericNameRegex("session_id") + "/revoke$": {logical.UpdateOperation},
 		"creds/" + framework.GenericNameRegex("session_id") + "$":           {logical.ReadOperation, logical.UpdateOperation},
 		"report$":        {logical.UpdateOperation},
+		"token$":         {logical.UpdateOperation},
 		"keys/rotate$":   {logical.UpdateOperation},
 		"ssf/streams/?$": {logical.UpdateOperation},
 		"ssf/streams/" + framework.GenericNameRegex("stream_id") + "$":        {logical.UpdateOperation, logical.DeleteOperation},

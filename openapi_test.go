@@ -111,6 +111,17 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 	})
 	call(caller{}, logical.UpdateOperation, "introspect", map[string]interface{}{"token": access.Data["token"]})
 	call(caller{}, logical.UpdateOperation, "introspect", map[string]interface{}{"token": "not.a.token"})
+	// Token exchange answers raw OAuth JSON, refusals included.
+	exchanged := func(fields map[string]interface{}) {
+		log = append(log, answered{op: logical.UpdateOperation, path: "token", resp: exchange(t, b, s, "", fields).resp})
+	}
+	exchanged(map[string]interface{}{"subject_token": parent.Data["token"], "actor": "helper"})
+	exchanged(map[string]interface{}{"subject_token": "not.a.token"})
+	slow, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "max_rate": 1})
+	slowCred := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+slow, map[string]interface{}{
+		"scopes": "read:secrets/web/tls", "audience": "secrets-api",
+	})
+	exchanged(map[string]interface{}{"subject_token": slowCred.Data["token"]})
 	report := func(action string) *logical.Response {
 		return call(operator, logical.UpdateOperation, "report", map[string]interface{}{
 			"token": parent.Data["token"], "action": action, "resource": "secrets/web/tls", "outcome": "allowed",
@@ -180,6 +191,12 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 			continue
 		}
 		data := answerData(t, a.resp, responses[0])
+		if _, raw := a.resp.Data[logical.HTTPRawBody]; raw && len(responses[0].Fields) == 0 && status >= 400 {
+			// A raw error body (token exchange's OAuth errors) is
+			// described in its response's description.
+			require.NotEmpty(t, data["error"], "%s %s: a raw error body names its error", a.op, a.path)
+			continue
+		}
 		if len(responses[0].Fields) == 0 {
 			require.Empty(t, data, "%s %s answered data where none is declared", a.op, a.path)
 			continue

@@ -65,7 +65,9 @@ func pathCreds(b *backend) *framework.Path {
 			},
 			"cnf_jkt": {
 				Type:        framework.TypeString,
-				Description: "An RFC 7638 JWK SHA-256 thumbprint (base64url) the credential is bound to (proof of possession).",
+				Description: "An RFC 7638 JWK SHA-256 thumbprint (base64url) the credential is bound to (proof of possession). " +
+					"A DPoP header (RFC 9449) binds it to the proof's key instead, once the mount passes the header " +
+					"(passthrough_request_headers=DPoP) and config's issuer is this mount's URL.",
 			},
 			"format": {
 				Type: framework.TypeString,
@@ -125,6 +127,17 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 	issuer := cfg.issuerFor(req.MountPoint)
+	// A DPoP proof (RFC 9449) binds the credential to its key.
+	proof, err := b.checkProof(req, cfg, "creds/"+id, "")
+	if err != nil {
+		return nil, badField("DPoP", "the DPoP proof is refused: %v", err)
+	}
+	if proof != nil {
+		if jkt != "" && jkt != proof.JKT {
+			return nil, badField("cnf_jkt", "is not the thumbprint of the DPoP proof's key")
+		}
+		jkt = proof.JKT
+	}
 
 	// The parent is verified before the session lock: it needs no state.
 	var parentClaims *token.Claims
@@ -158,9 +171,54 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, b.refuseStep(ctx, req, cfg, sess, sr, err, now)
 	}
 
-	credID, err := uuid.GenerateUUID()
+	claims, signed, err := b.issueStep(ctx, req, cfg, ring, sess, sr, grant, issued{
+		format: format, jkt: jkt, parent: parentClaims, now: now, issuer: issuer,
+	})
 	if err != nil {
 		return nil, err
+	}
+
+	resp := &logical.Response{Data: map[string]interface{}{
+		"token":         signed,
+		"credential_id": claims.ID,
+		"format":        string(format),
+		"session_id":    sess.ID,
+		"expires_at":    time.Unix(claims.Expiry, 0).UTC().Format(time.RFC3339),
+		"scopes":        grant.Scopes.Strings(),
+		"audience":      grant.Audience,
+		"depth":         grant.Depth,
+		"steps_used":    sess.StepsUsed,
+		"steps_left":    sess.Intent.MaxSteps - sess.StepsUsed,
+	}}
+	if claims.Parent != "" {
+		resp.Data["parent_id"] = claims.Parent
+	}
+	for _, w := range grant.Warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+// issued is what an issuance needs besides the session and its grant.
+type issued struct {
+	format token.Format
+	jkt    string        // the key the credential is bound to, if any
+	parent *token.Claims // the parent credential, if derived
+	now    time.Time
+	issuer string
+	// detail, when set, is recorded in the credential_issued event (how
+	// the credential was asked for, when not through creds).
+	detail string
+}
+
+// issueStep records the granted step durably (budget spent, issuance in
+// the timeline) and only then mints its credential: the one issuance path
+// of creds and of token exchange. The session is locked by the caller.
+func (b *backend) issueStep(ctx context.Context, req *logical.Request, cfg *agentConfig, ring *keyring, sess *trust.Session, sr trust.StepRequest, grant trust.Grant, in issued) (*token.Claims, string, error) {
+	now, format, jkt, parentClaims, issuer := in.now, in.format, in.jkt, in.parent, in.issuer
+	credID, err := uuid.GenerateUUID()
+	if err != nil {
+		return nil, "", err
 	}
 	claims := &token.Claims{
 		Format:    format,
@@ -196,40 +254,22 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 	// The budget is spent, and the issuance recorded, durably before the
 	// credential exists.
-	issued := stage(sess, now, timeline.Event{
+	events := stage(sess, now, timeline.Event{
 		Kind: timeline.CredentialIssued, Credential: credID, Parent: claims.Parent,
 		Scopes: grant.Scopes.Strings(), Audience: grant.Audience, Depth: grant.Depth,
 		Description: sr.Description, Actor: sr.Actor, Expires: claims.Expiry, Source: requestSource(req),
-		Format: timelineFormat(format),
+		Format: timelineFormat(format), Detail: in.detail,
 	})
-	if err := b.save(ctx, req.Storage, cfg, sess, issued, false); err != nil {
-		return nil, err
+	if err := b.save(ctx, req.Storage, cfg, sess, events, false); err != nil {
+		return nil, "", err
 	}
 	signed, err := token.Mint(ring.current, claims)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-
-	resp := &logical.Response{Data: map[string]interface{}{
-		"token":         signed,
-		"credential_id": credID,
-		"format":        string(format),
-		"session_id":    sess.ID,
-		"expires_at":    time.Unix(claims.Expiry, 0).UTC().Format(time.RFC3339),
-		"scopes":        grant.Scopes.Strings(),
-		"audience":      grant.Audience,
-		"depth":         grant.Depth,
-		"steps_used":    sess.StepsUsed,
-		"steps_left":    sess.Intent.MaxSteps - sess.StepsUsed,
-	}}
-	if claims.Parent != "" {
-		resp.Data["parent_id"] = claims.Parent
-	}
-	for _, w := range grant.Warnings {
-		resp.AddWarning(w)
-	}
-	return resp, nil
+	return claims, signed, nil
 }
+
 
 // timelineFormat is the format recorded in a credential_issued event:
 // only a format other than the default is named.

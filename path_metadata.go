@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 )
 
 // Authorization-server metadata (RFC 8414), served for OAuth and MCP
@@ -89,15 +91,19 @@ func (b *backend) pathMetadataRead(ctx context.Context, req *logical.Request, _ 
 		return nil, &refusal{status: http.StatusNotFound, msg: why + ": this engine serves no authorization-server metadata until config's issuer is the URL of this mount",
 			data: map[string]interface{}{"reason": reasonNotFound, "field": "issuer"}}
 	}
+	base := strings.TrimSuffix(issuer, "/")
 	body, err := json.Marshal(map[string]interface{}{
 		"issuer":   issuer,
-		"jwks_uri": strings.TrimSuffix(issuer, "/") + "/jwks",
+		"jwks_uri": base + "/jwks",
 		// Credentials are issued to Vault-authenticated agents at creds/,
-		// not through an OAuth flow: no authorization endpoint, no
-		// response type and, until token exchange is served, no grant.
+		// and exchanged at token (RFC 8693), where the subject token is
+		// the authority: no authorization endpoint, no response type, no
+		// client authentication.
+		"token_endpoint":                        base + "/token",
 		"response_types_supported":              []string{},
-		"grant_types_supported":                 []string{},
+		"grant_types_supported":                 []string{grantTokenExchange},
 		"token_endpoint_auth_methods_supported": []string{"none"},
+		"dpop_signing_alg_values_supported":     dpop.Algorithms,
 	})
 	if err != nil {
 		return nil, err
@@ -117,9 +123,11 @@ func metadataResponses() map[int][]framework.Response {
 			Fields: map[string]*framework.FieldSchema{
 				"issuer":                                required(framework.TypeString, "The engine's issuer: the URL of this mount."),
 				"jwks_uri":                              required(framework.TypeString, "Where the signing keys are: <issuer>/jwks."),
+				"token_endpoint":                        required(framework.TypeString, "Where credentials are exchanged (RFC 8693): <issuer>/token."),
 				"response_types_supported":              required(framework.TypeStringSlice, "None: credentials are not issued through an authorization endpoint."),
-				"grant_types_supported":                 required(framework.TypeStringSlice, "The OAuth grants served: none yet."),
-				"token_endpoint_auth_methods_supported": required(framework.TypeStringSlice, `"none".`),
+				"grant_types_supported":                 required(framework.TypeStringSlice, "The OAuth grants served: token exchange."),
+				"token_endpoint_auth_methods_supported": required(framework.TypeStringSlice, `"none": the subject token is the authority.`),
+				"dpop_signing_alg_values_supported":     required(framework.TypeStringSlice, "The DPoP proof algorithms accepted (RFC 9449): EdDSA and ES256."),
 			},
 		}},
 	}

@@ -53,7 +53,9 @@ func TestAuthorizationServerMetadata(t *testing.T) {
 		assert.Equal(t, "https://vault.example.com:8200/v1/agent", md["issuer"])
 		assert.Equal(t, "https://vault.example.com:8200/v1/agent/jwks", md["jwks_uri"])
 		assert.Equal(t, []interface{}{}, md["response_types_supported"])
-		assert.Equal(t, []interface{}{}, md["grant_types_supported"])
+		assert.Equal(t, []interface{}{"urn:ietf:params:oauth:grant-type:token-exchange"}, md["grant_types_supported"])
+		assert.Equal(t, "https://vault.example.com:8200/v1/agent/token", md["token_endpoint"])
+		assert.Equal(t, []interface{}{"EdDSA", "ES256"}, md["dpop_signing_alg_values_supported"])
 	}
 	assert.Contains(t, b.PathsSpecial.Unauthenticated, wellKnownOAuth)
 	assert.Contains(t, b.PathsSpecial.Unauthenticated, wellKnownOpenID)

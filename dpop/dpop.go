@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +85,10 @@ var (
 type Options struct {
 	// Method is the request's HTTP method ("htm"). Required.
 	Method string
+	// AltMethods are other methods the request may have been sent with,
+	// where the server cannot tell (a Vault plugin sees a write, sent as
+	// POST or PUT).
+	AltMethods []string
 	// URL is the request's URL as its server is reached ("htu"), compared
 	// without query and fragment, scheme and host in lower case, default
 	// port dropped. Required.
@@ -201,7 +206,7 @@ func Verify(proof string, opts Options) (*Proof, error) {
 	switch {
 	case c.ID == "" || len(c.ID) > MaxIDLength:
 		return nil, fmt.Errorf("%w: jti must be 1 to %d bytes", ErrInvalid, MaxIDLength)
-	case c.Method != opts.Method:
+	case c.Method != opts.Method && !slices.Contains(opts.AltMethods, c.Method):
 		return nil, fmt.Errorf("%w: htm is not the request's method", ErrInvalid)
 	case !sameURL(c.URL, want):
 		return nil, fmt.Errorf("%w: htu is not the request's URL", ErrInvalid)
