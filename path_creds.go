@@ -64,7 +64,7 @@ func pathCreds(b *backend) *framework.Path {
 				Description: "The sub-agent acting under the parent; appended to the token's act chain.",
 			},
 			"cnf_jkt": {
-				Type:        framework.TypeString,
+				Type: framework.TypeString,
 				Description: "An RFC 7638 JWK SHA-256 thumbprint (base64url) the credential is bound to (proof of possession). " +
 					"A DPoP header (RFC 9449) binds it to the proof's key instead, once the mount passes the header " +
 					"(passthrough_request_headers=DPoP) and config's issuer is this mount's URL.",
@@ -269,7 +269,6 @@ func (b *backend) issueStep(ctx context.Context, req *logical.Request, cfg *agen
 	}
 	return claims, signed, nil
 }
-
 
 // timelineFormat is the format recorded in a credential_issued event:
 // only a format other than the default is named.

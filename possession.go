@@ -64,7 +64,7 @@ func (b *backend) checkProof(req *logical.Request, cfg *agentConfig, path, jkt s
 	method, alt := proofMethods(req.Operation)
 	return dpop.Verify(raw, dpop.Options{
 		Method: method, AltMethods: alt,
-		URL:    strings.TrimSuffix(issuer.String(), "/") + "/" + path,
-		JKT:    jkt, Now: b.now(), Replay: b.proofs,
+		URL: strings.TrimSuffix(issuer.String(), "/") + "/" + path,
+		JKT: jkt, Now: b.now(), Replay: b.proofs,
 	})
 }
