@@ -38,6 +38,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 )
 
@@ -73,6 +74,11 @@ type Intent struct {
 	MaxDepth  int
 	MaxRate   int
 	Metadata  map[string]string
+	// DPoP, when set ("EdDSA" or "ES256"), makes Start generate a key for
+	// the session (Session.DPoPKey): steps with Bind are bound to it, and
+	// MCPTransport binds every credential to it and signs a DPoP proof
+	// (RFC 9449) for every request. The key never leaves the process.
+	DPoP string
 }
 
 // Session is a live session of the agent.
@@ -83,6 +89,9 @@ type Session struct {
 	Audiences []string
 	MaxSteps  int
 	LeaseID   string
+	// DPoPKey is the session's proof-of-possession key, when Intent.DPoP
+	// asked for one.
+	DPoPKey *dpop.Key
 
 	c      *Client
 	secret *api.Secret
@@ -103,6 +112,14 @@ func (s *Session) ExpiresAt() time.Time {
 // inside the role; a wider one is refused (an *Error with status 400
 // naming what was wider) and nothing is created.
 func (c *Client) Start(ctx context.Context, in Intent) (*Session, error) {
+	var key *dpop.Key
+	if in.DPoP != "" {
+		k, err := dpop.GenerateKey(in.DPoP)
+		if err != nil {
+			return nil, fmt.Errorf("client: Intent.DPoP: %w", err)
+		}
+		key = k
+	}
 	data := map[string]interface{}{"role": in.Role, "purpose": in.Purpose}
 	if len(in.Scopes) > 0 {
 		data["scopes"] = in.Scopes
@@ -128,7 +145,7 @@ func (c *Client) Start(ctx context.Context, in Intent) (*Session, error) {
 	if secret == nil || secret.Data == nil {
 		return nil, fmt.Errorf("client: starting a session returned no data")
 	}
-	s := &Session{c: c, secret: secret, LeaseID: secret.LeaseID, Role: in.Role}
+	s := &Session{c: c, secret: secret, LeaseID: secret.LeaseID, Role: in.Role, DPoPKey: key}
 	s.ID, _ = secret.Data["session_id"].(string)
 	s.Scopes = stringList(secret.Data["scopes"])
 	s.Audiences = stringList(secret.Data["audiences"])
@@ -163,6 +180,10 @@ type StepRequest struct {
 	// default) or token.FormatAccessToken, an RFC 9068 JWT access token
 	// for OAuth resource servers such as MCP servers.
 	Format token.Format
+	// Bind binds the credential to the session's DPoP key (cnf.jkt):
+	// resource servers then accept it only with a proof by that key
+	// (DPoPTransport, MCPTransport). It needs Intent.DPoP.
+	Bind bool
 }
 
 // Credential is a step credential.
@@ -193,6 +214,15 @@ func (s *Session) Derive(ctx context.Context, parent *Credential, req StepReques
 
 func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*Credential, error) {
 	data := map[string]interface{}{"scopes": req.Scopes, "audience": req.Audience}
+	if req.Bind {
+		if s.DPoPKey == nil {
+			return nil, errors.New("client: StepRequest.Bind needs a session started with Intent.DPoP")
+		}
+		if req.CnfJKT != "" && req.CnfJKT != s.DPoPKey.Thumbprint() {
+			return nil, errors.New("client: StepRequest.Bind and CnfJKT name different keys")
+		}
+		req.CnfJKT = s.DPoPKey.Thumbprint()
+	}
 	if req.TTL > 0 {
 		data["ttl"] = int(req.TTL.Seconds())
 	}

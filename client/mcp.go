@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/mcpscope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
 
 // DefaultMCPCredentialTTL is the lifetime MCPTransport asks for when its
@@ -35,7 +38,16 @@ const DefaultMCPCredentialTTL = time.Minute
 //     server.
 //   - Everything else (initialize, notifications, the lists, the event
 //     stream's GET, the closing DELETE) shares one credential whose scope
-//     is SessionScopes, taken again once a third of its life is left.
+//     is SessionScopes (by default every scope of the session on this
+//     server: the server lists what it allows), taken again once a third of
+//     its life is left. A credential stolen from one of these requests is
+//     good for the session's tools on this server for its lifetime; where
+//     that matters more than listing, declare a scope no call uses (such as
+//     "list:tools") in the intent and set SessionScopes to it.
+//   - A request to any other URL than Resource is refused: credentials are
+//     never sent elsewhere, by a redirect or by a shared http.Client.
+//   - With a session DPoP key (Intent.DPoP), every credential is bound to
+//     it and every request carries a fresh proof (Authorization: DPoP).
 //
 // When the engine refuses a credential (a tool outside the session's
 // intent is a violation; a closed session refuses everything), RoundTrip
@@ -70,6 +82,8 @@ type MCPTransport struct {
 
 	mu     sync.Mutex
 	shared *Credential
+	// sharedIssued is when shared was taken.
+	sharedIssued time.Time
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -78,6 +92,13 @@ func (t *MCPTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("client: MCPTransport needs a Session and a Resource")
 	}
+	// Credentials go to the resource they are for, and nowhere else (not
+	// to a host a redirect names, nor through a client shared with other
+	// calls).
+	if err := sameResource(req.URL, t.Resource); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	ctx := req.Context()
 	var body []byte
 	if req.Body != nil && req.Body != http.NoBody {
@@ -85,6 +106,9 @@ func (t *MCPTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		if err != nil {
 			return nil, fmt.Errorf("client: reading the MCP request: %w", err)
+		}
+		if len(b) > mcpscope.MaxMessageSize {
+			return nil, fmt.Errorf("client: an MCP request over %d bytes is not sent", mcpscope.MaxMessageSize)
 		}
 		body = b
 	}
@@ -98,7 +122,16 @@ func (t *MCPTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		out.ContentLength = int64(len(body))
 	}
-	out.Header.Set("Authorization", "Bearer "+cred.Token)
+	if key := t.Session.DPoPKey; key != nil {
+		proof, err := key.Proof(req.Method, req.URL.String(), cred.Token, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		out.Header.Set("Authorization", dpop.Scheme+" "+cred.Token)
+		out.Header.Set(dpop.HeaderName, proof)
+	} else {
+		out.Header.Set("Authorization", "Bearer "+cred.Token)
+	}
 	base := t.Base
 	if base == nil {
 		base = http.DefaultTransport
@@ -116,13 +149,15 @@ func (t *MCPTransport) credentialFor(ctx context.Context, method string, body []
 		msgs, err := mcpscope.Messages(body)
 		if err == nil {
 			for _, m := range msgs {
-				n, err := t.Mapping.Need(m)
+				needs, err := t.Mapping.Needs(m)
 				if err != nil {
 					return nil, fmt.Errorf("client: MCP %s: %w", m.Method, err)
 				}
-				if !n.None() && !slices.Contains(scopes, n.Scope()) {
-					scopes = append(scopes, n.Scope())
-					what = append(what, m.Method+" "+strings.TrimPrefix(n.Resource, resourcePrefix(t.Mapping, m.Method)))
+				for _, n := range needs {
+					if !slices.Contains(scopes, n.Scope()) {
+						scopes = append(scopes, n.Scope())
+						what = append(what, m.Method+" "+strings.TrimPrefix(n.Resource, resourcePrefix(t.Mapping, m.Method)))
+					}
 				}
 			}
 		}
@@ -133,6 +168,7 @@ func (t *MCPTransport) credentialFor(ctx context.Context, method string, body []
 	cred, err := t.Session.Step(ctx, StepRequest{
 		Scopes: scopes, Audience: t.Resource, TTL: t.ttl(), Format: token.FormatAccessToken,
 		Description: clipDescription("mcp " + strings.Join(what, ", ")),
+		Bind:        t.Session.DPoPKey != nil,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client: no credential for MCP %s: %w", strings.Join(what, ", "), err)
@@ -145,7 +181,9 @@ func (t *MCPTransport) credentialFor(ctx context.Context, method string, body []
 func (t *MCPTransport) sharedCredential(ctx context.Context) (*Credential, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := t.shared; c != nil && time.Until(c.ExpiresAt) > t.ttl()/3 {
+	// Taken again once a third of its life, as the engine granted it
+	// (it may clamp the TTL asked for), is left.
+	if c := t.shared; c != nil && time.Until(c.ExpiresAt) > c.ExpiresAt.Sub(t.sharedIssued)/3 {
 		return c, nil
 	}
 	scopes := t.SessionScopes
@@ -156,14 +194,15 @@ func (t *MCPTransport) sharedCredential(ctx context.Context) (*Credential, error
 		return nil, fmt.Errorf("client: MCPTransport: no scope of the session lies under %s; set SessionScopes",
 			strings.Join(t.Mapping.Prefixes(), ", "))
 	}
+	issued := time.Now()
 	c, err := t.Session.Step(ctx, StepRequest{
 		Scopes: scopes, Audience: t.Resource, TTL: t.ttl(), Format: token.FormatAccessToken,
-		Description: "mcp session",
+		Description: "mcp session", Bind: t.Session.DPoPKey != nil,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client: no credential for the MCP session: %w", err)
 	}
-	t.shared = c
+	t.shared, t.sharedIssued = c, issued
 	return c, nil
 }
 
@@ -172,6 +211,22 @@ func (t *MCPTransport) ttl() time.Duration {
 		return t.TTL
 	}
 	return DefaultMCPCredentialTTL
+}
+
+// sameResource refuses a request URL other than resource's: another
+// scheme, host, port or path (the query may differ).
+func sameResource(u *url.URL, resource string) error {
+	want, ferr := trust.CanonicalAudience(resource)
+	if ferr != nil {
+		return fmt.Errorf("client: MCPTransport.Resource: %v", ferr)
+	}
+	got := *u
+	got.RawQuery, got.ForceQuery, got.Fragment, got.RawFragment = "", false, "", ""
+	have, ferr := trust.CanonicalAudience(got.String())
+	if ferr != nil || have != want {
+		return fmt.Errorf("client: MCPTransport sends credentials for %s only, not to %s", want, got.Redacted())
+	}
+	return nil
 }
 
 // resourcePrefix is the prefix (with its "/") of the resources a method

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -93,7 +95,7 @@ func (f *mcpFixture) post(t *testing.T, c *http.Client, body string) (*http.Resp
 
 func TestMCPTransportCredentialPerCall(t *testing.T) {
 	f := newMCPFixture(t)
-	tr := &MCPTransport{Session: f.session, Resource: "https://tools.example.com/mcp"}
+	tr := &MCPTransport{Session: f.session, Resource: f.mcpURL}
 	c := &http.Client{Transport: tr}
 
 	// Session-level requests share one credential with the session's MCP scopes.
@@ -116,7 +118,7 @@ func TestMCPTransportCredentialPerCall(t *testing.T) {
 	require.Len(t, f.creds, 3, "one shared credential and one per call")
 	for _, b := range f.creds {
 		assert.Equal(t, "access_token", b["format"])
-		assert.Equal(t, "https://tools.example.com/mcp", b["audience"])
+		assert.Equal(t, f.mcpURL, b["audience"])
 		assert.EqualValues(t, 60, b["ttl"])
 	}
 	assert.Equal(t, []interface{}{"call:tools/search", "call:tools/read_doc"}, f.creds[0]["scopes"])
@@ -138,7 +140,7 @@ func TestMCPTransportCredentialPerCall(t *testing.T) {
 func TestMCPTransportRefusedCallSendsNothing(t *testing.T) {
 	f := newMCPFixture(t)
 	f.refuse = "call:tools/delete_doc"
-	c := &http.Client{Transport: &MCPTransport{Session: f.session, Resource: "https://tools.example.com/mcp"}}
+	c := &http.Client{Transport: &MCPTransport{Session: f.session, Resource: f.mcpURL}}
 	_, err := f.post(t, c, `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"delete_doc"}}`)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrViolation)
@@ -155,14 +157,69 @@ func TestMCPTransportRefusedCallSendsNothing(t *testing.T) {
 func TestMCPTransportNeedsSessionScopesUnderThePrefixes(t *testing.T) {
 	f := newMCPFixture(t)
 	f.session.Scopes = []string{"read:secrets/*"}
-	c := &http.Client{Transport: &MCPTransport{Session: f.session, Resource: "https://tools.example.com/mcp"}}
+	c := &http.Client{Transport: &MCPTransport{Session: f.session, Resource: f.mcpURL}}
 	_, err := f.post(t, c, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`)
 	require.ErrorContains(t, err, "set SessionScopes")
 
-	c = &http.Client{Transport: &MCPTransport{Session: f.session, Resource: "https://tools.example.com/mcp", SessionScopes: []string{"list:tools"}}}
+	c = &http.Client{Transport: &MCPTransport{Session: f.session, Resource: f.mcpURL, SessionScopes: []string{"list:tools"}}}
 	_, err = f.post(t, c, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`)
 	require.NoError(t, err)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	assert.Equal(t, []interface{}{"list:tools"}, f.creds[len(f.creds)-1]["scopes"])
+}
+
+// Credentials go to the resource and nowhere else: not to another URL, not
+// after a redirect to another host.
+func TestMCPTransportSendsCredentialsOnlyToTheResource(t *testing.T) {
+	f := newMCPFixture(t)
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a request reached another server, with %q", r.Header.Get("Authorization"))
+	}))
+	defer elsewhere.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/mcp", http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	c := &http.Client{Transport: &MCPTransport{Session: f.session, Resource: redirect.URL + "/mcp"}}
+	_, err := f.post(t, c, `{"jsonrpc":"2.0","id":1,"method":"ping"}`) // f.post goes to f.mcpURL
+	require.ErrorContains(t, err, "sends credentials for "+redirect.URL+"/mcp only")
+	req, _ := http.NewRequest(http.MethodPost, redirect.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	_, err = c.Do(req)
+	require.ErrorContains(t, err, "not to "+elsewhere.URL+"/mcp")
+}
+
+// With a session DPoP key, every credential is bound to it and every
+// request carries a fresh proof by it.
+func TestMCPTransportWithDPoP(t *testing.T) {
+	f := newMCPFixture(t)
+	key, err := dpop.GenerateKey("ES256")
+	require.NoError(t, err)
+	f.session.DPoPKey = key
+	var proofs []string
+	seen := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proofs = append(proofs, r.Header.Get("DPoP"))
+		assert.True(t, strings.HasPrefix(r.Header.Get("Authorization"), "DPoP tok-"), r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusAccepted)
+	})
+	srv := httptest.NewServer(seen)
+	defer srv.Close()
+	c := &http.Client{Transport: &MCPTransport{Session: f.session, Resource: srv.URL + "/mcp"}}
+	for _, body := range []string{`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search"}}`} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp?session=1", strings.NewReader(body))
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	require.Len(t, proofs, 2)
+	for i, p := range proofs {
+		pr, err := dpop.Verify(p, dpop.Options{Method: "POST", URL: srv.URL + "/mcp", AccessToken: fmt.Sprintf("tok-%d", i+1), JKT: key.Thumbprint()})
+		require.NoError(t, err, "proof %d", i)
+		assert.Equal(t, key.Thumbprint(), pr.JKT)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.creds {
+		assert.Equal(t, key.Thumbprint(), b["cnf_jkt"], "every credential is bound to the session's key")
+	}
 }

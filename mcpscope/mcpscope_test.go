@@ -17,7 +17,11 @@ func TestNeed(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"summarise"}}`, Need{"get", "prompts/summarise"}},
 		{`{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"docs://plans/q3"}}`, Need{"read", "resources/docs/plans/q3"}},
 		{`{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///srv/docs/a.md"}}`, Need{"read", "resources/file/srv/docs/a.md"}},
-		{`{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"HTTPS://example.com/x"}}`, Need{"read", "resources/https/example.com/x"}},
+		{`{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"https://example.com/x"}}`, Need{"read", "resources/https/example.com/x"}},
+		{`{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"summarise"},"argument":{"name":"a","value":"b"}}}`, Need{"get", "prompts/summarise"}},
+		{`{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"docs://plans/q3"},"argument":{"name":"a","value":"b"}}}`, Need{"read", "resources/docs/plans/q3"}},
+		{`{"jsonrpc":"2.0","id":3,"method":"logging/setLevel","params":{"level":"info"}}`, Need{}},
+		{`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`, Need{}},
 		{`{"jsonrpc":"2.0","id":4,"method":"resources/subscribe","params":{"uri":"docs://plans"}}`, Need{"read", "resources/docs/plans"}},
 		{`{"jsonrpc":"2.0","id":5,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}`, Need{}},
 		{`{"jsonrpc":"2.0","method":"notifications/initialized"}`, Need{}},
@@ -28,9 +32,13 @@ func TestNeed(t *testing.T) {
 		if err != nil || len(msgs) != 1 {
 			t.Fatalf("%s: %v", c.body, err)
 		}
-		got, err := Default.Need(msgs[0])
-		if err != nil || got != c.want {
-			t.Errorf("%s: %+v, %v; want %+v", c.body, got, err, c.want)
+		needs, err := Default.Needs(msgs[0])
+		got := Need{}
+		if len(needs) == 1 {
+			got = needs[0]
+		}
+		if err != nil || len(needs) > 1 || got != c.want {
+			t.Errorf("%s: %+v, %v; want %+v", c.body, needs, err, c.want)
 		}
 	}
 }
@@ -54,10 +62,27 @@ func TestNeedRefusals(t *testing.T) {
 		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"plans/q3"}}`:      ErrUnmappable,
 		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"urn:isbn:123"}}`:  ErrUnmappable,
 		`{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":""}}`:                ErrMalformed,
+		// The same URI must not have two names, nor two URIs one name.
+		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"DOCS://plans/q3"}}`:  ErrUnmappable,
+		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"docs:/plans/q3"}}`:   ErrUnmappable,
+		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"docs:///plans/q3"}}`: ErrUnmappable,
+		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file://host/a.md"}}`: ErrUnmappable,
+		// A method the mapping does not know is refused.
+		`{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}`:  ErrUnmappable,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/execute","params":{"name":"x"}}`: ErrUnmappable,
+		// What an SDK would read differently from encoding/json is refused:
+		// members differing only in case, duplicates, Unicode case folds.
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_doc","Name":"search","arguments":{}}}`: ErrMalformed,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","METHOD":"ping","params":{"name":"delete_doc","arguments":{}}}`: ErrMalformed,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_doc"},"Params":{"name":"search"}}`:     ErrMalformed,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","paramſ":{"name":"search"}}`:                                    ErrMalformed,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","name":"delete_doc"}}`:                ErrMalformed,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call","params":{"name":"delete_doc"}}`:                ErrMalformed,
+		`{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"delete_doc"}}`:                                ErrMalformed,
 	} {
 		msgs, err := Messages([]byte(body))
 		if err == nil {
-			_, err = Default.Need(msgs[0])
+			_, err = Default.Needs(msgs[0])
 		}
 		if !errors.Is(err, want) {
 			t.Errorf("%s: %v, want %v", body, err, want)
@@ -65,6 +90,18 @@ func TestNeedRefusals(t *testing.T) {
 	}
 	if _, err := Messages([]byte(`"` + strings.Repeat("x", MaxMessageSize) + `"`)); !errors.Is(err, ErrMalformed) {
 		t.Errorf("oversize body: %v", err)
+	}
+}
+
+func TestListenNeedsEveryURI(t *testing.T) {
+	msgs, err := Messages([]byte(`{"jsonrpc":"2.0","id":2,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["docs://plans/q3","docs://secret/plan"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	needs, err := Default.Needs(msgs[0])
+	want := []Need{{"read", "resources/docs/plans/q3"}, {"read", "resources/docs/secret/plan"}}
+	if err != nil || !reflect.DeepEqual(needs, want) {
+		t.Fatalf("%+v, %v", needs, err)
 	}
 }
 

@@ -50,21 +50,21 @@ func BearerToken(r *http.Request) string {
 }
 
 // Middleware protects next: each request must carry a step credential
-// (Authorization: Bearer <token>) that verifies and allows the (action,
-// resource) that mapper says the request performs. Refusals are 401
-// (no or bad credential, closed session), 403 (outside the scope) or 503
-// (ErrStale: the revocation list is past Config.MaxStaleness), with a
-// JSON body {"error": "..."}. With Config.Report, every served request is
+// ("Authorization: Bearer <token>", or "Authorization: DPoP <token>" with
+// a DPoP proof for a credential bound to a key) that verifies, whose proof
+// of possession holds (VerifyRequest), and that allows the (action,
+// resource) mapper says the request performs. Refusals are 401 (no or bad
+// credential, closed session, missing or bad proof), 403 (outside the
+// scope) or 503 (ErrStale: the revocation list is past
+// Config.MaxStaleness), with a JSON body {"error": "..."} and an RFC 6750
+// or RFC 9449 challenge. With Config.Report, every served request is
 // reported to the engine in the background, with the time it arrived; a
 // refused out-of-scope use, or a use of a closed session's credential, is
 // reported too, so the engine can charge the session with it.
 func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen := v.cfg.Now() // when the use was seen: verified and reported at this time
-		raw := BearerToken(r)
-		if raw == "" {
-			// RFC 6750 section 3.1: no error code when no credential came.
-			w.Header().Set("WWW-Authenticate", "Bearer")
+		if raw, _ := Credential(r); raw == "" {
 			refuse(w, http.StatusUnauthorized, ErrNoCredential)
 			return
 		}
@@ -73,13 +73,12 @@ func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 			refuse(w, http.StatusBadRequest, err)
 			return
 		}
-		claims, err := v.authorize(r.Context(), raw, action, resource, seen)
+		raw, claims, err := v.authorizeRequest(r.Context(), r, action, resource, seen)
 		switch {
 		case errors.Is(err, ErrScope):
 			if v.cfg.Report {
 				v.ReportLater(raw, action, resource, "denied", seen)
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
 			refuse(w, http.StatusForbidden, err)
 			return
 		case errors.Is(err, ErrStale):
@@ -101,8 +100,8 @@ func (v *Verifier) Middleware(mapper Mapper, next http.Handler) http.Handler {
 
 func refuse(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
-	if code == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	if code == http.StatusUnauthorized || code == http.StatusForbidden {
+		w.Header().Set("WWW-Authenticate", challenge(err, code))
 	}
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})

@@ -49,6 +49,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
@@ -69,6 +70,11 @@ var (
 	// Config.MaxStaleness, so whether the credential's session is still
 	// active cannot be told. The middleware answers 503.
 	ErrStale = errors.New("verifier: the revocation list is stale")
+	// ErrProof: the credential is bound to a key (cnf.jkt) and the request
+	// carries no valid DPoP proof by that key (RFC 9449), or an unbound
+	// credential came with the DPoP scheme. It wraps the dpop package's
+	// error (dpop.ErrMissing, dpop.ErrReplay, ...).
+	ErrProof = errors.New("verifier: no valid proof of possession")
 )
 
 // Defaults of Config.
@@ -178,6 +184,19 @@ type Config struct {
 	// Now is the clock; default time.Now. It times credentials, the JWKS
 	// refetch floor, the revocation list's staleness and reported uses.
 	Now func() time.Time
+	// PublicURL is the scheme and host (and any path prefix) clients reach
+	// this server at, such as "https://docs.example.com", when it differs
+	// from what the request says (behind a proxy): a DPoP proof names the
+	// URL the client used (htu). Default: http or https (by TLS) and the
+	// request's Host.
+	PublicURL string
+	// DPoPWindow is how far a DPoP proof's iat may lie from now, either
+	// way; default 1 minute (dpop.DefaultWindow).
+	DPoPWindow time.Duration
+	// DPoPReplayCache is how many live proofs the verifier remembers to
+	// refuse replays; default 100,000. When it is full of live proofs,
+	// bound credentials are refused (fail closed) until some expire.
+	DPoPReplayCache int
 }
 
 // Verifier verifies step credentials. It is safe for concurrent use.
@@ -207,6 +226,8 @@ type Verifier struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	reports chan report
+	// proofs remembers the DPoP proofs accepted.
+	proofs *dpop.ReplayCache
 }
 
 // keyFetch is a JWKS fetch under way; done is closed when it ends.
@@ -296,6 +317,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		cancel:  cancel,
 		done:    make(chan struct{}),
 		reports: make(chan report, 256),
+		proofs:  dpop.NewReplayCache(cfg.DPoPReplayCache),
 	}
 	if err := v.fetchKeys(ctx); err != nil {
 		cancel()
