@@ -26,11 +26,25 @@
 //     background, so that the session's timeline and access-path graph show
 //     the tool calls the agent actually made.
 //
-// Its Middleware, added to the SDK server as receiving middleware, shows
-// in tools/list, prompts/list and resources/list only what the credential
-// allows, and refuses calls outside it again (for servers reached without
-// Protect). Its MetadataHandler serves the RFC 9728 protected-resource
-// metadata, naming the engine as the authorization server.
+// A credential bound to a key (cnf.jkt) must come as "Authorization: DPoP"
+// with a DPoP proof (RFC 9449) by that key for this request (401
+// invalid_dpop_proof otherwise).
+//
+// Its Middleware, added to the SDK server as receiving middleware, is the
+// authoritative check: it sees each request as the SDK decoded it for its
+// handler, refuses (and reports) a call, read, get or completion outside
+// the credential, refuses methods the mapping does not know, and shows in
+// tools/list, prompts/list, resources/list and resources/templates/list
+// only what the credential allows. Protect checks the same at the HTTP
+// layer, first, to answer with the 403 challenge MCP clients understand;
+// it reads the body by strict JSON rules so that it sees what the SDK
+// sees. Install both. Its MetadataHandler serves the RFC 9728
+// protected-resource metadata, naming the engine as the authorization
+// server.
+//
+// A credential is checked when a request arrives: a stream opened before
+// its session closes (a GET event stream, subscriptions/listen) is not cut
+// when it does.
 //
 // Protecting a server takes a few lines:
 //
@@ -61,6 +75,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/mcpscope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
@@ -128,8 +143,10 @@ func New(ctx context.Context, cfg Config) (*Guard, error) {
 		return nil, errors.New("mcpauth: Config.Report needs Config.Verifier.VaultToken (a token allowed to update <mount>/report)")
 	}
 	vc := cfg.Verifier
-	if vc.Audience != "" && vc.Audience != cfg.Resource {
-		return nil, fmt.Errorf("mcpauth: Config.Verifier.Audience (%q) is not Config.Resource; leave it empty", vc.Audience)
+	if vc.Audience != "" {
+		if a, err := canonicalResource(vc.Audience); err != nil || a != cfg.Resource {
+			return nil, fmt.Errorf("mcpauth: Config.Verifier.Audience (%q) is not Config.Resource; leave it empty", vc.Audience)
+		}
 	}
 	vc.Audience = cfg.Resource
 	vc.Formats = []token.Format{token.FormatAccessToken}
@@ -246,9 +263,10 @@ func tokenInfo(c *token.Claims, raw string) *auth.TokenInfo {
 	return &auth.TokenInfo{
 		Scopes:     strings.Fields(c.Scope),
 		Expiration: time.Unix(c.Expiry, 0),
-		// The SDK binds an MCP session to its first UserID: every
-		// credential of the agent's session carries the same sub.
-		UserID: c.Subject,
+		// The SDK binds an MCP session to its first UserID: to the agent's
+		// session (txn), not only to its creator (sub), whom all the
+		// creator's sessions share.
+		UserID: c.Subject + " " + c.Txn,
 		Extra:  map[string]any{extraKey: &credential{claims: c, raw: raw}},
 	}
 }
@@ -272,15 +290,6 @@ func (g *Guard) TokenVerifier() auth.TokenVerifier {
 	}
 }
 
-// bearerToken reads "Authorization: Bearer <token>" as the SDK does.
-func bearerToken(r *http.Request) string {
-	f := strings.Fields(r.Header.Get("Authorization"))
-	if len(f) != 2 || !strings.EqualFold(f[0], "bearer") {
-		return ""
-	}
-	return f[1]
-}
-
 // Protect returns next behind the guard: the credential checked (401,
 // 503), then every JSON-RPC request's need against its scope (403), then
 // next, with the SDK's TokenInfo in the request's context (so the
@@ -290,16 +299,20 @@ func (g *Guard) Protect(next http.Handler) http.Handler {
 	inner := g.bearer(g.authorize(next))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen := time.Now()
-		raw := bearerToken(r)
-		if raw == "" {
+		if raw, _ := verifier.Credential(r); raw == "" {
 			// RFC 6750 section 3.1: no error code when no credential came.
 			g.challenge(w, http.StatusUnauthorized, "", "", "this MCP server needs an access token of the agent secrets engine")
 			return
 		}
-		c, err := g.v.Verify(r.Context(), raw)
+		// The credential, and for one bound to a key its DPoP proof.
+		raw, c, err := g.v.VerifyRequest(r.Context(), r)
 		if errors.Is(err, verifier.ErrStale) {
 			w.Header().Set("Retry-After", "5")
 			http.Error(w, "the revocation list is stale: credentials cannot be checked", http.StatusServiceUnavailable)
+			return
+		}
+		if errors.Is(err, verifier.ErrProof) {
+			g.challengeDPoP(w, describe(err))
 			return
 		}
 		if err != nil {
@@ -307,7 +320,15 @@ func (g *Guard) Protect(next http.Handler) http.Handler {
 			return
 		}
 		ctx := context.WithValue(r.Context(), verifiedKey{}, &verified{raw: raw, claims: c, seen: seen})
-		inner.ServeHTTP(w, r.WithContext(ctx))
+		r = r.WithContext(ctx)
+		if r.Header.Get(dpop.HeaderName) != "" || !strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
+			// The SDK's bearer middleware reads "Bearer" only: hand it the
+			// credential checked above that way (its proof is checked).
+			r.Header = r.Header.Clone()
+			r.Header.Set("Authorization", "Bearer "+raw)
+			r.Header.Del(dpop.HeaderName)
+		}
+		inner.ServeHTTP(w, r)
 	})
 }
 
@@ -337,15 +358,16 @@ func (g *Guard) authorize(next http.Handler) http.Handler {
 		}
 		var allowed []mcpscope.Need
 		for _, m := range msgs {
-			n, err := g.cfg.Mapping.Need(m)
+			needs, err := g.cfg.Mapping.Needs(m)
 			if err != nil {
 				g.challenge(w, http.StatusBadRequest, "invalid_request", "", err.Error())
 				return
 			}
-			if n.None() {
-				continue
-			}
-			if !mcpscope.Allowed(pv.claims.Scope, n) {
+			for _, n := range needs {
+				if mcpscope.Allowed(pv.claims.Scope, n) {
+					allowed = append(allowed, n)
+					continue
+				}
 				if g.cfg.Verifier.VaultToken != "" {
 					g.v.ReportLater(pv.raw, n.Action, n.Resource, "denied", pv.seen)
 				}
@@ -353,7 +375,6 @@ func (g *Guard) authorize(next http.Handler) http.Handler {
 					fmt.Sprintf("the credential does not allow %s on %s", n.Action, n.Resource))
 				return
 			}
-			allowed = append(allowed, n)
 		}
 		if g.cfg.Report {
 			for _, n := range allowed {
@@ -364,6 +385,14 @@ func (g *Guard) authorize(next http.Handler) http.Handler {
 		r.ContentLength = int64(len(body))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// challengeDPoP answers 401 for a missing or bad proof of possession
+// (RFC 9449 section 7.1).
+func (g *Guard) challengeDPoP(w http.ResponseWriter, description string) {
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP error="invalid_dpop_proof", algs="EdDSA ES256", resource_metadata=%q, error_description=%q`,
+		g.metadataURL, headerSafe(description)))
+	http.Error(w, description, http.StatusUnauthorized)
 }
 
 // challenge answers with status and an RFC 6750 WWW-Authenticate
@@ -416,35 +445,55 @@ func describe(err error) string {
 		return "the credential's lifetime is too long"
 	case errors.Is(err, verifier.ErrStale):
 		return "the revocation list is stale"
+	case errors.Is(err, dpop.ErrReplay):
+		return "the DPoP proof was replayed"
+	case errors.Is(err, dpop.ErrKey):
+		return "the DPoP proof is not by the credential's key"
+	case errors.Is(err, dpop.ErrMissing):
+		return "the credential is bound to a key: a DPoP proof is needed"
+	case errors.Is(err, verifier.ErrProof):
+		return "no valid DPoP proof for this request"
 	}
 	return "the credential is not valid"
 }
 
 // Middleware is receiving middleware for the SDK server
-// (server.AddReceivingMiddleware(guard.Middleware)): tools/list,
-// prompts/list and resources/list show only what the request's credential
-// allows (nothing without one), and a call, read or get outside it is
-// refused with an error, even when the server is reached without Protect.
+// (server.AddReceivingMiddleware(guard.Middleware)), and the authoritative
+// check: it sees each request exactly as the SDK decoded it for its
+// handler. A call, read, get or completion outside the request's
+// credential is refused with an error (and reported to the engine as
+// denied when Protect did not refuse it first), and so is a method the
+// mapping does not know; tools/list, prompts/list, resources/list and
+// resources/templates/list show only what the credential allows (nothing
+// without one).
 func (g *Guard) Middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		var granted string
-		hasCredential := false
+		var cred *credential
 		if extra := req.GetExtra(); extra != nil {
-			if c := Claims(extra.TokenInfo); c != nil {
-				granted, hasCredential = c.Scope, true
-			}
+			cred = credentialOf(extra.TokenInfo)
 		}
-		if n, err := g.need(req); err != nil {
-			return nil, err
-		} else if !n.None() && (!hasCredential || !mcpscope.Allowed(granted, n)) {
-			return nil, fmt.Errorf("mcpauth: insufficient scope: %s is needed", n.Scope())
+		granted := ""
+		if cred != nil {
+			granted = cred.claims.Scope
+		}
+		needs, err := g.cfg.Mapping.Needs(messageOf(method, req))
+		if err != nil {
+			return nil, fmt.Errorf("mcpauth: %w", err)
+		}
+		for _, n := range needs {
+			if cred == nil || !mcpscope.Allowed(granted, n) {
+				if cred != nil && g.cfg.Verifier.VaultToken != "" {
+					g.v.ReportLater(cred.raw, n.Action, n.Resource, "denied", time.Time{})
+				}
+				return nil, fmt.Errorf("mcpauth: insufficient scope: %s is needed", n.Scope())
+			}
 		}
 		res, err := next(ctx, method, req)
 		if err != nil || res == nil {
 			return res, err
 		}
 		allows := func(n mcpscope.Need, err error) bool {
-			return err == nil && hasCredential && mcpscope.Allowed(granted, n)
+			return err == nil && cred != nil && mcpscope.Allowed(granted, n)
 		}
 		switch r := res.(type) {
 		case *mcp.ListToolsResult:
@@ -471,26 +520,64 @@ func (g *Guard) Middleware(next mcp.MethodHandler) mcp.MethodHandler {
 				}
 			}
 			r.Resources = kept
+		case *mcp.ListResourceTemplatesResult:
+			// A template is shown when the credential could read an
+			// instance of it: its variables filled with "x".
+			kept := r.ResourceTemplates[:0:0]
+			for _, rt := range r.ResourceTemplates {
+				if allows(g.cfg.Mapping.Resource(templateInstance(rt.URITemplate))) {
+					kept = append(kept, rt)
+				}
+			}
+			r.ResourceTemplates = kept
 		}
 		return res, nil
 	}
 }
 
-// need maps an SDK request to what it needs.
-func (g *Guard) need(req mcp.Request) (mcpscope.Need, error) {
+// messageOf is what the mapping reads of an SDK request.
+func messageOf(method string, req mcp.Request) mcpscope.Message {
+	m := mcpscope.Message{Method: method}
 	switch p := req.GetParams().(type) {
 	case *mcp.CallToolParamsRaw:
-		return g.cfg.Mapping.Need(mcpscope.Message{Method: mcpscope.MethodCallTool, Name: p.Name})
+		m.Name = p.Name
 	case *mcp.GetPromptParams:
-		return g.cfg.Mapping.Need(mcpscope.Message{Method: mcpscope.MethodGetPrompt, Name: p.Name})
+		m.Name = p.Name
 	case *mcp.ReadResourceParams:
-		return g.cfg.Mapping.Need(mcpscope.Message{Method: mcpscope.MethodReadRes, URI: p.URI})
+		m.URI = p.URI
 	case *mcp.SubscribeParams:
-		return g.cfg.Mapping.Need(mcpscope.Message{Method: mcpscope.MethodSubscribe, URI: p.URI})
+		m.URI = p.URI
 	case *mcp.UnsubscribeParams:
-		return g.cfg.Mapping.Need(mcpscope.Message{Method: mcpscope.MethodUnsubscribe, URI: p.URI})
+		m.URI = p.URI
+	case *mcp.CompleteParams:
+		if p.Ref != nil {
+			m.RefType, m.RefName, m.RefURI = p.Ref.Type, p.Ref.Name, p.Ref.URI
+		}
+	case *mcp.SubscriptionsListenParams:
+		if p.Notifications != nil {
+			m.URIs = p.Notifications.ResourceSubscriptions
+		}
 	}
-	return mcpscope.Need{}, nil
+	return m
+}
+
+// templateInstance fills each {variable} of an RFC 6570 template with "x".
+func templateInstance(t string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(t, '{')
+		if i < 0 {
+			b.WriteString(t)
+			return b.String()
+		}
+		j := strings.IndexByte(t[i:], '}')
+		if j < 0 {
+			b.WriteString(t)
+			return b.String()
+		}
+		b.WriteString(t[:i] + "x")
+		t = t[i+j+1:]
+	}
 }
 
 // canonicalResource checks an absolute http(s) URI without fragment or
@@ -501,8 +588,11 @@ func canonicalResource(s string) (string, error) {
 	if err != nil || (!strings.EqualFold(u.Scheme, "https") && !strings.EqualFold(u.Scheme, "http")) || u.Host == "" {
 		return "", fmt.Errorf("mcpauth: Config.Resource %q must be an absolute http(s) URI", s)
 	}
-	if u.Fragment != "" || strings.Contains(s, "#") || u.User != nil {
-		return "", fmt.Errorf("mcpauth: Config.Resource %q must have no fragment and no user information", s)
+	if u.Fragment != "" || strings.Contains(s, "#") || u.User != nil || u.RawQuery != "" || u.ForceQuery {
+		return "", fmt.Errorf("mcpauth: Config.Resource %q must have no query, no fragment and no user information", s)
+	}
+	if len(u.Path) > 1 && strings.HasSuffix(u.Path, "/") {
+		return "", fmt.Errorf("mcpauth: Config.Resource %q: write it without a trailing slash, as MCP clients do", s)
 	}
 	c, ferr := trust.CanonicalAudience(s)
 	if ferr != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/verifier"
 )
@@ -106,6 +107,16 @@ type toolServer struct {
 }
 
 func newToolServer(t *testing.T, e *engine, report bool) *toolServer {
+	return newToolServerWith(t, e, report, true)
+}
+
+// ran records the tools that ran.
+var (
+	ranMu sync.Mutex
+	ran   []string
+)
+
+func newToolServerWith(t *testing.T, e *engine, report, middleware bool) *toolServer {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -128,13 +139,110 @@ func newToolServer(t *testing.T, e *engine, report bool) *toolServer {
 	for _, name := range []string{"search", "read_doc", "delete_doc"} {
 		server.AddTool(&mcp.Tool{Name: name, InputSchema: json.RawMessage(`{"type":"object"}`)},
 			func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				ranMu.Lock()
+				ran = append(ran, name)
+				ranMu.Unlock()
 				who := Claims(req.Extra.TokenInfo)
 				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + " done for " + who.Txn}}}, nil
 			})
 	}
-	server.AddReceivingMiddleware(g.Middleware)
+	if middleware {
+		server.AddReceivingMiddleware(g.Middleware)
+	}
 	g.Register(mux, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
 	return ts
+}
+
+// The HTTP-layer check reads what the SDK reads: bodies that encoding/json
+// and the SDK would read differently are refused, even with no Middleware
+// installed, and no tool runs.
+func TestProtectReadsWhatTheSDKReads(t *testing.T) {
+	e := newEngine(t)
+	ts := newToolServerWith(t, e, false, false)
+	tok := e.mint(token.FormatAccessToken, ts.resource, "sess-1", "call:tools/search")
+	ranMu.Lock()
+	ran = nil
+	ranMu.Unlock()
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_doc","Name":"search","arguments":{}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","METHOD":"ping","params":{"name":"delete_doc","arguments":{}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_doc"},"Params":{"name":"search"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","paramſ":{"name":"search"},"params":{"name":"delete_doc"}}`,
+	} {
+		r := post(t, ts.url, tok, body)
+		if r.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", body, r.StatusCode)
+		}
+	}
+	// A subscription to a resource outside the scope is refused too.
+	r := post(t, ts.url, tok, `{"jsonrpc":"2.0","id":2,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["docs://secret/plan"]}}}`)
+	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Header.Get("WWW-Authenticate"), `scope="read:resources/docs/secret/plan"`) {
+		t.Errorf("subscriptions/listen outside the scope: %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
+	}
+	// And a method the mapping does not know.
+	r = post(t, ts.url, tok, `{"jsonrpc":"2.0","id":3,"method":"tools/execute","params":{"name":"delete_doc"}}`)
+	if r.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown method: %d", r.StatusCode)
+	}
+	ranMu.Lock()
+	defer ranMu.Unlock()
+	if len(ran) != 0 {
+		t.Fatalf("tools ran: %v", ran)
+	}
+}
+
+// A credential bound to a key needs a DPoP proof by it at the MCP server.
+func TestBoundCredentialNeedsItsProof(t *testing.T) {
+	e := newEngine(t)
+	ts := newToolServer(t, e, false)
+	key, err := dpop.GenerateKey("EdDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	raw, err := token.Mint(e.key, &token.Claims{
+		Format: token.FormatAccessToken, Issuer: issuer, Subject: "entity-1", ClientID: "entity-1", Audience: ts.resource,
+		IssuedAt: now, NotBefore: now, Expiry: now + 60, ID: "bound-1", Txn: "sess-1", Scope: "call:tools/search", Depth: 1,
+		Cnf: &token.Confirmation{JKT: key.Thumbprint()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As a bearer token: refused.
+	r := post(t, ts.url, raw, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	if r.StatusCode != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), `DPoP error="invalid_dpop_proof"`) {
+		t.Fatalf("bound credential as bearer: %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
+	}
+	// With a proof per request: the SDK's client works through it.
+	c := mcp.NewClient(&mcp.Implementation{Name: "dpop-agent", Version: "v0"}, nil)
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{
+		Endpoint: ts.url, DisableStandaloneSSE: true, MaxRetries: -1,
+		HTTPClient: &http.Client{Transport: dpopTransport{key: key, token: raw}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "search", Arguments: map[string]any{}})
+	if err != nil || res.IsError {
+		t.Fatalf("search with a proof: %v %+v", err, res)
+	}
+}
+
+type dpopTransport struct {
+	key   *dpop.Key
+	token string
+}
+
+func (d dpopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	proof, err := d.key.Proof(r.Method, r.URL.String(), d.token, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "DPoP "+d.token)
+	r.Header.Set("DPoP", proof)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // bearerTransport sends every request with one fixed credential.
@@ -309,6 +417,8 @@ func TestConfigRefusals(t *testing.T) {
 		"report, no token":   {Resource: "https://h/mcp", Report: true, Verifier: verifier.Config{VaultAddr: e.srv.URL, Issuer: issuer}},
 		"another audience":   {Resource: "https://h/mcp", Verifier: verifier.Config{VaultAddr: e.srv.URL, Issuer: issuer, Audience: "x"}},
 		"bad mapping prefix": {Resource: "https://h/mcp", Verifier: verifier.Config{VaultAddr: e.srv.URL, Issuer: issuer}},
+		"trailing slash":     {Resource: "https://h/mcp/", Verifier: verifier.Config{VaultAddr: e.srv.URL, Issuer: issuer}},
+		"query":              {Resource: "https://h/mcp?x=1", Verifier: verifier.Config{VaultAddr: e.srv.URL, Issuer: issuer}},
 	} {
 		if name == "bad mapping prefix" {
 			cfg.Mapping.Tools = "tools/"
