@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/mcpscope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
@@ -123,12 +122,9 @@ func (t *MCPTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.ContentLength = int64(len(body))
 	}
 	if key := t.Session.DPoPKey; key != nil {
-		proof, err := key.Proof(req.Method, req.URL.String(), cred.Token, time.Time{})
-		if err != nil {
+		if err := SignRequest(out, key, cred.Token); err != nil {
 			return nil, err
 		}
-		out.Header.Set("Authorization", dpop.Scheme+" "+cred.Token)
-		out.Header.Set(dpop.HeaderName, proof)
 	} else {
 		out.Header.Set("Authorization", "Bearer "+cred.Token)
 	}
