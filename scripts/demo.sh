@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh runs the end-to-end example: a throw-away Vault with the plugin,
 # a role and two policies, the docserver example (a resource server) and
-# the agent example, which runs a multi-step task, then goes rogue and sees
-# its session revoked. It exits 0 only if every expected outcome happened,
+# the agent example, which runs a multi-step task, hands a credential to the
+# subagent example (a process with no Vault token, which exchanges it at
+# agent/token for a narrower child bound to its own DPoP key), then goes
+# rogue and sees its session revoked. It exits 0 only if every expected outcome happened,
 # and leaves nothing behind.
 set -euo pipefail
 
@@ -26,6 +28,7 @@ mkdir -p "$work/plugins" "$work/bin"
 (cd "$root" && go build -trimpath -ldflags "-X github.com/continuoustrust/vault-plugin-secrets-agent.Version=$version" \
   -o "$work/plugins/$name" ./cmd/$name &&
   go build -o "$work/bin/docserver" ./examples/docserver &&
+  go build -o "$work/bin/subagent" ./examples/subagent &&
   go build -o "$work/bin/agent" ./examples/agent)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
@@ -43,7 +46,9 @@ for _ in $(seq 1 100); do "$vault_bin" status >/dev/null 2>&1 && break; sleep 0.
 
 sha="$(sha256sum "$work/plugins/$name" | cut -d' ' -f1)"
 "$vault_bin" plugin register -sha256="$sha" -version="$version" -command="$name" secret "$name" >/dev/null
-"$vault_bin" secrets enable -path=agent -plugin-version="$version" "$name" >/dev/null
+"$vault_bin" secrets enable -path=agent -plugin-version="$version" -passthrough-request-headers=DPoP "$name" >/dev/null
+# Token exchange and DPoP proofs name the engine's URL: its issuer.
+"$vault_bin" write agent/config issuer="$VAULT_ADDR/v1/agent" >/dev/null
 "$vault_bin" write agent/roles/doc-editor scopes="read:docs/*,write:docs/summaries-*,delete:docs/*" \
   audiences=docs-api max_steps=20 on_violation=revoke >/dev/null
 cat >"$work/agent.hcl" <<'HCL'
@@ -65,7 +70,7 @@ echo "   the agent will declare less than that."
 
 echo "== starting the docserver on 127.0.0.1:$dport"
 VAULT_TOKEN="$rs_token" "$work/bin/docserver" -listen "127.0.0.1:$dport" -vault-addr "$VAULT_ADDR" \
-  -poll 1s >"$work/docserver.log" 2>&1 &
+  -issuer "$VAULT_ADDR/v1/agent" -poll 1s >"$work/docserver.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$dport") 2>/dev/null && break
@@ -75,7 +80,7 @@ done
 echo "== running the agent"
 echo
 status=0
-VAULT_TOKEN="$agent_token" "$work/bin/agent" -docs "http://127.0.0.1:$dport" || status=$?
+VAULT_TOKEN="$agent_token" "$work/bin/agent" -docs "http://127.0.0.1:$dport" -subagent "$work/bin/subagent" || status=$?
 
 echo
 echo "== what the docserver saw"

@@ -1,7 +1,9 @@
 // Command agent is an example agent: it runs a multi-step task through the
 // docserver example with step credentials of the agent secrets engine,
-// then goes rogue, asks beyond its intent, and sees its session revoked and
-// its earlier credentials stop working at the resource server.
+// hands one credential to a sub-agent process (examples/subagent), which
+// has no Vault token and exchanges it for a narrower child bound to its own
+// key, then goes rogue, asks beyond its intent, and sees its session
+// revoked and its earlier credentials stop working at the resource server.
 //
 // (Using a credential outside its scope at the docserver would revoke the
 // session too: the docserver reports every refused out-of-scope use to the
@@ -20,6 +22,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -32,8 +35,9 @@ func main() {
 	docs := flag.String("docs", "http://127.0.0.1:8300", "the docserver's address")
 	role := flag.String("role", "doc-editor", "the role to start the session under")
 	wait := flag.Duration("revocation-wait", 10*time.Second, "how long to wait for the docserver to learn of the revocation")
+	subagent := flag.String("subagent", "", "the sub-agent's binary (examples/subagent)")
 	flag.Parse()
-	if err := run(*docs, *role, *wait); err != nil {
+	if err := run(*docs, *role, *subagent, *wait); err != nil {
 		fmt.Printf("\nFAILED: %v\n", err)
 		os.Exit(1)
 	}
@@ -42,7 +46,7 @@ func main() {
 
 func say(format string, args ...interface{}) { fmt.Printf(format+"\n", args...) }
 
-func run(docs, role string, wait time.Duration) error {
+func run(docs, role, subagent string, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	vc, err := api.NewClient(api.DefaultConfig())
@@ -78,22 +82,22 @@ func run(docs, role string, wait time.Duration) error {
 	}
 	say("   docserver answered %d: %s", code, strings.TrimSpace(body))
 
-	say("3. A sub-agent gets a narrower, derived credential to write the summary.")
+	say("3. A sub-agent, in a process of its own with no Vault token, writes the summary.")
 	planner, err := sess.Step(ctx, client.StepRequest{Scopes: []string{"write:docs/summaries-*"}, Audience: "docs-api", Description: "plan the summaries"})
 	if err != nil {
 		return fmt.Errorf("step credential: %w", err)
 	}
-	write, err := sess.Derive(ctx, planner, client.StepRequest{
-		Scopes: []string{"write:docs/summaries-q3"}, Audience: "docs-api", Actor: "summariser", Description: "write the Q3 summary",
-	})
-	if err != nil {
-		return fmt.Errorf("derived credential: %w", err)
+	say("   the agent hands it one credential, for write:docs/summaries-*")
+	if subagent == "" {
+		return errors.New("-subagent is required: the sub-agent's binary")
 	}
-	code, body, err = call(ctx, http.MethodPut, docs+"/docs/summaries-q3", write.Token, "Q3 in one line: agents get continuous trust.")
-	if err != nil || code != http.StatusOK {
-		return fmt.Errorf("writing the summary: %d %s %v", code, body, err)
+	cmd := exec.CommandContext(ctx, subagent, "-docs", docs,
+		"-token-endpoint", strings.TrimRight(vc.Address(), "/")+"/v1/agent/token")
+	cmd.Env = append(withoutVaultToken(os.Environ()), "PARENT_TOKEN="+planner.Token)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("the sub-agent: %w", err)
 	}
-	say("   depth %d credential for %v; docserver answered %d: %s", write.Depth, write.Scopes, code, strings.TrimSpace(body))
 
 	say("4. The agent goes rogue and asks to delete the plan: outside its intent.")
 	_, err = sess.Step(ctx, client.StepRequest{Scopes: []string{"delete:docs/q3-plan"}, Audience: "docs-api", Description: "tidy up"})
@@ -135,6 +139,17 @@ func run(docs, role string, wait time.Duration) error {
 	}
 	say("   refused: %v", err)
 	return nil
+}
+
+// withoutVaultToken is env without VAULT_TOKEN: the sub-agent has none.
+func withoutVaultToken(env []string) []string {
+	var out []string
+	for _, e := range env {
+		if !strings.HasPrefix(e, "VAULT_TOKEN=") {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func call(ctx context.Context, method, url, tok, body string) (int, string, error) {
