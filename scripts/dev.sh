@@ -60,7 +60,7 @@ done
 
 sha="$(sha256sum "$work/plugins/$name" | cut -d' ' -f1)"
 "$vault_bin" plugin register -sha256="$sha" -version="$version" -command="$name" secret "$name" >/dev/null
-"$vault_bin" secrets enable -path=agent -plugin-version="$version" \
+"$vault_bin" secrets enable -path=agent -plugin-version="$version" -passthrough-request-headers=DPoP \
   -description="agent sessions with continuous trust" "$name" >/dev/null
 
 cat <<MSG

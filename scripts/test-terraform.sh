@@ -213,9 +213,9 @@ tf init.log init -input=false
 grep -q 'Installing hashicorp/vault v1.9.0' "$work/init.log" || fail "terraform init did not install hashicorp/vault v1.9.0 from the mirror"
 pass "terraform init took hashicorp/vault v1.9.0 from the filesystem mirror"
 tf apply.log apply -auto-approve -input=false -var-file=two-roles.tfvars
-grep -q '^Apply complete! Resources: 7 added, 0 changed, 0 destroyed' "$work/apply.log" ||
-  fail "apply did not add exactly 7 resources: $(grep '^Apply complete' "$work/apply.log")"
-pass "terraform apply added 7 resources"
+grep -q '^Apply complete! Resources: 8 added, 0 changed, 0 destroyed' "$work/apply.log" ||
+  fail "apply did not add exactly 8 resources: $(grep '^Apply complete' "$work/apply.log")"
+pass "terraform apply added 8 resources"
 
 set +e
 (cd "$tf_dir" && "$terraform" plan -detailed-exitcode -input=false -no-color -var-file=two-roles.tfvars >"$work/plan.log" 2>&1)
@@ -241,6 +241,7 @@ expect_eq "agent/: type" "$(jq -r .type <<<"$mount_json")" "$name"
 expect_eq "agent/: plugin_version" "$(jq -r .plugin_version <<<"$mount_json")" "$version"
 expect_eq "agent/: running_plugin_version" "$(jq -r .running_plugin_version <<<"$mount_json")" "$version"
 expect_eq "agent/: running_sha256" "$(jq -r .running_sha256 <<<"$mount_json")" "$sha"
+expect_eq "agent/: passthrough_request_headers" "$(vault read -format=json sys/mounts/agent/tune | jq -c .data.passthrough_request_headers)" '["DPoP"]'
 say "$(vault secrets list -detailed | grep -E '^(Path|agent/)' | cut -c1-160)"
 
 config_json="$(vault read -format=json agent/config | jq -cS .data)"
@@ -387,9 +388,9 @@ pass "agent/revocations lists $live_id"
 # ---------------------------------------------------------------------------
 step "terraform destroy removes everything it made"
 tf destroy.log destroy -auto-approve -input=false -var-file=one-role.tfvars
-grep -q '^Destroy complete! Resources: 6 destroyed' "$work/destroy.log" ||
-  fail "destroy did not destroy exactly 6 resources: $(grep '^Destroy complete' "$work/destroy.log")"
-pass "terraform destroy destroyed the 6 remaining resources"
+grep -q '^Destroy complete! Resources: 7 destroyed' "$work/destroy.log" ||
+  fail "destroy did not destroy exactly 7 resources: $(grep '^Destroy complete' "$work/destroy.log")"
+pass "terraform destroy destroyed the 7 remaining resources"
 state_left="$(cd "$tf_dir" && "$terraform" state list -no-color 2>&1)" || fail "terraform state list failed: $state_left"
 [[ -z "$state_left" ]] || fail "terraform state still holds: $state_left"
 pass "the Terraform state is empty"

@@ -59,6 +59,19 @@ resource "vault_mount" "agent" {
   depends_on = [vault_generic_endpoint.plugin]
 }
 
+# 2b. The mount passes the DPoP header (RFC 9449) to the engine, so that a
+# proof sent with creds or token binds the credential to its key. vault_mount
+# in provider 1.9.0 has no passthrough_request_headers: the mount is tuned
+# through sys/mounts/<path>/tune.
+resource "vault_generic_endpoint" "tune" {
+  path = "sys/mounts/${vault_mount.agent.path}/tune"
+  data_json = jsonencode({
+    passthrough_request_headers = ["DPoP"]
+  })
+  disable_read   = true
+  disable_delete = true
+}
+
 # 3. The engine configuration. Every field is written, so removing a setting
 # from the variables puts the engine's default back.
 resource "vault_generic_endpoint" "config" {
