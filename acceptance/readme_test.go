@@ -45,6 +45,8 @@ func TestReadmeWalkthrough(t *testing.T) {
 
 	v := startVault(t, devMode)
 	v.registerAndMount("agent")
+	// As make dev mounts it (scripts/dev.sh).
+	v.mustCLI("secrets", "tune", "-passthrough-request-headers=DPoP", "agent/")
 
 	work := t.TempDir()
 	var script strings.Builder
