@@ -19,6 +19,8 @@ import (
 // that fetched them from a stand-in for Vault serving the engine's own
 // jwks answer.
 type fixture struct {
+	e      *engine
+	sid    string
 	raw    string
 	keys   []token.PublicKey
 	v      *verifier.Verifier
@@ -32,7 +34,8 @@ type fixture struct {
 func newFixture(b *testing.B) *fixture {
 	b.Helper()
 	e := newEngine(b)
-	raw, err := e.issue(e.startSession(b))
+	sid := e.startSession(b)
+	raw, err := e.issue(sid)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,7 +59,7 @@ func newFixture(b *testing.B) *fixture {
 		srv.Close()
 		b.Fatal(err)
 	}
-	f := &fixture{raw: raw, keys: keys, v: v, opts: token.VerifyOptions{Issuer: "vault:agent", Audience: "bench-api"}}
+	f := &fixture{e: e, sid: sid, raw: raw, keys: keys, v: v, opts: token.VerifyOptions{Issuer: "vault:agent", Audience: "bench-api"}}
 	f.closer = func() { v.Close(); srv.Close() }
 	dot := strings.LastIndexByte(raw, '.')
 	f.msg = []byte(raw[:dot])
