@@ -41,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -206,13 +205,10 @@ type Verifier struct {
 
 	mu        sync.RWMutex
 	keys      map[string]token.PublicKey
-	lastFetch time.Time        // last successful JWKS fetch
-	lastFail  time.Time        // last failed JWKS fetch
-	keyFetch  *keyFetch        // the JWKS fetch under way, if any
-	closed    map[string]int64 // session ID -> exp
-	revVer    uint64
-	revEpoch  string // the history of the list held (see revocations' epoch)
-	revSynced bool
+	lastFetch time.Time // last successful JWKS fetch
+	lastFail  time.Time // last failed JWKS fetch
+	keyFetch  *keyFetch // the JWKS fetch under way, if any
+	rev       RevocationList
 	lastSync  time.Time // last successful revocation sync
 
 	// pushed holds the sessions a pushed SET closed (see ssf.go).
@@ -311,7 +307,6 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		cfg:     cfg,
 		base:    strings.TrimRight(cfg.VaultAddr, "/") + "/v1/" + strings.Trim(cfg.Mount, "/"),
-		closed:  map[string]int64{},
 		stop:    make(chan struct{}),
 		life:    life,
 		cancel:  cancel,
@@ -477,7 +472,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*toke
 		return nil, err
 	}
 	v.mu.RLock()
-	_, closed := v.closed[claims.Txn]
+	closed := v.rev.Closed(claims.Txn)
 	synced := v.lastSync
 	v.mu.RUnlock()
 	if closed || v.closedBySETAt(claims.Txn, now) {
@@ -643,7 +638,7 @@ func decodeRevocations(body []byte) (version uint64, epoch string, complete bool
 // error and changes nothing. It reports whether the list changed.
 func (v *Verifier) waitRevocations(ctx context.Context, wait time.Duration) (bool, error) {
 	v.mu.RLock()
-	synced, held, heldEpoch := v.revSynced, v.revVer, v.revEpoch
+	synced, held, heldEpoch := v.rev.Synced(), v.rev.Version(), v.rev.Epoch()
 	v.mu.RUnlock()
 	path := "/revocations"
 	if synced {
@@ -663,38 +658,12 @@ func (v *Verifier) waitRevocations(ctx context.Context, wait time.Duration) (boo
 	complete = complete || !synced
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	newHistory := v.newHistory(epoch, complete)
-	if v.revSynced && version < v.revVer && !newHistory {
-		return false, fmt.Errorf("verifier: revocations: refusing version %d, older than the version %d held", version, v.revVer)
-	}
-	changed := !v.revSynced || version > v.revVer || newHistory
-	if changed {
-		if complete {
-			v.closed = entries
-		} else {
-			// Deltas only add: drop what can no longer matter (every
-			// credential expired past the leeway) so the set stays bounded.
-			cutoff := v.cfg.Now().Add(-trust.RevocationGrace).Unix()
-			for id, exp := range v.closed {
-				if exp < cutoff {
-					delete(v.closed, id)
-				}
-			}
-			maps.Copy(v.closed, entries)
-		}
-		v.revVer, v.revEpoch, v.revSynced = version, epoch, true
+	changed, err := v.rev.apply(version, epoch, complete, entries, v.cfg.Now())
+	if err != nil {
+		return false, err
 	}
 	v.lastSync = v.cfg.Now()
 	return changed, nil
-}
-
-// newHistory reports whether a complete answer comes from another
-// history of the list than the one held (its epoch changed: the engine's
-// storage was wiped or restored): it replaces the list held even at a
-// lower version. Within one history the list never goes backwards. v.mu
-// must be held.
-func (v *Verifier) newHistory(epoch string, complete bool) bool {
-	return complete && v.revSynced && v.revEpoch != "" && epoch != "" && epoch != v.revEpoch
 }
 
 // PollRevocations fetches the whole revocation list now (the background
@@ -716,12 +685,8 @@ func (v *Verifier) PollRevocations(ctx context.Context) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	newHistory := v.newHistory(epoch, true)
-	switch {
-	case v.revSynced && version < v.revVer && !newHistory:
-		return fmt.Errorf("verifier: revocations: refusing version %d, older than the version %d held", version, v.revVer)
-	case !v.revSynced || version > v.revVer || newHistory:
-		v.closed, v.revVer, v.revEpoch, v.revSynced = m, version, epoch, true
+	if _, err := v.rev.apply(version, epoch, true, m, v.cfg.Now()); err != nil {
+		return err
 	}
 	v.lastSync = v.cfg.Now()
 	return nil
@@ -740,8 +705,7 @@ func (v *Verifier) LastRevocationSync() time.Time {
 func (v *Verifier) SessionClosed(id string) bool {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	_, ok := v.closed[id]
-	return ok
+	return v.rev.Closed(id)
 }
 
 // Answer size limits: 1 MiB for everything but the revocation list, whose
