@@ -78,7 +78,7 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 	call(operator, logical.UpdateOperation, "config", map[string]interface{}{"max_events": 500})
 	call(operator, logical.ReadOperation, "config", nil)
 	call(operator, logical.CreateOperation, "roles/web", map[string]interface{}{
-		"scopes": "read,list:secrets/web/*,write:secrets/web/tmp/*", "audiences": "secrets-api,docs-api",
+		"scopes": "read,list:secrets/web/*,write:secrets/web/tmp/*", "audiences": "secrets-api,docs-api,vault:agent",
 		"on_violation": "deny", "violation_limit": 5,
 	})
 	call(operator, logical.UpdateOperation, "roles/web", map[string]interface{}{"max_rate": 100})
@@ -115,11 +115,15 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 	exchanged := func(fields map[string]interface{}) {
 		log = append(log, answered{op: logical.UpdateOperation, path: "token", resp: exchange(t, b, s, "", fields).resp})
 	}
-	exchanged(map[string]interface{}{"subject_token": parent.Data["token"], "actor": "helper"})
+	deleg, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	delegCred := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+deleg, map[string]interface{}{
+		"scopes": "read:secrets/web/tls", "audience": "vault:agent",
+	})
+	exchanged(map[string]interface{}{"subject_token": delegCred.Data["token"], "actor": "helper", "audience": "secrets-api"})
 	exchanged(map[string]interface{}{"subject_token": "not.a.token"})
 	slow, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "max_rate": 1})
 	slowCred := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+slow, map[string]interface{}{
-		"scopes": "read:secrets/web/tls", "audience": "secrets-api",
+		"scopes": "read:secrets/web/tls", "audience": "vault:agent",
 	})
 	exchanged(map[string]interface{}{"subject_token": slowCred.Data["token"]})
 	report := func(action string) *logical.Response {

@@ -128,7 +128,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 	issuer := cfg.issuerFor(req.MountPoint)
 	// A DPoP proof (RFC 9449) binds the credential to its key.
-	proof, err := b.checkProof(req, cfg, "creds/"+id, "")
+	proof, err := b.checkProof(req, cfg, "creds/"+id, "", "")
 	if err != nil {
 		return nil, badField("DPoP", "the DPoP proof is refused: %v", err)
 	}
@@ -164,6 +164,13 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	now := b.now()
 	if sess.StateAt(now) == trust.StateActive {
 		sr.Rate = b.rates.For(sess.ID, sess.Intent.MaxRate)
+	}
+	// The proof takes a place in the replay cache only for the session's
+	// own caller, while it is active.
+	if proof != nil && sess.CheckCaller(sr.Caller, now) == nil {
+		if err := b.rememberProof(proof); err != nil {
+			return nil, badField("DPoP", "the DPoP proof is refused: %v", err)
+		}
 	}
 
 	grant, err := sess.CheckStep(sr, now)

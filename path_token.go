@@ -162,9 +162,19 @@ func (b *backend) pathTokenExchange(ctx context.Context, req *logical.Request, d
 	if subject.Cnf != nil {
 		bound = subject.Cnf.JKT
 	}
-	proof, err := b.checkProof(req, cfg, "token", bound)
+	proof, err := b.checkProof(req, cfg, "token", get("subject_token"), bound)
 	if err != nil {
 		return oauthError(http.StatusBadRequest, oauthInvalidDPoPProof, "the DPoP proof is refused: "+err.Error())
+	}
+	// Only a delegate can exchange: the holder of a credential issued for
+	// this engine itself (aud = issuer), which an agent hands to its
+	// sub-agent and no resource server accepts, or of a credential bound
+	// to a key, with a proof by it. A credential a resource server was
+	// given (for its own audience, as a bearer token) is not a grant here:
+	// whoever saw it can neither retarget it nor charge the session.
+	if engineAud, ferr := trust.CanonicalAudience(issuer); subject.Cnf == nil && (ferr != nil || subject.Audience != engineAud) {
+		return oauthError(http.StatusBadRequest, oauthInvalidGrant, "subject_token is not exchangeable: exchange a credential issued for this engine "+
+			"(audience "+issuer+") or one bound to a key, with a DPoP proof by it")
 	}
 	jkt := ""
 	if proof != nil {
@@ -191,6 +201,9 @@ func (b *backend) pathTokenExchange(ctx context.Context, req *logical.Request, d
 		// A closed session's token changes nothing, and is not counted:
 		// whoever holds it cannot make the engine write.
 		return oauthError(http.StatusBadRequest, oauthInvalidGrant, fmt.Sprintf("the subject token's session is %s", st))
+	}
+	if err := b.rememberProof(proof); err != nil {
+		return oauthError(http.StatusBadRequest, oauthInvalidDPoPProof, "the DPoP proof is refused: "+err.Error())
 	}
 	sr := trust.StepRequest{
 		// The subject token speaks for the session's creator.

@@ -51,13 +51,19 @@ func exchange(t testing.TB, b *backend, s logical.Storage, proof string, fields 
 	return a
 }
 
-// exchangeSetup: a role, a session of agentA, and a parent credential.
+// exchangeSetup: a role that allows delegation (the engine's issuer,
+// vault:agent, among its audiences), a session of agentA, and a parent
+// credential for the engine: what an agent hands its sub-agent.
 func exchangeSetup(t *testing.T, roleFields map[string]interface{}) (*backend, logical.Storage, string, string) {
 	b, s := testBackend(t)
-	writeRole(t, b, s, "web", roleFields)
-	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "scopes": "read,list:secrets/web/*", "audiences": "secrets-api,docs-api"})
+	fields := map[string]interface{}{"audiences": "secrets-api,docs-api,vault:agent"}
+	for k, v := range roleFields {
+		fields[k] = v
+	}
+	writeRole(t, b, s, "web", fields)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "scopes": "read,list:secrets/web/*"})
 	parent := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scopes": "read,list:secrets/web/*", "audience": "secrets-api",
+		"scopes": "read,list:secrets/web/*", "audience": "vault:agent",
 	}).Data["token"].(string)
 	return b, s, id, parent
 }
@@ -74,7 +80,7 @@ func TestTokenExchangeIssuesANarrowerChild(t *testing.T) {
 	assert.InDelta(t, 60, a.body["expires_in"], 1)
 
 	keys := token.StaticKeys(jwksKeys(t, b, s)...)
-	pc, err := token.Verify(parent, keys, token.VerifyOptions{Issuer: "vault:agent", Audience: "secrets-api"})
+	pc, err := token.Verify(parent, keys, token.VerifyOptions{Issuer: "vault:agent", Audience: "vault:agent"})
 	require.NoError(t, err)
 	c, err := token.Verify(a.body["access_token"].(string), keys, token.VerifyOptions{Issuer: "vault:agent", Audience: "docs-api"})
 	require.NoError(t, err)
@@ -95,10 +101,20 @@ func TestTokenExchangeIssuesANarrowerChild(t *testing.T) {
 	assert.Equal(t, "cert-checker", last["actor"])
 	assert.Equal(t, "198.51.100.7", last["source"])
 
-	// The child can be exchanged in turn, and the default scope and
-	// audience are the subject token's; access tokens on request.
+	// A credential for a resource server is not a grant: whoever it was
+	// handed to can neither retarget it nor charge the session.
+	child := a.body["access_token"]
+	a = exchange(t, b, s, "", map[string]interface{}{"subject_token": child, "scope": "write:secrets/web/tls"})
+	assert.Equal(t, oauthInvalidGrant, a.body["error"])
+	assert.Contains(t, a.body["error_description"], "not exchangeable")
+	st = mustDo(t, b, s, agentA, logical.ReadOperation, "session/"+id, nil)
+	assert.Equal(t, "active", st.Data["state"])
+	assert.Equal(t, 2, st.Data["steps_used"])
+
+	// Access tokens on request; the default scope and audience are the
+	// subject token's.
 	a = exchange(t, b, s, "", map[string]interface{}{
-		"subject_token": a.body["access_token"], "requested_token_type": tokenTypeAccess,
+		"subject_token": parent, "requested_token_type": tokenTypeAccess, "audience": "docs-api", "scope": "read:secrets/web/tls",
 	})
 	require.Equal(t, http.StatusOK, a.status, "%v", a.body)
 	assert.Equal(t, tokenTypeAccess, a.body["issued_token_type"])
@@ -107,8 +123,11 @@ func TestTokenExchangeIssuesANarrowerChild(t *testing.T) {
 		Issuer: "vault:agent", Audience: "docs-api", Formats: []token.Format{token.FormatAccessToken},
 	})
 	require.NoError(t, err)
-	assert.Equal(t, 3, gc.Depth)
+	assert.Equal(t, 2, gc.Depth)
 	assert.Equal(t, "read:secrets/web/tls", gc.Scope)
+	a = exchange(t, b, s, "", map[string]interface{}{"subject_token": parent})
+	require.Equal(t, http.StatusOK, a.status, "%v", a.body)
+	assert.Equal(t, "list,read:secrets/web/*", a.body["scope"])
 }
 
 // A wider exchange is the same violation as under creds, applied to the
@@ -229,7 +248,7 @@ func TestTokenExchangeRefusalsWriteNothing(t *testing.T) {
 func TestTokenExchangeAndCredsWithDPoP(t *testing.T) {
 	b, s := testBackend(t)
 	mustDo(t, b, s, operator, logical.UpdateOperation, "config", map[string]interface{}{"issuer": exchangeIssuer})
-	writeRole(t, b, s, "web", nil)
+	writeRole(t, b, s, "web", map[string]interface{}{"audiences": "secrets-api,docs-api," + exchangeIssuer})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	key, err := dpop.GenerateKey("ES256")
 	require.NoError(t, err)
@@ -267,13 +286,15 @@ func TestTokenExchangeAndCredsWithDPoP(t *testing.T) {
 	a := exchange(t, b, s, "", fields)
 	assert.Equal(t, oauthInvalidDPoPProof, a.body["error"], "no proof")
 	assert.Equal(t, []string{`DPoP error="invalid_dpop_proof", algs="EdDSA ES256"`}, a.resp.Headers["WWW-Authenticate"])
-	p, _ := other.Proof("POST", tokenURL, "", time.Now())
+	p, _ := other.Proof("POST", tokenURL, bound, time.Now())
 	assert.Equal(t, oauthInvalidDPoPProof, exchange(t, b, s, p, fields).body["error"], "another key's proof")
-	p, _ = key.Proof("POST", exchangeIssuer+"/creds/"+id, "", time.Now())
+	p, _ = key.Proof("POST", exchangeIssuer+"/creds/"+id, bound, time.Now())
 	assert.Equal(t, oauthInvalidDPoPProof, exchange(t, b, s, p, fields).body["error"], "a proof for another URL")
-	p, _ = key.Proof("POST", tokenURL, "", time.Now().Add(-5*time.Minute))
+	p, _ = key.Proof("POST", tokenURL, bound, time.Now().Add(-5*time.Minute))
 	assert.Equal(t, oauthInvalidDPoPProof, exchange(t, b, s, p, fields).body["error"], "an old proof")
 	p, _ = key.Proof("POST", tokenURL, "", time.Now())
+	assert.Equal(t, oauthInvalidDPoPProof, exchange(t, b, s, p, fields).body["error"], "a proof without the subject token's hash")
+	p, _ = key.Proof("POST", tokenURL, bound, time.Now())
 	a = exchange(t, b, s, p, fields)
 	require.Equal(t, http.StatusOK, a.status, "%v", a.body)
 	assert.Equal(t, "DPoP", a.body["token_type"])
@@ -282,14 +303,56 @@ func TestTokenExchangeAndCredsWithDPoP(t *testing.T) {
 	assert.Equal(t, key.Thumbprint(), cc.Cnf.JKT, "the child is bound to the proof's key")
 	assert.Equal(t, oauthInvalidDPoPProof, exchange(t, b, s, p, fields).body["error"], "a replayed proof")
 
-	// An unbound credential exchanged with a proof: the child is bound.
+	// An unbound credential for the engine exchanged with a proof: the
+	// child is bound to the proof's key.
 	unbound := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scopes": "read:secrets/web/*", "audience": "secrets-api",
+		"scopes": "read:secrets/web/*", "audience": exchangeIssuer,
 	}).Data["token"].(string)
-	p, _ = other.Proof("POST", tokenURL, "", time.Now())
-	a = exchange(t, b, s, p, map[string]interface{}{"subject_token": unbound})
+	p, _ = other.Proof("POST", tokenURL, unbound, time.Now())
+	a = exchange(t, b, s, p, map[string]interface{}{"subject_token": unbound, "audience": "secrets-api"})
 	require.Equal(t, http.StatusOK, a.status, "%v", a.body)
 	cc, err = token.Verify(a.body["access_token"].(string), keys(), token.VerifyOptions{Issuer: exchangeIssuer, Audience: "secrets-api"})
 	require.NoError(t, err)
 	assert.Equal(t, other.Thumbprint(), cc.Cnf.JKT)
+
+	// A bound credential for a resource server can be exchanged (with its
+	// key), even for another of the session's audiences: its holder proved
+	// the key.
+	p, _ = other.Proof("POST", tokenURL, a.body["access_token"].(string), time.Now())
+	a = exchange(t, b, s, p, map[string]interface{}{"subject_token": a.body["access_token"], "audience": "docs-api", "scope": "read:secrets/web/tls"})
+	require.Equal(t, http.StatusOK, a.status, "%v", a.body)
+}
+
+// Proofs take a place in the replay cache only for a live session's
+// rightful caller: a closed session's credential, or another caller's
+// request, cannot fill it.
+func TestProofsOfRefusedRequestsAreNotRemembered(t *testing.T) {
+	b, s := testBackend(t)
+	b.proofs = dpop.NewReplayCache(2)
+	mustDo(t, b, s, operator, logical.UpdateOperation, "config", map[string]interface{}{"issuer": exchangeIssuer})
+	writeRole(t, b, s, "web", map[string]interface{}{"audiences": "secrets-api," + exchangeIssuer})
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	key, _ := dpop.GenerateKey("EdDSA")
+	dead := mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scopes": "read:secrets/web/*", "audience": exchangeIssuer,
+	}).Data["token"].(string)
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+	for i := 0; i < 5; i++ {
+		p, _ := key.Proof("POST", exchangeIssuer+"/token", dead, time.Now())
+		assert.Equal(t, oauthInvalidGrant, exchange(t, b, s, p, map[string]interface{}{"subject_token": dead}).body["error"])
+	}
+	live, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	for i := 0; i < 5; i++ {
+		p, _ := key.Proof("POST", exchangeIssuer+"/creds/"+live, "", time.Now())
+		req := &logical.Request{
+			Operation: logical.UpdateOperation, Path: "creds/" + live, Storage: s, MountPoint: "agent/",
+			EntityID: agentB.entity, ClientTokenAccessor: agentB.accessor,
+			Data:    map[string]interface{}{"scopes": "read:secrets/web/*", "audience": "secrets-api"},
+			Headers: map[string][]string{"Dpop": {p}},
+		}
+		resp, err := b.HandleRequest(context.Background(), req)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusForbidden, resp.Data[logical.HTTPStatusCode], "another caller")
+	}
+	assert.Zero(t, b.proofs.Len(), "no refused request took a place in the replay cache")
 }

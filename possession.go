@@ -43,10 +43,13 @@ func proofMethods(op logical.Operation) (string, []string) {
 }
 
 // checkProof checks the DPoP proof of a request to path (relative to the
-// mount) against the engine's URL, this node's replay cache and, when jkt
-// is set, the key a credential is bound to. It returns nil, nil when the
-// request carries no proof.
-func (b *backend) checkProof(req *logical.Request, cfg *agentConfig, path, jkt string) (*dpop.Proof, error) {
+// mount) against the engine's URL, the credential it goes with (its ath,
+// when accessToken is set) and, when jkt is set, the key a credential is
+// bound to. It returns nil, nil when the request carries no proof. It does
+// not look at the replay cache: the caller remembers the proof
+// (rememberProof) once the request is known to come from a live session's
+// rightful caller, so that nobody else can fill the cache.
+func (b *backend) checkProof(req *logical.Request, cfg *agentConfig, path, accessToken, jkt string) (*dpop.Proof, error) {
 	raw, err := dpopHeader(req)
 	if err != nil {
 		return nil, err
@@ -64,7 +67,16 @@ func (b *backend) checkProof(req *logical.Request, cfg *agentConfig, path, jkt s
 	method, alt := proofMethods(req.Operation)
 	return dpop.Verify(raw, dpop.Options{
 		Method: method, AltMethods: alt,
-		URL: strings.TrimSuffix(issuer.String(), "/") + "/" + path,
-		JKT: jkt, Now: b.now(), Replay: b.proofs,
+		URL:         strings.TrimSuffix(issuer.String(), "/") + "/" + path,
+		AccessToken: accessToken, JKT: jkt, Now: b.now(),
 	})
+}
+
+// rememberProof records a checked proof in this node's replay cache, or
+// refuses it as replayed (or the cache as full). nil is no proof.
+func (b *backend) rememberProof(p *dpop.Proof) error {
+	if p == nil {
+		return nil
+	}
+	return b.proofs.Remember(p, b.now())
 }

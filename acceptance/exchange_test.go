@@ -32,7 +32,7 @@ func prepareExchange(t *testing.T, v *vaultServer) (agent, docs string) {
 	v.mustCLI("secrets", "tune", "-passthrough-request-headers=DPoP", "agent/")
 	v.mustCLI("write", "agent/config", "issuer="+v.addr+"/v1/agent")
 	v.mustCLI("write", "agent/roles/doc-editor", "scopes=read:docs/*,write:docs/summaries-*",
-		"audiences=docs-api", "max_steps=20", "on_violation=revoke")
+		"audiences=docs-api,"+v.addr+"/v1/agent", "max_steps=20", "on_violation=revoke")
 	require.NoError(t, writeFile(v.dir+"/agent.hcl", agentPolicy))
 	v.mustCLI("policy", "write", "agent", v.dir+"/agent.hcl")
 	require.NoError(t, writeFile(v.dir+"/rs.hcl", `path "agent/report" { capabilities = ["update"] }`))
@@ -80,8 +80,16 @@ func TestSubAgentExchangesWithoutAVaultToken(t *testing.T) {
 	agent, docs := prepareExchange(t, v)
 	id := v.mustJSONAs(agent, "write", "agent/session", "role=doc-editor", "purpose=summarise",
 		"scopes=read:docs/*,write:docs/summaries-*").Data["session_id"].(string)
+	// A delegation credential: for the engine itself.
 	parent := v.mustJSONAs(agent, "read", "agent/creds/"+id, "scopes=write:docs/summaries-*",
-		"audience=docs-api").Data["token"].(string)
+		"audience="+v.addr+"/v1/agent").Data["token"].(string)
+	// A credential for the docserver is not a grant: whoever it was handed
+	// to cannot exchange it.
+	forRS := v.mustJSONAs(agent, "read", "agent/creds/"+id, "scopes=read:docs/*", "audience=docs-api").Data["token"].(string)
+	code, body := exchangeHTTP(t, v, "", url.Values{"subject_token": {forRS}, "scope": {"write:docs/*"}})
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Equal(t, "invalid_grant", body["error"])
+	assert.Equal(t, "active", v.sessionState(id)["state"], "an exchange by a resource server harms nothing")
 
 	cmd := exec.Command(sub, "-docs", docs, "-token-endpoint", v.addr+"/v1/agent/token")
 	var env []string
@@ -108,7 +116,7 @@ func TestSubAgentExchangesWithoutAVaultToken(t *testing.T) {
 	assert.EqualValues(t, 2, last["depth"])
 
 	// Wider than the parent: invalid_scope, and the session is revoked.
-	code, body := exchangeHTTP(t, v, "", url.Values{"subject_token": {parent}, "scope": {"read:docs/*"}})
+	code, body = exchangeHTTP(t, v, "", url.Values{"subject_token": {parent}, "scope": {"read:docs/*"}})
 	assert.Equal(t, http.StatusBadRequest, code)
 	assert.Equal(t, "invalid_scope", body["error"])
 	assert.Contains(t, body["error_description"], "violation scope_outside_intent")
@@ -163,11 +171,12 @@ func TestBoundCredentialsNeedTheirProof(t *testing.T) {
 	// At the token endpoint.
 	tokenURL := v.addr + "/v1/agent/token"
 	form := func() url.Values { return url.Values{"subject_token": {bound}, "scope": {"read:docs/q3-plan"}} }
-	replayed := proof(key, http.MethodPost, tokenURL, "")
+	replayed := proof(key, http.MethodPost, tokenURL, bound)
 	for name, p := range map[string]string{
-		"no proof":            "",
-		"a proof for creds":   proof(key, http.MethodPost, credsURL, ""),
-		"another key's proof": proof(other, http.MethodPost, tokenURL, ""),
+		"no proof":                  "",
+		"a proof for creds":         proof(key, http.MethodPost, credsURL, bound),
+		"another key's proof":       proof(other, http.MethodPost, tokenURL, bound),
+		"a proof for no credential": proof(key, http.MethodPost, tokenURL, ""),
 	} {
 		code, body := exchangeHTTP(t, v, p, form())
 		assert.Equal(t, http.StatusBadRequest, code, name)
@@ -179,7 +188,7 @@ func TestBoundCredentialsNeedTheirProof(t *testing.T) {
 	code, body = exchangeHTTP(t, v, replayed, form())
 	assert.Equal(t, "invalid_dpop_proof", body["error"], "a replayed proof")
 	child := func() string {
-		_, body := exchangeHTTP(t, v, proof(key, http.MethodPost, tokenURL, ""), form())
+		_, body := exchangeHTTP(t, v, proof(key, http.MethodPost, tokenURL, bound), form())
 		return body["access_token"].(string)
 	}()
 

@@ -126,7 +126,9 @@ func (x *Exchanger) Exchange(ctx context.Context, req ExchangeRequest) (*Credent
 	}
 	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if x.Key != nil {
-		proof, err := x.Key.Proof(http.MethodPost, x.TokenEndpoint, "", time.Time{})
+		// The proof names the subject token (ath): it is good for this
+		// exchange only.
+		proof, err := x.Key.Proof(http.MethodPost, x.TokenEndpoint, req.SubjectToken, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -174,21 +176,30 @@ func (x *Exchanger) Exchange(ctx context.Context, req ExchangeRequest) (*Credent
 
 // DPoPTransport is an http.RoundTripper that sends one credential bound to
 // Key with a fresh DPoP proof per request ("Authorization: DPoP <token>"
-// and a "DPoP" header, RFC 9449).
+// and a "DPoP" header, RFC 9449), to one origin only.
 type DPoPTransport struct {
 	// Key is the key the credential is bound to.
 	Key *dpop.Key
 	// Credential is sent with every request.
 	Credential *Credential
+	// Origin is the scheme and host (and port) of the resource server the
+	// credential is for, such as "https://docs.example.com". Required: a
+	// request to any other origin (a redirect, another call through the
+	// same client) is refused and carries nothing.
+	Origin string
 	// Base sends the requests; nil means http.DefaultTransport.
 	Base http.RoundTripper
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *DPoPTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t.Credential == nil || t.Key == nil {
+	if t.Credential == nil || t.Key == nil || t.Origin == "" {
 		closeBody(req)
-		return nil, errors.New("client: DPoPTransport needs a Key and a Credential")
+		return nil, errors.New("client: DPoPTransport needs a Key, a Credential and an Origin")
+	}
+	if o, err := url.Parse(t.Origin); err != nil || !strings.EqualFold(o.Scheme, req.URL.Scheme) || !strings.EqualFold(o.Host, req.URL.Host) {
+		closeBody(req)
+		return nil, fmt.Errorf("client: DPoPTransport sends its credential to %s only, not to %s://%s", t.Origin, req.URL.Scheme, req.URL.Host)
 	}
 	out := req.Clone(req.Context())
 	if err := SignRequest(out, t.Key, t.Credential.Token); err != nil {

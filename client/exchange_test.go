@@ -49,8 +49,8 @@ func TestExchangerSendsTheRFC8693Form(t *testing.T) {
 	assert.Equal(t, tokenTypeAccess, f.Get("requested_token_type"))
 	assert.Equal(t, "summariser", f.Get("actor"))
 	assert.Equal(t, "docs-api", f.Get("audience"))
-	p, err := dpop.Verify(got.Header.Get("DPoP"), dpop.Options{Method: "POST", URL: x.TokenEndpoint, JKT: key.Thumbprint()})
-	require.NoError(t, err, "the exchange carries a proof by the key, with no ath")
+	p, err := dpop.Verify(got.Header.Get("DPoP"), dpop.Options{Method: "POST", URL: x.TokenEndpoint, AccessToken: "parent", JKT: key.Thumbprint()})
+	require.NoError(t, err, "the exchange carries a proof by the key, for the subject token")
 	assert.Equal(t, key.Thumbprint(), p.JKT)
 
 	_, err = x.Exchange(context.Background(), ExchangeRequest{SubjectToken: "parent", Scopes: []string{"write:docs/*"}})

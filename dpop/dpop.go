@@ -117,6 +117,9 @@ type Proof struct {
 	ID string
 	// IssuedAt is its "iat".
 	IssuedAt time.Time
+	// Expires is when the proof stops being accepted (iat + window): how
+	// long a replay cache must remember it.
+	Expires time.Time
 }
 
 // claims are a proof's claims.
@@ -225,8 +228,9 @@ func Verify(proof string, opts Options) (*Proof, error) {
 	if opts.JKT != "" && p.JKT != opts.JKT {
 		return nil, ErrKey
 	}
+	p.Expires = p.IssuedAt.Add(window)
 	if opts.Replay != nil {
-		if err := opts.Replay.check(p.JKT+":"+c.ID, p.IssuedAt.Add(window), now); err != nil {
+		if err := opts.Replay.Remember(p, now); err != nil {
 			return nil, err
 		}
 	}
@@ -320,20 +324,31 @@ func NewReplayCache(max int) *ReplayCache {
 	return &ReplayCache{max: max, seen: map[string]time.Time{}}
 }
 
-// check records key until then, or fails with ErrReplay when it is
-// remembered, or ErrBusy when the cache is full of live proofs.
+// Remember records a verified proof until it expires, or fails with
+// ErrReplay when it is remembered already, or ErrBusy when the cache is
+// full of live proofs. Verify calls it when Options.Replay is set; a
+// server that must first decide whether the request deserves a place in
+// the cache (that it comes from a live session's caller) verifies without
+// Options.Replay and calls Remember then.
+func (c *ReplayCache) Remember(p *Proof, now time.Time) error {
+	return c.check(p.JKT+":"+p.ID, p.Expires, now)
+}
+
+// check records key until then (inclusive: a proof is accepted at its
+// last instant), or fails with ErrReplay when it is remembered, or ErrBusy
+// when the cache is full of live proofs.
 func (c *ReplayCache) check(key string, until, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// Forget what expired: the front of the queue, mostly.
-	for len(c.queue) > 0 && !c.queue[0].until.After(now) {
+	for len(c.queue) > 0 && c.queue[0].until.Before(now) {
 		e := c.queue[0]
 		c.queue = c.queue[1:]
-		if t, ok := c.seen[e.key]; ok && !t.After(now) {
+		if t, ok := c.seen[e.key]; ok && t.Before(now) {
 			delete(c.seen, e.key)
 		}
 	}
-	if t, ok := c.seen[key]; ok && t.After(now) {
+	if t, ok := c.seen[key]; ok && !t.Before(now) {
 		return ErrReplay
 	}
 	if len(c.seen) >= c.max {
@@ -353,9 +368,9 @@ func (c *ReplayCache) check(key string, until, now time.Time) error {
 func (c *ReplayCache) sweep(now time.Time) {
 	kept := c.queue[:0]
 	for _, e := range c.queue {
-		if e.until.After(now) {
+		if !e.until.Before(now) {
 			kept = append(kept, e)
-		} else if t, ok := c.seen[e.key]; ok && !t.After(now) {
+		} else if t, ok := c.seen[e.key]; ok && t.Before(now) {
 			delete(c.seen, e.key)
 		}
 	}

@@ -49,8 +49,10 @@ sha="$(sha256sum "$work/plugins/$name" | cut -d' ' -f1)"
 "$vault_bin" secrets enable -path=agent -plugin-version="$version" -passthrough-request-headers=DPoP "$name" >/dev/null
 # Token exchange and DPoP proofs name the engine's URL: its issuer.
 "$vault_bin" write agent/config issuer="$VAULT_ADDR/v1/agent" >/dev/null
+# Its audiences: the docserver, and the engine itself, for delegation
+# credentials that sub-agents exchange at agent/token.
 "$vault_bin" write agent/roles/doc-editor scopes="read:docs/*,write:docs/summaries-*,delete:docs/*" \
-  audiences=docs-api max_steps=20 on_violation=revoke >/dev/null
+  audiences="docs-api,$VAULT_ADDR/v1/agent" max_steps=20 on_violation=revoke >/dev/null
 cat >"$work/agent.hcl" <<'HCL'
 path "agent/session"        { capabilities = ["update"] }
 path "agent/creds/*"        { capabilities = ["read", "update"] }

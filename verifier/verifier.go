@@ -446,8 +446,16 @@ func (v *Verifier) sendReports() {
 // lifetime, type, algorithm, and that its session is not in the
 // revocation list. Past Config.MaxStaleness without a successful
 // revocation sync it fails with ErrStale (unless Config.FailOpen).
+//
+// Verify takes raw as a bearer token: a credential bound to a key (cnf)
+// fails with ErrProof, since only a request can carry its proof (use
+// VerifyRequest).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error) {
-	return v.verify(ctx, raw, v.cfg.Now())
+	claims, err := v.verify(ctx, raw, v.cfg.Now())
+	if err == nil && claims.Cnf != nil {
+		return nil, fmt.Errorf("%w: the credential is bound to a key: verify the request that carries it (VerifyRequest)", ErrProof)
+	}
+	return claims, err
 }
 
 // verify is Verify at now.
@@ -486,8 +494,15 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*toke
 
 // Authorize verifies a credential and checks that it allows action on
 // resource, with the engine's own scope matcher.
+//
+// Like Verify, it refuses a credential bound to a key (ErrProof): use
+// AuthorizeRequest.
 func (v *Verifier) Authorize(ctx context.Context, raw, action, resource string) (*token.Claims, error) {
-	return v.authorize(ctx, raw, action, resource, v.cfg.Now())
+	claims, err := v.authorize(ctx, raw, action, resource, v.cfg.Now())
+	if err == nil && claims.Cnf != nil {
+		return nil, fmt.Errorf("%w: the credential is bound to a key: authorize the request that carries it (AuthorizeRequest)", ErrProof)
+	}
+	return claims, err
 }
 
 // authorize is Authorize at now.

@@ -60,7 +60,6 @@ func run(docs, role, subagent string, wait time.Duration) error {
 		Role:      role,
 		Purpose:   "summarise the Q3 plan",
 		Scopes:    []string{"read:docs/*", "write:docs/summaries-*"},
-		Audiences: []string{"docs-api"},
 		MaxSteps:  10,
 	})
 	if err != nil {
@@ -83,16 +82,18 @@ func run(docs, role, subagent string, wait time.Duration) error {
 	say("   docserver answered %d: %s", code, strings.TrimSpace(body))
 
 	say("3. A sub-agent, in a process of its own with no Vault token, writes the summary.")
-	planner, err := sess.Step(ctx, client.StepRequest{Scopes: []string{"write:docs/summaries-*"}, Audience: "docs-api", Description: "plan the summaries"})
+	// A delegation credential: issued for the engine itself (its issuer
+	// is the audience), which no resource server takes, to be exchanged.
+	engine := strings.TrimRight(vc.Address(), "/") + "/v1/agent"
+	planner, err := sess.Step(ctx, client.StepRequest{Scopes: []string{"write:docs/summaries-*"}, Audience: engine, Description: "delegate the summary"})
 	if err != nil {
 		return fmt.Errorf("step credential: %w", err)
 	}
-	say("   the agent hands it one credential, for write:docs/summaries-*")
+	say("   the agent hands it one credential, for write:docs/summaries-*, issued for the engine (%s)", engine)
 	if subagent == "" {
 		return errors.New("-subagent is required: the sub-agent's binary")
 	}
-	cmd := exec.CommandContext(ctx, subagent, "-docs", docs,
-		"-token-endpoint", strings.TrimRight(vc.Address(), "/")+"/v1/agent/token")
+	cmd := exec.CommandContext(ctx, subagent, "-docs", docs, "-token-endpoint", engine+"/token")
 	cmd.Env = append(withoutVaultToken(os.Environ()), "PARENT_TOKEN="+planner.Token)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {

@@ -1,6 +1,7 @@
 // Command subagent is an example sub-agent: it runs in a process of its
 // own with no Vault token. Its parent hands it one credential of the
-// session (PARENT_TOKEN in the environment); it exchanges that at the
+// session, issued for the engine itself (a delegation credential, audience
+// the engine's issuer; PARENT_TOKEN in the environment); it exchanges that at the
 // engine's token endpoint (RFC 8693) for a narrower child bound to a key
 // only it holds (DPoP, RFC 9449), and writes the summary at the docserver
 // with that child and a fresh proof per request. It shows that the child
@@ -63,7 +64,7 @@ func run(tokenEndpoint, docs, parent string) error {
 	say("got a credential for %v, expiring at %s", child.Scopes, child.ExpiresAt.Format(time.TimeOnly))
 
 	url := docs + "/docs/summaries-q3"
-	code, body, err := put(ctx, &http.Client{Transport: &client.DPoPTransport{Key: key, Credential: child}}, url)
+	code, body, err := put(ctx, &http.Client{Transport: &client.DPoPTransport{Key: key, Credential: child, Origin: docs}}, url)
 	if err != nil || code != http.StatusOK {
 		return fmt.Errorf("writing the summary with a proof: %d %s %v", code, body, err)
 	}

@@ -282,6 +282,8 @@ func (g *Guard) TokenVerifier() auth.TokenVerifier {
 		if pv, ok := ctx.Value(verifiedKey{}).(*verified); ok && pv.raw == raw {
 			return tokenInfo(pv.claims, raw), nil
 		}
+		// Without Protect, only a bearer token: Verify refuses a
+		// credential bound to a key, whose proof only Protect checks.
 		c, err := g.v.Verify(ctx, raw)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s", auth.ErrInvalidToken, describe(err))

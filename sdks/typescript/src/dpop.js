@@ -1,0 +1,100 @@
+// DPoP proofs (RFC 9449) for credentials bound to a key (cnf.jkt), checked
+// as the engine's Go package dpop checks them: jose verifies the proof
+// with the key embedded in its header; the claims are read by the strict
+// rules; htm, htu, iat, ath, the key's thumbprint and replays are checked
+// here.
+
+import * as jose from 'jose';
+import { createHash } from 'node:crypto';
+import { strictObject, VerifierError } from './token.js';
+
+export const MAX_PROOF_SIZE = 4 << 10;
+export const DEFAULT_WINDOW = 60;
+const fail = (message) => {
+  throw new VerifierError('proof_required', message);
+};
+
+/** base64url(SHA-256(token)): a proof's "ath" for a credential. */
+export function accessTokenHash(token) {
+  return createHash('sha256').update(token, 'ascii').digest('base64url');
+}
+
+/** An htu, as compared: no query or fragment, lower-case scheme and host, no default port. */
+export function normalizeURL(u) {
+  const p = new URL(u);
+  if (p.protocol !== 'https:' && p.protocol !== 'http:') throw new Error('not an http(s) URL');
+  p.search = '';
+  p.hash = '';
+  p.username = '';
+  p.password = '';
+  return p.toString(); // URL lower-cases scheme and host and drops default ports
+}
+
+/** Remembers the proofs seen until their window ends; refuses when full. */
+export class ReplayCache {
+  #seen = new Map();
+  constructor(max = 100_000) {
+    this.max = max;
+  }
+
+  check(key, until, now) {
+    for (const [k, t] of this.#seen) {
+      if (t > now) break; // entries are in insertion order, close to expiry order
+      this.#seen.delete(k);
+    }
+    const t = this.#seen.get(key);
+    if (t !== undefined && t > now) fail('the DPoP proof was replayed');
+    if (this.#seen.size >= this.max) {
+      for (const [k, t2] of this.#seen) if (t2 <= now) this.#seen.delete(k);
+      if (this.#seen.size >= this.max) throw new VerifierError('proof_required', 'too many proofs to remember; try again');
+    }
+    this.#seen.set(key, until);
+  }
+}
+
+/**
+ * Verifies proof for a request: {method, url, accessToken, jkt, now (Unix
+ * seconds), window (seconds), replay (a ReplayCache)}. Throws a
+ * VerifierError with code proof_required.
+ */
+export async function verifyProof(proof, o) {
+  if (!proof) fail('the credential is bound to a key: a DPoP proof is needed');
+  if (proof.length > MAX_PROOF_SIZE || proof.split('.').length !== 3) fail('the DPoP proof is not a compact JWS');
+  let headerText;
+  try {
+    headerText = Buffer.from(proof.split('.')[0], 'base64url').toString('utf8');
+  } catch {
+    fail('the DPoP proof header is not base64url');
+  }
+  const h = strictObject(headerText, ['typ', 'alg', 'jwk']);
+  if (!h || Object.keys(h).some((k) => !['typ', 'alg', 'jwk'].includes(k))) fail('the DPoP proof header holds only typ, alg and jwk');
+  if (h.typ !== 'dpop+jwt') fail('the DPoP proof typ must be dpop+jwt');
+  if (h.alg !== 'EdDSA' && h.alg !== 'ES256') fail('the DPoP proof alg must be EdDSA or ES256');
+  if (!h.jwk || typeof h.jwk !== 'object' || 'd' in h.jwk) fail('the DPoP proof jwk must be a public key');
+  let payload;
+  try {
+    ({ payload } = await jose.compactVerify(proof, jose.EmbeddedJWK, { algorithms: [h.alg] }));
+  } catch {
+    fail('the DPoP proof signature does not verify');
+  }
+  const c = strictObject(Buffer.from(payload).toString('utf8'), ['jti', 'htm', 'htu', 'iat', 'ath', 'nonce']);
+  if (!c) fail('the DPoP proof claims are not a JSON object read by the strict rules');
+  const now = Math.floor(o.now ?? Date.now() / 1000);
+  const window = o.window ?? DEFAULT_WINDOW;
+  let htu;
+  try {
+    htu = normalizeURL(c.htu);
+  } catch {
+    fail('the DPoP proof htu is not a URL');
+  }
+  if (typeof c.jti !== 'string' || c.jti === '' || c.jti.length > 128) fail('the DPoP proof jti must be 1 to 128 bytes');
+  if (c.htm !== o.method) fail("the DPoP proof htm is not the request's method");
+  if (htu !== normalizeURL(o.url)) fail("the DPoP proof htu is not the request's URL");
+  if (!Number.isSafeInteger(c.iat) || c.iat <= 0 || Math.abs(now - c.iat) > window) fail(`the DPoP proof iat is not within ${window}s of now`);
+  if (c.nonce !== undefined) fail('nonces are not used here');
+  if (o.accessToken ? c.ath !== accessTokenHash(o.accessToken) : c.ath !== undefined) fail('the DPoP proof ath is not the hash of the credential');
+  const jkt = await jose.calculateJwkThumbprint(h.jwk, 'sha256');
+  if (o.jkt && jkt !== o.jkt) fail("the DPoP proof is not by the credential's key");
+  o.replay?.check(`${jkt}:${c.jti}`, c.iat + window, now);
+  return { jkt, jti: c.jti, iat: c.iat };
+}
