@@ -138,7 +138,7 @@ func use(action, resource, outcome string) string {
 }
 
 // maxDetailShown bounds the violation detail in a label.
-const maxDetailShown = 120
+const maxDetailShown = 64
 
 // clip shortens a detail to maxDetailShown bytes.
 func clip(d string) string {
