@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"sort"
@@ -43,6 +44,14 @@ type Intent struct {
 	SessionMaxTTL  time.Duration `json:"session_max_ttl"`
 	OnViolation    string        `json:"on_violation"`
 	ViolationLimit int           `json:"violation_limit"`
+
+	// Step-up approval (on_out_of_intent=approval): the role's ceiling,
+	// what an approval may widen the intent to, and its settings.
+	OnOutOfIntent       string        `json:"on_out_of_intent,omitempty"`
+	Ceiling             *Ceiling      `json:"ceiling,omitempty"`
+	MaxPendingApprovals int           `json:"max_pending_approvals,omitempty"`
+	ApprovalTTL         time.Duration `json:"approval_ttl,omitempty"`
+	DenialIsViolation   bool          `json:"denial_is_violation,omitempty"`
 }
 
 var metadataKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]+$`)
@@ -60,6 +69,13 @@ func Negotiate(roleName string, role Role, req IntentRequest, sessionMaxTTL time
 		SessionMaxTTL:  role.SessionMaxTTL,
 		OnViolation:    role.OnViolation,
 		ViolationLimit: role.ViolationLimit,
+	}
+	if role.OnOutOfIntent == OnOutOfIntentApproval {
+		in.OnOutOfIntent = OnOutOfIntentApproval
+		in.Ceiling = &Ceiling{Scopes: append([]string(nil), role.Scopes...), Audiences: append([]string(nil), role.Audiences...)}
+		in.MaxPendingApprovals = cmp.Or(role.MaxPendingApprovals, DefaultMaxPendingApprovals)
+		in.ApprovalTTL = cmp.Or(role.ApprovalTTL, DefaultApprovalTTL)
+		in.DenialIsViolation = role.DenialIsViolation
 	}
 	if sessionMaxTTL > 0 && in.SessionMaxTTL > sessionMaxTTL {
 		in.SessionMaxTTL = sessionMaxTTL

@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"net/url"
@@ -54,22 +55,32 @@ type Role struct {
 	OnViolation    string        `json:"on_violation"`
 	ViolationLimit int           `json:"violation_limit"`
 	RequirePurpose bool          `json:"require_purpose"`
+	// OnOutOfIntent is what a step outside the session's intent but
+	// inside the role does: "violation" (also the empty value, for roles
+	// stored before it existed) or "approval".
+	OnOutOfIntent       string        `json:"on_out_of_intent,omitempty"`
+	MaxPendingApprovals int           `json:"max_pending_approvals,omitempty"`
+	ApprovalTTL         time.Duration `json:"approval_ttl,omitempty"`
+	DenialIsViolation   bool          `json:"denial_is_violation,omitempty"`
 }
 
 // DefaultRole returns a role with every optional field at its default.
 func DefaultRole() Role {
 	return Role{
-		SessionTTL:     15 * time.Minute,
-		SessionMaxTTL:  time.Hour,
-		StepTTL:        60 * time.Second,
-		StepMaxTTL:     5 * time.Minute,
-		MaxSteps:       100,
-		MaxDepth:       3,
-		MaxRate:        60,
-		MaxSessions:    0,
-		OnViolation:    OnViolationRevoke,
-		ViolationLimit: 3,
-		RequirePurpose: true,
+		SessionTTL:          15 * time.Minute,
+		SessionMaxTTL:       time.Hour,
+		StepTTL:             60 * time.Second,
+		StepMaxTTL:          5 * time.Minute,
+		MaxSteps:            100,
+		MaxDepth:            3,
+		MaxRate:             60,
+		MaxSessions:         0,
+		OnViolation:         OnViolationRevoke,
+		ViolationLimit:      3,
+		RequirePurpose:      true,
+		OnOutOfIntent:       OnOutOfIntentViolation,
+		MaxPendingApprovals: DefaultMaxPendingApprovals,
+		ApprovalTTL:         DefaultApprovalTTL,
 	}
 }
 
@@ -161,6 +172,15 @@ func (r *Role) Validate(limits Limits) error {
 	}
 	if err := inRange("violation_limit", r.ViolationLimit, 0, ViolationLimitCeiling); err != nil {
 		return err
+	}
+	if r.OnOutOfIntent != "" && r.OnOutOfIntent != OnOutOfIntentViolation && r.OnOutOfIntent != OnOutOfIntentApproval {
+		return fieldErr("on_out_of_intent", "%q is not one of %q or %q", scope.Clip(r.OnOutOfIntent), OnOutOfIntentViolation, OnOutOfIntentApproval)
+	}
+	if err := inRange("max_pending_approvals", cmp.Or(r.MaxPendingApprovals, DefaultMaxPendingApprovals), 1, MaxPendingApprovalsCeiling); err != nil {
+		return err
+	}
+	if r.ApprovalTTL < 0 || r.ApprovalTTL > MaxApprovalTTL || (r.ApprovalTTL > 0 && r.ApprovalTTL < time.Second) {
+		return fieldErr("approval_ttl", "must be between 1s and %s, got %s", MaxApprovalTTL, r.ApprovalTTL)
 	}
 	return nil
 }

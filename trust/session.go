@@ -65,6 +65,11 @@ type Session struct {
 
 	// EventSeq is the sequence number of the session's latest timeline
 	// event; events EventsDropped+1 .. EventSeq are kept.
+	// Pending are the approvals the session waits for; Grants what
+	// approvals widened its intent by, until when.
+	Pending []PendingApproval `json:"pending_approvals,omitempty"`
+	Grants  []IntentGrant     `json:"grants,omitempty"`
+
 	EventSeq      uint64 `json:"event_seq,omitempty"`
 	EventsDropped uint64 `json:"events_dropped,omitempty"`
 	// EventSeqReserved is the highest event sequence number reserved in

@@ -101,16 +101,18 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 		return Grant{}, fieldErr("ttl", "must be a positive duration")
 	}
 
-	// The intent.
-	if !contains(s.Intent.Audiences, req.Audience) {
-		return Grant{}, violation(AudienceOutsideIntent, now, "audience %q is not among the session's audiences %v", scope.Clip(req.Audience), s.Intent.Audiences)
-	}
-	intent, err := scope.ParseSet(s.Intent.Scopes)
+	// The intent, widened by what approvals granted. Outside it, but
+	// inside the role, a step under on_out_of_intent=approval waits for a
+	// person (*ApprovalNeeded) instead of being a violation.
+	v, err := s.withinIntent(asked, req.Audience, now)
 	if err != nil {
-		return Grant{}, fmt.Errorf("session %s holds an invalid intent: %w", s.ID, err)
+		return Grant{}, err
 	}
-	if wide, ok := intent.Uncovered(asked); ok {
-		return Grant{}, violation(ScopeOutsideIntent, now, "%s is not inside the session's intent%s", wide, witnessText(intent, wide))
+	if v != nil {
+		if need := s.needsApproval(v, asked, req.Audience); need != nil && req.Parent == nil {
+			return Grant{}, need
+		}
+		return Grant{}, v
 	}
 
 	if req.ParentInvalid != "" {

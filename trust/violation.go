@@ -18,12 +18,15 @@ const (
 	RateExceeded          ViolationKind = "rate_exceeded"
 	BadParent             ViolationKind = "bad_parent"
 	ReportedMisuse        ViolationKind = "reported_misuse"
+	// ApprovalDeniedKind: an approval of the session was denied, under a
+	// role whose denial_is_violation is true.
+	ApprovalDeniedKind ViolationKind = "approval_denied"
 )
 
 // ViolationKinds lists every violation kind.
 var ViolationKinds = []ViolationKind{
 	ScopeOutsideIntent, AudienceOutsideIntent, DepthExceeded, BudgetExhausted,
-	RateExceeded, BadParent, ReportedMisuse,
+	RateExceeded, BadParent, ReportedMisuse, ApprovalDeniedKind,
 }
 
 // Violation is one recorded violation.

@@ -15,6 +15,8 @@ func TestKindsMatchSpec(t *testing.T) {
 	want := []string{
 		"scope_outside_intent", "audience_outside_intent", "depth_exceeded", "budget_exhausted",
 		"rate_exceeded", "bad_parent", "reported_misuse",
+		// Issue 19: a denied approval, under denial_is_violation.
+		"approval_denied",
 	}
 	got := make([]string, len(ViolationKinds))
 	for i, k := range ViolationKinds {
