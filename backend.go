@@ -160,6 +160,7 @@ func newBackend() *backend {
 			pathRoles(b),
 			pathSession(b),
 			pathTimeline(b),
+			pathApprovals(b),
 			pathVerify(b),
 			pathMetadata(b),
 			pathSSF(b),

@@ -42,6 +42,8 @@ func TestWriteOperationsForwardToTheActiveNode(t *testing.T) {
 		"creds/" + framework.GenericNameRegex("session_id") + "$":           {logical.ReadOperation, logical.UpdateOperation},
 		"report$":        {logical.UpdateOperation},
 		"token$":         {logical.UpdateOperation},
+		"approvals/" + framework.GenericNameRegex("approval_id") + "/approve$": {logical.UpdateOperation},
+		"approvals/" + framework.GenericNameRegex("approval_id") + "/deny$":    {logical.UpdateOperation},
 		"keys/rotate$":   {logical.UpdateOperation},
 		"ssf/streams/?$": {logical.UpdateOperation},
 		"ssf/streams/" + framework.GenericNameRegex("stream_id") + "$":        {logical.UpdateOperation, logical.DeleteOperation},

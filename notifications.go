@@ -18,6 +18,10 @@ const (
 	notifySessionEnd    = "agent/session-end"
 	notifySessionRevoke = "agent/session-revoke"
 	notifyViolation     = "agent/violation"
+	// notifyApprovalRequest and notifyApprovalDecision: a step waits for
+	// approval; a person decided it.
+	notifyApprovalRequest  = "agent/approval-request"
+	notifyApprovalDecision = "agent/approval-decision"
 )
 
 // notifierQueueSize bounds the notifications waiting to be sent; beyond

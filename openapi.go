@@ -79,19 +79,23 @@ func configWriteResponses() map[int][]framework.Response {
 
 func roleReadResponses() map[int][]framework.Response {
 	return okResponses(map[string]*framework.FieldSchema{
-		"scopes":          required(framework.TypeStringSlice, "The scope patterns sessions of this role may ever hold, as ACTIONS:RESOURCE."),
-		"audiences":       required(framework.TypeStringSlice, "The audiences step credentials of this role may be issued for."),
-		"session_ttl":     required(framework.TypeDurationSecond, "Lease TTL of a session when it starts and at each renewal, in seconds."),
-		"session_max_ttl": required(framework.TypeDurationSecond, "The most a session may live, renewals included, in seconds."),
-		"step_ttl":        required(framework.TypeDurationSecond, "Lifetime of a step credential when the request names none, in seconds."),
-		"step_max_ttl":    required(framework.TypeDurationSecond, "The longest a step credential may live, in seconds."),
-		"max_steps":       required(framework.TypeInt, "Step credentials one session may obtain."),
-		"max_depth":       required(framework.TypeInt, "How deep credentials may be derived from credentials."),
-		"max_rate":        required(framework.TypeInt, "Step credentials per minute per session."),
-		"max_sessions":    required(framework.TypeInt, "Sessions of this role active at once; 0 for no limit."),
-		"on_violation":    required(framework.TypeString, `What a violation does: "revoke" or "deny".`),
-		"violation_limit": required(framework.TypeInt, `Violations a session tolerates under on_violation="deny".`),
-		"require_purpose": required(framework.TypeBool, "Whether a session must state its purpose."),
+		"scopes":                required(framework.TypeStringSlice, "The scope patterns sessions of this role may ever hold, as ACTIONS:RESOURCE."),
+		"audiences":             required(framework.TypeStringSlice, "The audiences step credentials of this role may be issued for."),
+		"session_ttl":           required(framework.TypeDurationSecond, "Lease TTL of a session when it starts and at each renewal, in seconds."),
+		"session_max_ttl":       required(framework.TypeDurationSecond, "The most a session may live, renewals included, in seconds."),
+		"step_ttl":              required(framework.TypeDurationSecond, "Lifetime of a step credential when the request names none, in seconds."),
+		"step_max_ttl":          required(framework.TypeDurationSecond, "The longest a step credential may live, in seconds."),
+		"max_steps":             required(framework.TypeInt, "Step credentials one session may obtain."),
+		"max_depth":             required(framework.TypeInt, "How deep credentials may be derived from credentials."),
+		"max_rate":              required(framework.TypeInt, "Step credentials per minute per session."),
+		"max_sessions":          required(framework.TypeInt, "Sessions of this role active at once; 0 for no limit."),
+		"on_violation":          required(framework.TypeString, `What a violation does: "revoke" or "deny".`),
+		"violation_limit":       required(framework.TypeInt, `Violations a session tolerates under on_violation="deny".`),
+		"require_purpose":       required(framework.TypeBool, "Whether a session must state its purpose."),
+		"on_out_of_intent":      required(framework.TypeString, `What a step outside the intent but inside the role does: "violation" or "approval".`),
+		"max_pending_approvals": required(framework.TypeInt, "Approvals a session may wait for at once."),
+		"approval_ttl":          required(framework.TypeDurationSecond, "How long an approval waits for a decision."),
+		"denial_is_violation":   required(framework.TypeBool, "Whether a denied approval is also a violation."),
 	})
 }
 
@@ -166,7 +170,7 @@ func sessionGraphResponses() map[int][]framework.Response {
 }
 
 func credsResponses() map[int][]framework.Response {
-	return okResponses(map[string]*framework.FieldSchema{
+	r := okResponses(map[string]*framework.FieldSchema{
 		"token":         required(framework.TypeString, `The step credential: a JWS compact JWT of type "txntoken+jwt" (format txn_token) or "at+jwt" (format access_token).`),
 		"credential_id": required(framework.TypeString, `The credential's ID (its "jti" claim).`),
 		"format":        required(framework.TypeString, `The credential's format: "txn_token" or "access_token".`),
@@ -179,6 +183,13 @@ func credsResponses() map[int][]framework.Response {
 		"steps_left":    required(framework.TypeInt, "Step credentials the session may still obtain."),
 		"parent_id":     optional(framework.TypeString, "The parent credential's ID, for a credential derived from parent_token."),
 	})
+	r[http.StatusAccepted] = []framework.Response{{
+		Description: `Accepted: the step lies outside the session's intent but inside its role, under on_out_of_intent=approval: ` +
+			`it waits for an administrator's approval and nothing is issued. The raw body is Vault's envelope: data holds ` +
+			`approval_id, session_id, state, scopes, audience, expires_at and detail; warnings says to retry once approved.`,
+		MediaType: "application/json",
+	}}
+	return r
 }
 
 func reportResponses() map[int][]framework.Response {

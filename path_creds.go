@@ -173,7 +173,18 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		}
 	}
 
+	if sess.StateAt(now) == trust.StateActive && sess.CheckCaller(sr.Caller, now) == nil {
+		if expired := expireApprovals(sess, now); len(expired) > 0 {
+			if err := b.save(ctx, req.Storage, cfg, sess, expired, true); err != nil {
+				return nil, err
+			}
+		}
+	}
 	grant, err := sess.CheckStep(sr, now)
+	var need *trust.ApprovalNeeded
+	if errors.As(err, &need) {
+		return b.requestApproval(ctx, req, cfg, sess, need, sr.Description, now)
+	}
 	if err != nil {
 		return nil, b.refuseStep(ctx, req, cfg, sess, sr, err, now)
 	}

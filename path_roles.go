@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -149,6 +150,29 @@ func roleFields() map[string]*framework.FieldSchema {
 			Description: "Whether a session must state its purpose. Defaults to true.",
 			Default:     d.RequirePurpose,
 		},
+		"on_out_of_intent": {
+			Type: framework.TypeString,
+			Description: `What a step outside the session's intent but inside this role does: "violation" (the default) ` +
+				`or "approval": it waits (202, an approval_id) for an administrator other than the session's creator to ` +
+				`approve or deny it at approvals/<id>. A step outside the role is a violation either way.`,
+			Default:       d.OnOutOfIntent,
+			AllowedValues: []interface{}{trust.OnOutOfIntentViolation, trust.OnOutOfIntentApproval},
+		},
+		"max_pending_approvals": {
+			Type:        framework.TypeInt,
+			Description: "Approvals a session may wait for at once, under approval; past that a step is the violation it would have been. Defaults to 3.",
+			Default:     d.MaxPendingApprovals,
+		},
+		"approval_ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "How long an approval waits for a decision before it expires. Defaults to 15m.",
+			Default:     int(d.ApprovalTTL.Seconds()),
+		},
+		"denial_is_violation": {
+			Type:        framework.TypeBool,
+			Description: "Whether a denied approval is also an approval_denied violation of the session. Defaults to false.",
+			Default:     d.DenialIsViolation,
+		},
 	}
 }
 
@@ -175,19 +199,23 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 
 func roleData(r *trust.Role) map[string]interface{} {
 	return map[string]interface{}{
-		"scopes":          r.Scopes,
-		"audiences":       r.Audiences,
-		"session_ttl":     int64(r.SessionTTL.Seconds()),
-		"session_max_ttl": int64(r.SessionMaxTTL.Seconds()),
-		"step_ttl":        int64(r.StepTTL.Seconds()),
-		"step_max_ttl":    int64(r.StepMaxTTL.Seconds()),
-		"max_steps":       r.MaxSteps,
-		"max_depth":       r.MaxDepth,
-		"max_rate":        r.MaxRate,
-		"max_sessions":    r.MaxSessions,
-		"on_violation":    r.OnViolation,
-		"violation_limit": r.ViolationLimit,
-		"require_purpose": r.RequirePurpose,
+		"scopes":                r.Scopes,
+		"audiences":             r.Audiences,
+		"session_ttl":           int64(r.SessionTTL.Seconds()),
+		"session_max_ttl":       int64(r.SessionMaxTTL.Seconds()),
+		"step_ttl":              int64(r.StepTTL.Seconds()),
+		"step_max_ttl":          int64(r.StepMaxTTL.Seconds()),
+		"max_steps":             r.MaxSteps,
+		"max_depth":             r.MaxDepth,
+		"max_rate":              r.MaxRate,
+		"max_sessions":          r.MaxSessions,
+		"on_violation":          r.OnViolation,
+		"violation_limit":       r.ViolationLimit,
+		"require_purpose":       r.RequirePurpose,
+		"on_out_of_intent":      cmp.Or(r.OnOutOfIntent, trust.OnOutOfIntentViolation),
+		"max_pending_approvals": cmp.Or(r.MaxPendingApprovals, trust.DefaultMaxPendingApprovals),
+		"approval_ttl":          int64(cmp.Or(r.ApprovalTTL, trust.DefaultApprovalTTL).Seconds()),
+		"denial_is_violation":   r.DenialIsViolation,
 	}
 }
 
@@ -216,6 +244,7 @@ func applyRoleFields(d *framework.FieldData, role *trust.Role) {
 	durations := map[string]*time.Duration{
 		"session_ttl": &role.SessionTTL, "session_max_ttl": &role.SessionMaxTTL,
 		"step_ttl": &role.StepTTL, "step_max_ttl": &role.StepMaxTTL,
+		"approval_ttl": &role.ApprovalTTL,
 	}
 	for field, dst := range durations {
 		if v, ok := d.GetOk(field); ok {
@@ -225,6 +254,7 @@ func applyRoleFields(d *framework.FieldData, role *trust.Role) {
 	ints := map[string]*int{
 		"max_steps": &role.MaxSteps, "max_depth": &role.MaxDepth, "max_rate": &role.MaxRate,
 		"max_sessions": &role.MaxSessions, "violation_limit": &role.ViolationLimit,
+		"max_pending_approvals": &role.MaxPendingApprovals,
 	}
 	for field, dst := range ints {
 		if v, ok := d.GetOk(field); ok {
@@ -236,6 +266,12 @@ func applyRoleFields(d *framework.FieldData, role *trust.Role) {
 	}
 	if v, ok := d.GetOk("require_purpose"); ok {
 		role.RequirePurpose = v.(bool)
+	}
+	if v, ok := d.GetOk("on_out_of_intent"); ok {
+		role.OnOutOfIntent = v.(string)
+	}
+	if v, ok := d.GetOk("denial_is_violation"); ok {
+		role.DenialIsViolation = v.(bool)
 	}
 }
 

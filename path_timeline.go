@@ -119,7 +119,7 @@ func eventData(e timeline.Event) map[string]interface{} {
 	str := map[string]string{
 		"detail": e.Detail, "source": e.Source, "credential": e.Credential, "parent": e.Parent,
 		"audience": e.Audience, "description": e.Description, "actor": e.Actor, "violation": e.Violation,
-		"action": e.Action, "resource": e.Resource, "outcome": e.Outcome, "format": e.Format,
+		"action": e.Action, "resource": e.Resource, "outcome": e.Outcome, "format": e.Format, "approval": e.Approval,
 	}
 	for k, v := range str {
 		if v != "" {

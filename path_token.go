@@ -74,20 +74,34 @@ func pathToken(b *backend) *framework.Path {
 
 // oauthError answers an RFC 6749 section 5.2 error as raw JSON.
 func oauthError(status int, code, description string) (*logical.Response, error) {
-	body, err := json.Marshal(map[string]string{"error": code, "error_description": description})
+	resp, err := oauthAnswer(status, map[string]interface{}{"error": code, "error_description": description})
+	if err == nil && code == oauthInvalidDPoPProof {
+		resp.Headers = map[string][]string{"WWW-Authenticate": {`DPoP error="invalid_dpop_proof", algs="EdDSA ES256"`}}
+	}
+	return resp, err
+}
+
+// oauthAnswer answers body as raw JSON with status.
+func oauthAnswer(status int, body map[string]interface{}) (*logical.Response, error) {
+	raw, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
-	resp := &logical.Response{Data: map[string]interface{}{
+	return &logical.Response{Data: map[string]interface{}{
 		logical.HTTPStatusCode:  status,
 		logical.HTTPContentType: "application/json",
-		logical.HTTPRawBody:     body,
-	}}
-	if code == oauthInvalidDPoPProof {
-		resp.Headers = map[string][]string{"WWW-Authenticate": {`DPoP error="invalid_dpop_proof", algs="EdDSA ES256"`}}
-	}
-	return resp, nil
+		logical.HTTPRawBody:     raw,
+	}}, nil
 }
+
+// errAlreadyApplied is a violation already recorded and applied to the
+// session (a step past max_pending_approvals), to be answered only.
+type errAlreadyApplied struct {
+	v       *trust.Violation
+	revoked bool
+}
+
+func (e errAlreadyApplied) Error() string { return e.v.Error() }
 
 // exchangeFormat is the format requested_token_type names, given the
 // subject token's format.
@@ -218,7 +232,30 @@ func (b *backend) pathTokenExchange(ctx context.Context, req *logical.Request, d
 		},
 		Rate: b.rates.For(sess.ID, sess.Intent.MaxRate),
 	}
+	if expired := expireApprovals(sess, now); len(expired) > 0 {
+		if err := b.save(ctx, req.Storage, cfg, sess, expired, true); err != nil {
+			return nil, err
+		}
+	}
 	grant, err := sess.CheckStep(sr, now)
+	var need *trust.ApprovalNeeded
+	if errors.As(err, &need) {
+		// A step outside the intent, inside the role, under approval: it
+		// waits for a person (RFC 8628's authorization_pending, with the
+		// approval to wait for).
+		a, v, revoked, aerr := b.createApproval(ctx, req, cfg, sess, need, sr.Description, now)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if v != nil {
+			return b.refuseExchange(ctx, req, cfg, sess, errAlreadyApplied{v, revoked})
+		}
+		return oauthAnswer(http.StatusBadRequest, map[string]interface{}{
+			"error":             "authorization_pending",
+			"error_description": "this step lies outside the session's intent and waits for an administrator's approval; retry it once approved",
+			"approval_id":       a.ID, "expires_in": int64(a.ExpiresAt.Sub(now).Seconds()),
+		})
+	}
 	if err != nil {
 		return b.refuseExchange(ctx, req, cfg, sess, err)
 	}
@@ -285,12 +322,18 @@ func (b *backend) refuseExchange(ctx context.Context, req *logical.Request, cfg 
 	var v *trust.Violation
 	var se *trust.StateError
 	var fe *trust.FieldError
+	var applied errAlreadyApplied
 	switch {
-	case errors.As(err, &v):
-		v.Source = requestSource(req)
-		revoked, verr := b.applyViolation(ctx, req.Storage, cfg, sess, v)
-		if verr != nil {
-			return nil, verr
+	case errors.As(err, &applied) || errors.As(err, &v):
+		revoked := applied.revoked
+		if applied.v != nil {
+			v = applied.v
+		} else {
+			v.Source = requestSource(req)
+			var verr error
+			if revoked, verr = b.applyViolation(ctx, req.Storage, cfg, sess, v); verr != nil {
+				return nil, verr
+			}
 		}
 		msg := fmt.Sprintf("violation %s: %s", v.Kind, v.Detail)
 		if revoked {

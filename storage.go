@@ -43,6 +43,7 @@ const (
 	eventsPrefix       = "events/"
 	revocationsPrefix  = "revocations/"
 	keysStoragePrefix  = "keys/"
+	approvalsPrefix    = "approvals/"
 	keyringPath        = keysStoragePrefix + "ring"
 )
 

@@ -36,6 +36,16 @@ const (
 	SessionRevoke EventKind = "session_revoke"
 	// SessionExpire: the session's lease ran out.
 	SessionExpire EventKind = "session_expire"
+	// ApprovalRequested: a step outside the intent but inside the role
+	// waits for a person (on_out_of_intent=approval); Approval names it.
+	ApprovalRequested EventKind = "approval_requested"
+	// ApprovalApproved: a person approved it; Actor is who, Detail the
+	// comment, Expires until when the intent is widened.
+	ApprovalApproved EventKind = "approval_approved"
+	// ApprovalDenied: a person denied it; Actor is who, Detail the reason.
+	ApprovalDenied EventKind = "approval_denied"
+	// ApprovalExpired: nobody decided it in time.
+	ApprovalExpired EventKind = "approval_expired"
 )
 
 // Event is one decision in a session's life. Fields that do not apply to
@@ -62,6 +72,8 @@ type Event struct {
 	// Format is the credential's format when it is not the default
 	// ("access_token").
 	Format string `json:"format,omitempty"`
+	// Approval is the approval an approval_* event is about.
+	Approval string `json:"approval,omitempty"`
 
 	// Violation is the violation kind, for Violation events.
 	Violation string `json:"violation,omitempty"`
