@@ -145,6 +145,9 @@ func sessionReadResponses() map[int][]framework.Response {
 			"and last_caller once count > 0."),
 		"inactive_calls": required(framework.TypeMap, "Requests and reports that arrived after the session closed: {count}, and "+
 			"first, last and last_caller once count > 0."),
+		"pending_approvals": optional(framework.TypeSlice, "Under on_out_of_intent=approval: the approvals the session waits for, {approval_id, expires_at}."),
+		"grants": optional(framework.TypeSlice, "Under on_out_of_intent=approval: what approvals widened the intent by, "+
+			"{approval_id, scopes, audience, until}."),
 	})
 }
 

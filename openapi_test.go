@@ -186,6 +186,8 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 	call(operator, logical.ListOperation, "approvals/", map[string]interface{}{"role": "appr", "state": "all"})
 	call(operator, logical.UpdateOperation, "approvals/"+first+"/approve", map[string]interface{}{"ttl": "5m", "comment": "ok"})
 	call(operator, logical.ReadOperation, "approvals/"+first, nil)
+	call(agentA, logical.ReadOperation, "session/"+ap, nil)
+	call(operator, logical.ReadOperation, "sessions/"+ap, nil)
 	call(operator, logical.UpdateOperation, "approvals/"+asked("read:secrets/db/other")+"/deny", map[string]interface{}{"reason": "no"})
 
 	// Answers that hold only a warning.

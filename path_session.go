@@ -332,6 +332,24 @@ func sessionData(s *trust.Session, now time.Time) map[string]interface{} {
 	if !s.EndedAt.IsZero() {
 		data["ended_at"] = s.EndedAt.UTC().Format(time.RFC3339)
 	}
+	if s.Intent.OnOutOfIntent == trust.OnOutOfIntentApproval {
+		pending := make([]map[string]interface{}, 0, len(s.Pending))
+		for _, p := range s.Pending {
+			if now.Before(p.ExpiresAt) {
+				pending = append(pending, map[string]interface{}{"approval_id": p.ID, "expires_at": p.ExpiresAt.UTC().Format(time.RFC3339)})
+			}
+		}
+		grants := make([]map[string]interface{}, 0, len(s.Grants))
+		for _, g := range s.Grants {
+			if now.Before(g.Until) {
+				grants = append(grants, map[string]interface{}{
+					"approval_id": g.Approval, "scopes": g.Scopes, "audience": g.Audience, "until": g.Until.UTC().Format(time.RFC3339),
+				})
+			}
+		}
+		data["pending_approvals"] = pending
+		data["grants"] = grants
+	}
 	return data
 }
 

@@ -109,7 +109,9 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 		return Grant{}, err
 	}
 	if v != nil {
-		if need := s.needsApproval(v, asked, req.Audience); need != nil && req.Parent == nil {
+		// A derived step may wait too, for what its parent holds: an
+		// approval widens the intent, never a parent.
+		if need := s.needsApproval(v, asked, req.Audience); need != nil && withinParent(req.Parent, asked) {
 			return Grant{}, need
 		}
 		return Grant{}, v
@@ -242,4 +244,18 @@ func (r *RateLimiters) Forget(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.m, id)
+}
+
+// withinParent reports whether asked lies inside the parent's scope (or
+// there is no parent).
+func withinParent(p *Parent, asked scope.Set) bool {
+	if p == nil {
+		return true
+	}
+	set, err := scope.ParseSpaceSeparated(p.Scope)
+	if err != nil {
+		return false
+	}
+	_, wide := set.Uncovered(asked)
+	return !wide
 }
