@@ -57,10 +57,10 @@ func run(docs, role, subagent string, wait time.Duration) error {
 
 	say("1. The agent starts a session, declaring its intent.")
 	sess, err := agents.Start(ctx, client.Intent{
-		Role:      role,
-		Purpose:   "summarise the Q3 plan",
-		Scopes:    []string{"read:docs/*", "write:docs/summaries-*"},
-		MaxSteps:  10,
+		Role:     role,
+		Purpose:  "summarise the Q3 plan",
+		Scopes:   []string{"read:docs/*", "write:docs/summaries-*"},
+		MaxSteps: 10,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the session: %w", err)
