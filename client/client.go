@@ -238,6 +238,9 @@ func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*C
 	if secret == nil || secret.Data == nil {
 		return nil, fmt.Errorf("client: issuing a credential returned no data")
 	}
+	if pending := approvalPending(secret.Data); pending != nil {
+		return nil, pending
+	}
 	cred := &Credential{Warnings: secret.Warnings}
 	cred.Token, _ = secret.Data["token"].(string)
 	cred.ID, _ = secret.Data["credential_id"].(string)

@@ -42,6 +42,11 @@ type Node struct {
 	// if any.
 	Violation string
 	Detail    string
+	// Approval is the approval of a step that waited for a person (Violation
+	// and Credential empty); Decision is what became of it: "waiting",
+	// "approved by <who>", "denied by <who>" or "expired".
+	Approval string
+	Decision string
 }
 
 // Graph is the access path of a session: its credentials as a forest.
@@ -67,6 +72,27 @@ func Build(session string, events []Event, sessionState string, now time.Time, p
 			}
 			index[n.Credential] = len(g.Nodes)
 			g.Nodes = append(g.Nodes, n)
+		case ApprovalRequested:
+			index["approval:"+e.Approval] = len(g.Nodes)
+			g.Nodes = append(g.Nodes, Node{
+				Approval: e.Approval, Scopes: e.Scopes, Audience: e.Audience, Description: e.Description,
+				Issued: e.Time, Decision: "waiting", State: "waiting",
+			})
+		case ApprovalApproved, ApprovalDenied, ApprovalExpired:
+			if i, ok := index["approval:"+e.Approval]; ok {
+				n := &g.Nodes[i]
+				switch e.Kind {
+				case ApprovalApproved:
+					n.Decision, n.State = "approved by "+e.Actor, "active"
+				case ApprovalDenied:
+					n.Decision, n.State = "denied by "+e.Actor, "refused"
+				default:
+					n.Decision, n.State = "expired", "expired"
+				}
+				if e.Detail != "" {
+					n.Decision += ": " + clip(e.Detail)
+				}
+			}
 		case Report:
 			if i, ok := index[e.Credential]; ok {
 				g.Nodes[i].Reports++
@@ -97,6 +123,8 @@ func Build(session string, events []Event, sessionState string, now time.Time, p
 	for i := range g.Nodes {
 		n := &g.Nodes[i]
 		switch {
+		case n.Approval != "":
+			// Its state follows its decision, set above.
 		case n.Violation != "":
 			n.State = "refused"
 		case !now.Before(n.Expires):
@@ -159,6 +187,13 @@ func misuse(detail string) string {
 func (n Node) label() string {
 	if n.Violation != "" {
 		return "refused: " + n.Violation + "\n" + clip(n.Detail)
+	}
+	if n.Approval != "" {
+		s := "approval: " + strings.Join(n.Scopes, " ") + "\naud: " + n.Audience
+		if n.Description != "" {
+			s += "\ndescription: " + n.Description
+		}
+		return s + "\n" + n.Decision + "\n" + shortID(n.Approval)
 	}
 	var b strings.Builder
 	b.WriteString(strings.Join(n.Scopes, " "))

@@ -431,3 +431,32 @@ func TestRefusedStepsAndUsesAreDrawn(t *testing.T) {
 		t.Errorf("the SVG has %d nodes, want 4", n)
 	}
 }
+
+// A step that waited for a person is drawn with its decision.
+func TestApprovalsAreDrawn(t *testing.T) {
+	events := []Event{
+		{Kind: ApprovalRequested, Approval: "appr-123456789", Scopes: []string{"read:secrets/db/creds"}, Audience: "secrets-api", Description: "read the db creds"},
+		{Kind: ApprovalApproved, Approval: "appr-123456789", Actor: "entity-admin", Detail: "for the migration"},
+		{Kind: ApprovalRequested, Approval: "appr-2", Scopes: []string{"read:secrets/db/other"}, Audience: "secrets-api"},
+		{Kind: ApprovalRequested, Approval: "appr-3", Scopes: []string{"read:secrets/x"}, Audience: "secrets-api"},
+		{Kind: ApprovalDenied, Approval: "appr-3", Actor: "entity-admin", Detail: "no"},
+	}
+	g := Build("s", events, "active", t0, false)
+	require := func(cond bool, msg string) {
+		if !cond {
+			t.Fatal(msg)
+		}
+	}
+	require(len(g.Nodes) == 3, "three approvals")
+	d, m := g.DOT(), g.Mermaid()
+	checkLines(t, "DOT", d, dotLines)
+	checkLines(t, "Mermaid", m, mermaidLines)
+	for _, want := range []string{"approved by entity-admin: for the migration", "denied by entity-admin: no", "waiting", "approval: read:secrets/db/creds"} {
+		if !strings.Contains(d, want) || !strings.Contains(m, want) {
+			t.Errorf("the graph lacks %q:\n%s\n%s", want, d, m)
+		}
+	}
+	if n := strings.Count(renderDOT(t, d), `class="node"`); n != 4 {
+		t.Errorf("the SVG has %d nodes, want 4", n)
+	}
+}
