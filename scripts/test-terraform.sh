@@ -188,6 +188,11 @@ HCL
     on_violation    = "deny"
     violation_limit = 2
     require_purpose = false
+
+    on_out_of_intent      = "approval"
+    max_pending_approvals = 2
+    approval_ttl          = "10m"
+    denial_is_violation   = true
   }
 }
 HCL
@@ -254,13 +259,15 @@ expect_eq "agent/roles/deployer" "$deployer_json" "$(jq -cnS '{
   scopes: ["list,read:secrets/web/*", "write:secrets/web/tmp/*"], audiences: ["secrets-api", "docs-api"],
   session_ttl: 900, session_max_ttl: 5400, step_ttl: 60, step_max_ttl: 600,
   max_steps: 20, max_depth: 3, max_rate: 60, max_sessions: 0,
-  on_violation: "revoke", violation_limit: 3, require_purpose: true}')"
+  on_violation: "revoke", violation_limit: 3, require_purpose: true,
+  on_out_of_intent: "violation", max_pending_approvals: 3, approval_ttl: 900, denial_is_violation: false}')"
 auditor_json="$(vault read -format=json agent/roles/auditor | jq -cS .data)"
 expect_eq "agent/roles/auditor" "$auditor_json" "$(jq -cnS '{
   scopes: ["read:logs/*"], audiences: ["logs-api"],
   session_ttl: 900, session_max_ttl: 3600, step_ttl: 30, step_max_ttl: 300,
   max_steps: 100, max_depth: 3, max_rate: 10, max_sessions: 5,
-  on_violation: "deny", violation_limit: 2, require_purpose: false}')"
+  on_violation: "deny", violation_limit: 2, require_purpose: false,
+  on_out_of_intent: "approval", max_pending_approvals: 2, approval_ttl: 600, denial_is_violation: true}')"
 
 expect_eq "policies" "$(vault policy list -format=json | jq -c '[.[] | select(. == "agent" or . == "resource-server")] | sort')" \
   '["agent","resource-server"]'

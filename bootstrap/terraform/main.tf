@@ -109,6 +109,11 @@ module "role" {
   violation_limit = each.value.violation_limit
   require_purpose = each.value.require_purpose
 
+  on_out_of_intent      = each.value.on_out_of_intent
+  max_pending_approvals = each.value.max_pending_approvals
+  approval_ttl          = each.value.approval_ttl
+  denial_is_violation   = each.value.denial_is_violation
+
   # A role's TTLs are checked against the engine's session_max_ttl and
   # step_max_ttl, so the configuration goes first (and is removed last).
   depends_on = [vault_generic_endpoint.config]

@@ -152,6 +152,11 @@ variable "roles" {
     on_violation    = optional(string)
     violation_limit = optional(number)
     require_purpose = optional(bool)
+    # Step-up approval: "violation" (default) or "approval".
+    on_out_of_intent      = optional(string)
+    max_pending_approvals = optional(number)
+    approval_ttl          = optional(string)
+    denial_is_violation   = optional(bool)
   }))
   default  = {}
   nullable = false

@@ -5,6 +5,7 @@ locals {
     session_max_ttl = var.session_max_ttl
     step_ttl        = var.step_ttl
     step_max_ttl    = var.step_max_ttl
+    approval_ttl    = var.approval_ttl
   }
   seconds = {
     for k, v in local.durations : k => (
@@ -41,6 +42,11 @@ locals {
     on_violation    = var.on_violation
     violation_limit = var.violation_limit
     require_purpose = var.require_purpose
+
+    on_out_of_intent      = var.on_out_of_intent
+    max_pending_approvals = var.max_pending_approvals
+    approval_ttl          = local.seconds.approval_ttl
+    denial_is_violation   = var.denial_is_violation
   }
 }
 

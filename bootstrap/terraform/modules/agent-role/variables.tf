@@ -141,3 +141,36 @@ variable "require_purpose" {
   default     = true
   nullable    = false
 }
+
+variable "on_out_of_intent" {
+  description = "What a step outside the session's intent but inside the role does: \"violation\" (the default) or \"approval\" (it waits for an administrator other than the session's creator)."
+  type        = string
+  default     = "violation"
+  nullable    = false
+
+  validation {
+    condition     = contains(["violation", "approval"], var.on_out_of_intent)
+    error_message = "The on_out_of_intent value must be \"violation\" or \"approval\"."
+  }
+}
+
+variable "max_pending_approvals" {
+  description = "Approvals a session may wait for at once, under approval."
+  type        = number
+  default     = 3
+  nullable    = false
+}
+
+variable "approval_ttl" {
+  description = "How long an approval waits for a decision: seconds, or a duration such as \"15m\"."
+  type        = string
+  default     = "15m"
+  nullable    = false
+}
+
+variable "denial_is_violation" {
+  description = "Whether a denied approval is also an approval_denied violation of the session."
+  type        = bool
+  default     = false
+  nullable    = false
+}
