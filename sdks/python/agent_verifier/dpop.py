@@ -112,6 +112,9 @@ def verify_proof(
     jwk = h.get("jwk")
     if not isinstance(jwk, dict) or "d" in jwk:
         _fail("the DPoP proof jwk must be a public key")
+    want = {"EdDSA": ("OKP", "Ed25519"), "ES256": ("EC", "P-256")}[alg]
+    if (jwk.get("kty"), jwk.get("crv")) != want:
+        _fail(f"the DPoP proof jwk must be a {want[1]} key for {alg}")
     try:
         key = jwt.PyJWK(jwk, alg).key
         payload = jwt.api_jws.PyJWS().decode_complete(proof, key=key, algorithms=[alg])["payload"]
@@ -126,7 +129,7 @@ def verify_proof(
     except ValueError:
         _fail("the DPoP proof htu is not a URL")
     jti, iat = c.get("jti"), c.get("iat")
-    if not isinstance(jti, str) or not jti or len(jti) > 128:
+    if not isinstance(jti, str) or not jti or len(jti.encode()) > 128:
         _fail("the DPoP proof jti must be 1 to 128 bytes")
     if c.get("htm") != method:
         _fail("the DPoP proof htm is not the request's method")

@@ -65,12 +65,21 @@ def _decode(body: Any) -> tuple[int, str, bool, dict[str, int]]:
         raise RevocationError("revocations: the answer's sessions are not a list")
     if version == 0 and sessions:
         raise RevocationError("revocations: a non-empty list at version 0")
+    if version >= 2**64:
+        raise RevocationError("revocations: the version is out of range")
+    # Read as Go reads it: a member of the wrong type refuses the answer.
+    epoch, complete = d.get("epoch"), d.get("complete")
+    if epoch is not None and not isinstance(epoch, str):
+        raise RevocationError("revocations: epoch is not a string")
+    if complete is not None and not isinstance(complete, bool):
+        raise RevocationError("revocations: complete is not a boolean")
     entries: dict[str, int] = {}
     for s in sessions:
         sid = s.get("id") if isinstance(s, dict) else None
         if not isinstance(sid, str) or sid == "":
             raise RevocationError("revocations: an entry has no id")
         exp = s.get("exp")
-        entries[sid] = exp if isinstance(exp, int) and not isinstance(exp, bool) else 0
-    epoch = d.get("epoch")
-    return version, epoch if isinstance(epoch, str) else "", d.get("complete") is True, entries
+        if exp is not None and (isinstance(exp, bool) or not isinstance(exp, int)):
+            raise RevocationError("revocations: an entry's exp is not an integer")
+        entries[sid] = exp or 0
+    return version, epoch or "", complete is True, entries

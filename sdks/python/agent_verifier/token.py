@@ -78,9 +78,14 @@ def strict_object(text: str | bytes, known: Iterable[str] = ()) -> dict | None:
     """Parses one JSON object by the engine's strict rules: no duplicate
     member and no two members differing only in case, at any depth, and at
     the top level no member differing only in case from one of known."""
+    if isinstance(text, (bytes, bytearray)):
+        # UTF-8 only, as Go reads it: no BOM, no UTF-16 or UTF-32 guess.
+        if text.startswith(b"\xef\xbb\xbf"):
+            return None
+        text = bytes(text).decode("utf-8", errors="replace")
     try:
         value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_refuse)
-    except (ValueError, _Duplicate):
+    except (ValueError, _Duplicate, RecursionError):
         return None
     if not isinstance(value, dict):
         return None
@@ -177,8 +182,9 @@ def verify_token(
     for k in _INT_CLAIMS:
         if k in c and c[k] is None:
             del c[k]
-        elif k in c and (isinstance(c[k], bool) or not isinstance(c[k], int) or abs(c[k]) > 2**63):
+        elif k in c and (isinstance(c[k], bool) or not isinstance(c[k], int) or not -(2**63) <= c[k] < 2**63):
             _fail("malformed", f"{k} is not an integer")
+    _check_shapes(c)
     c["format"] = next(f for f, t in TYPES.items() if t == typ)
     _check_required(c)
     if c.get("iss") != issuer:
@@ -202,6 +208,49 @@ def verify_token(
     if n + leeway < c["iat"]:
         _fail("not_yet_valid", "iat in the future")
     return c
+
+
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}\Z")
+
+
+def _shape(name: str, v: Any, members: dict) -> None:
+    """An object claim: an object whose known members have the right types
+    and exact names (a case variant is refused, as in Go)."""
+    if not isinstance(v, dict):
+        _fail("malformed", f"{name} is not an object")
+    folds = {_fold(k): k for k in members}
+    for k, val in v.items():
+        want = folds.get(_fold(k))
+        if want is not None and want != k:
+            _fail("malformed", f"{name} has a member differing only in case from {want}")
+        if want is not None and val is not None and not members[want](val):
+            _fail("malformed", f"{name}.{k} has the wrong type")
+
+
+def _check_shapes(c: dict) -> None:
+    """The object claims as Go decodes them: cnf, tctx, rctx, act; null is absent."""
+    def is_str(v: Any) -> bool:
+        return isinstance(v, str)
+
+    for k in ("cnf", "tctx", "rctx", "act"):
+        if k in c and c[k] is None:
+            del c[k]
+    if "cnf" in c:
+        _shape("cnf", c["cnf"], {"jkt": is_str})
+        if not _THUMBPRINT.match(c["cnf"].get("jkt") or ""):
+            _fail("claims", "cnf.jkt is not a SHA-256 JWK thumbprint")
+    if "tctx" in c:
+        _shape("tctx", c["tctx"], {"role": is_str, "purpose": is_str})
+    if "rctx" in c:
+        _shape("rctx", c["rctx"], {"description": is_str, "req_ip": is_str})
+    a, depth = c.get("act"), 0
+    while a is not None:
+        if depth > 32:
+            _fail("malformed", "act is nested too deep")
+        _shape("act", a, {"sub": is_str, "act": lambda v: isinstance(v, dict)})
+        if not a.get("sub"):
+            _fail("claims", "an actor has no sub")
+        a, depth = a.get("act"), depth + 1
 
 
 def _check_required(c: dict) -> None:

@@ -176,7 +176,7 @@ class Verifier:
         """Verifies a credential presented as a bearer token; a credential
         bound to a key is refused (proof_required): use verify_request."""
         claims = self._verify(token)
-        if claims.get("cnf"):
+        if "cnf" in claims:
             raise VerifierError("proof_required", "the credential is bound to a key: send it as DPoP, with a proof")
         return claims
 
@@ -206,17 +206,22 @@ class Verifier:
             raise VerifierError("no_credential", "the request carries no credential")
         scheme_name, token = parts[0].lower(), parts[1]
         claims = self._verify(token)
-        if not claims.get("cnf"):
+        if "cnf" not in claims:
             if scheme_name == "dpop":
                 raise VerifierError("proof_required", "the credential is not bound to a key: send it as Bearer")
             return token, claims
         if scheme_name != "dpop":
             raise VerifierError("proof_required", "the credential is bound to a key: send it as DPoP, with a proof")
         base = self.public_url.rstrip("/") if self.public_url else f"{scheme}://{host or h.get('host', 'localhost')}"
-        verify_proof(
-            h.get("dpop"), method=method, url=base + url_path, access_token=token, jkt=claims["cnf"].get("jkt", ""),
-            now=self.now(), window=self.dpop_window, replay=self._replay,
-        )
+        try:
+            verify_proof(
+                h.get("dpop"), method=method, url=base + url_path, access_token=token, jkt=claims["cnf"]["jkt"],
+                now=self.now(), window=self.dpop_window, replay=self._replay,
+            )
+        except ValueError as e:  # a request URL no proof can name (a bad Host)
+            if isinstance(e, VerifierError):
+                raise
+            raise VerifierError("proof_required", "the request's URL is not one a proof can name") from None
         return token, claims
 
     def authorize_request(self, method: str, url_path: str, headers: Mapping[str, str], action: str, resource: str, **kw: Any) -> tuple[str, dict]:

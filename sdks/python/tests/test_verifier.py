@@ -229,3 +229,20 @@ class MiddlewareTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ShapeTests(unittest.TestCase):
+    def test_wrong_shapes_and_deep_nesting(self):
+        v = verifier(revocation_wait=-1, start=False)
+        for claims, code in [
+            ({"cnf": "x"}, "malformed"), ({"cnf": []}, "malformed"), ({"cnf": {}}, "claims"),
+            ({"cnf": {"JKT": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}}, "malformed"),
+            ({"tctx": "x"}, "malformed"), ({"act": {"sub": 5}}, "malformed"), ({"exp": 2**63}, "malformed"),
+        ]:
+            with self.assertRaises(VerifierError) as e:
+                v.verify(ENGINE.mint(**claims))
+            self.assertEqual(e.exception.code, code, claims)
+        deep = base64.urlsafe_b64encode(b"[" * 5000).rstrip(b"=").decode()
+        with self.assertRaises(VerifierError) as e:
+            v.verify(deep + ".e30.c2ln")
+        self.assertEqual(e.exception.code, "malformed")

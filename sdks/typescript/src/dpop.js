@@ -6,7 +6,7 @@
 
 import * as jose from 'jose';
 import { createHash } from 'node:crypto';
-import { strictObject, VerifierError } from './token.js';
+import { strictObject, b64decode, VerifierError } from './token.js';
 
 export const MAX_PROOF_SIZE = 4 << 10;
 export const DEFAULT_WINDOW = 60;
@@ -38,14 +38,15 @@ export class ReplayCache {
   }
 
   check(key, until, now) {
+    // An entry lives through its last instant (t >= now), as in Go.
     for (const [k, t] of this.#seen) {
-      if (t > now) break; // entries are in insertion order, close to expiry order
+      if (t >= now) break; // entries are in insertion order, close to expiry order
       this.#seen.delete(k);
     }
     const t = this.#seen.get(key);
-    if (t !== undefined && t > now) fail('the DPoP proof was replayed');
+    if (t !== undefined && t >= now) fail('the DPoP proof was replayed');
     if (this.#seen.size >= this.max) {
-      for (const [k, t2] of this.#seen) if (t2 <= now) this.#seen.delete(k);
+      for (const [k, t2] of this.#seen) if (t2 < now) this.#seen.delete(k);
       if (this.#seen.size >= this.max) throw new VerifierError('proof_required', 'too many proofs to remember; try again');
     }
     this.#seen.set(key, until);
@@ -60,13 +61,9 @@ export class ReplayCache {
 export async function verifyProof(proof, o) {
   if (!proof) fail('the credential is bound to a key: a DPoP proof is needed');
   if (proof.length > MAX_PROOF_SIZE || proof.split('.').length !== 3) fail('the DPoP proof is not a compact JWS');
-  let headerText;
-  try {
-    headerText = Buffer.from(proof.split('.')[0], 'base64url').toString('utf8');
-  } catch {
-    fail('the DPoP proof header is not base64url');
-  }
-  const h = strictObject(headerText, ['typ', 'alg', 'jwk']);
+  const hb = b64decode(proof.split('.')[0]);
+  if (!hb) fail('the DPoP proof header is not canonical base64url');
+  const h = strictObject(hb.toString('utf8'), ['typ', 'alg', 'jwk']);
   if (!h || Object.keys(h).some((k) => !['typ', 'alg', 'jwk'].includes(k))) fail('the DPoP proof header holds only typ, alg and jwk');
   if (h.typ !== 'dpop+jwt') fail('the DPoP proof typ must be dpop+jwt');
   if (h.alg !== 'EdDSA' && h.alg !== 'ES256') fail('the DPoP proof alg must be EdDSA or ES256');
@@ -83,13 +80,20 @@ export async function verifyProof(proof, o) {
   const window = o.window ?? DEFAULT_WINDOW;
   let htu;
   try {
+    if (typeof c.htu !== 'string') throw new Error('not a string');
     htu = normalizeURL(c.htu);
   } catch {
     fail('the DPoP proof htu is not a URL');
   }
-  if (typeof c.jti !== 'string' || c.jti === '' || c.jti.length > 128) fail('the DPoP proof jti must be 1 to 128 bytes');
+  if (typeof c.jti !== 'string' || c.jti === '' || Buffer.byteLength(c.jti) > 128) fail('the DPoP proof jti must be 1 to 128 bytes');
   if (c.htm !== o.method) fail("the DPoP proof htm is not the request's method");
-  if (htu !== normalizeURL(o.url)) fail("the DPoP proof htu is not the request's URL");
+  let want;
+  try {
+    want = normalizeURL(o.url);
+  } catch {
+    fail("the request's URL is not one a proof can name");
+  }
+  if (htu !== want) fail("the DPoP proof htu is not the request's URL");
   if (!Number.isSafeInteger(c.iat) || c.iat <= 0 || Math.abs(now - c.iat) > window) fail(`the DPoP proof iat is not within ${window}s of now`);
   if (c.nonce !== undefined) fail('nonces are not used here');
   if (o.accessToken ? c.ath !== accessTokenHash(o.accessToken) : c.ath !== undefined) fail('the DPoP proof ath is not the hash of the credential');

@@ -17,9 +17,9 @@ const CHALLENGES = {
 
 /** The HTTP status and WWW-Authenticate challenge for a VerifierError. */
 export function refusal(err) {
-  if (err?.code === 'stale') return { status: 503, challenge: undefined };
-  if (err?.code === 'scope') return { status: 403, challenge: CHALLENGES.scope };
-  if (typeof err?.code !== 'string') return { status: 500, challenge: undefined };
+  if (err?.name !== 'VerifierError') return { status: 500, challenge: undefined };
+  if (err.code === 'stale') return { status: 503, challenge: undefined };
+  if (err.code === 'scope') return { status: 403, challenge: CHALLENGES.scope };
   return { status: 401, challenge: CHALLENGES[err.code] ?? 'Bearer error="invalid_token"' };
 }
 

@@ -61,10 +61,14 @@ function decode(body) {
   if (!Number.isSafeInteger(d.version) || d.version < 0) throw new Error('revocations: the answer has no version');
   if (!Array.isArray(d.sessions)) throw new Error("revocations: the answer's sessions are not a list");
   if (d.version === 0 && d.sessions.length > 0) throw new Error('revocations: a non-empty list at version 0');
+  // Read as Go reads it: a member of the wrong type refuses the answer.
+  if (d.epoch !== undefined && d.epoch !== null && typeof d.epoch !== 'string') throw new Error('revocations: epoch is not a string');
+  if (d.complete !== undefined && d.complete !== null && typeof d.complete !== 'boolean') throw new Error('revocations: complete is not a boolean');
   const entries = new Map();
   for (const s of d.sessions) {
     if (typeof s?.id !== 'string' || s.id === '') throw new Error('revocations: an entry has no id');
-    entries.set(s.id, Number.isFinite(s.exp) ? s.exp : 0);
+    if (s.exp !== undefined && s.exp !== null && !Number.isSafeInteger(s.exp)) throw new Error('revocations: an entry exp is not an integer');
+    entries.set(s.id, s.exp ?? 0);
   }
-  return { version: d.version, epoch: typeof d.epoch === 'string' ? d.epoch : '', complete: d.complete === true, entries };
+  return { version: d.version, epoch: d.epoch ?? '', complete: d.complete === true, entries };
 }

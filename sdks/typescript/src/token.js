@@ -169,6 +169,7 @@ export async function verifyToken(raw, opts) {
     if (c[k] === null) delete c[k];
     else if (c[k] !== undefined && !Number.isSafeInteger(c[k])) fail('malformed', `${k} is not an integer`);
   }
+  checkShapes(c);
   c.format = Object.keys(TYPES).find((f) => TYPES[f] === typ);
   checkRequired(c);
   if (c.iss !== opts.issuer) fail('issuer', 'issuer mismatch');
@@ -186,6 +187,39 @@ export async function verifyToken(raw, opts) {
   if (c.nbf && now + leeway < c.nbf) fail('not_yet_valid', 'nbf in the future');
   if (now + leeway < c.iat) fail('not_yet_valid', 'iat in the future');
   return c;
+}
+
+const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+// shape checks an object claim: an object whose known members have the
+// right types and exact names (a case variant is refused, as in Go).
+function shape(name, v, members) {
+  if (!isObject(v)) fail('malformed', `${name} is not an object`);
+  const folds = new Map(Object.keys(members).map((k) => [k.toUpperCase().toLowerCase(), k]));
+  for (const [k, val] of Object.entries(v)) {
+    const want = folds.get(k.toUpperCase().toLowerCase());
+    if (want !== undefined && want !== k) fail('malformed', `${name} has a member differing only in case from ${want}`);
+    if (want !== undefined && val !== null && !members[want](val)) fail('malformed', `${name}.${k} has the wrong type`);
+  }
+}
+
+// checkShapes checks the object claims as Go decodes them: cnf, tctx,
+// rctx, act; null is absent.
+function checkShapes(c) {
+  const str = (v) => typeof v === 'string';
+  for (const k of ['cnf', 'tctx', 'rctx', 'act']) if (c[k] === null) delete c[k];
+  if (c.cnf !== undefined) {
+    shape('cnf', c.cnf, { jkt: str });
+    if (!THUMBPRINT.test(c.cnf.jkt ?? '')) fail('claims', 'cnf.jkt is not a SHA-256 JWK thumbprint');
+  }
+  if (c.tctx !== undefined) shape('tctx', c.tctx, { role: str, purpose: str });
+  if (c.rctx !== undefined) shape('rctx', c.rctx, { description: str, req_ip: str });
+  for (let a = c.act, depth = 0; a !== undefined && a !== null; a = a.act, depth++) {
+    if (depth > 32) fail('malformed', 'act is nested too deep');
+    shape('act', a, { sub: str, act: isObject });
+    if (!a.sub) fail('claims', 'an actor has no sub');
+  }
 }
 
 function checkRequired(c) {

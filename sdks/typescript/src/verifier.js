@@ -12,11 +12,13 @@ import { verifyProof, ReplayCache } from './dpop.js';
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const sleep = (ms, signal) =>
   new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(t);
+      signal?.removeEventListener('abort', done);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 
 /**
@@ -165,7 +167,7 @@ export class Verifier {
    */
   async verify(token) {
     const claims = await this.#verify(token);
-    if (claims.cnf) throw new VerifierError('proof_required', 'the credential is bound to a key: send it as DPoP, with a proof');
+    if (claims.cnf !== undefined) throw new VerifierError('proof_required', 'the credential is bound to a key: send it as DPoP, with a proof');
     return claims;
   }
 
@@ -217,7 +219,7 @@ export class Verifier {
     const { token, scheme } = credentialOf(req);
     if (!token) throw new VerifierError('no_credential', 'the request carries no credential');
     const claims = await this.#verify(token);
-    if (!claims.cnf) {
+    if (claims.cnf === undefined) {
       if (scheme === 'DPoP') throw new VerifierError('proof_required', 'the credential is not bound to a key: send it as Bearer');
       return { token, claims };
     }
@@ -239,7 +241,8 @@ export class Verifier {
   }
 
   #requestURL(req) {
-    const path = new URL(req.url, 'http://x').pathname;
+    // The path as sent (not normalised): a proof names the URL the client used.
+    const path = String(req.url ?? '/').split(/[?#]/)[0];
     if (this.cfg.publicURL) return this.cfg.publicURL.replace(/\/+$/, '') + path;
     const scheme = req.socket?.encrypted ? 'https' : 'http';
     return `${scheme}://${headerValues(req, 'host')[0] ?? 'localhost'}${path}`;

@@ -212,3 +212,26 @@ test("an MCP server on the official SDK's requireBearerAuth", async () => {
     v.close();
   }
 });
+
+test('claims of the wrong shape are refused as Go refuses them', async () => {
+  const v = await createVerifier({ vaultAddr: engine.addr, issuer: ISSUER, audience: 'docs-api', revocationWait: -1 });
+  try {
+    for (const [claims, code] of [
+      [{ cnf: 'x' }, 'malformed'], [{ cnf: [] }, 'malformed'], [{ cnf: { JKT: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' } }, 'malformed'],
+      [{ cnf: {} }, 'claims'], [{ tctx: 'x' }, 'malformed'], [{ rctx: 5 }, 'malformed'], [{ act: { sub: 5 } }, 'malformed'],
+      [{ tctx: { Role: 'x' } }, 'malformed'],
+    ]) {
+      await assert.rejects(v.verify(await engine.mint(claims)), { code }, JSON.stringify(claims));
+    }
+  } finally {
+    v.close();
+  }
+});
+
+test('a proof is remembered through its last instant', async () => {
+  const { ReplayCache } = await import('../src/dpop.js');
+  const c = new ReplayCache();
+  c.check('k', 100, 50);
+  assert.throws(() => c.check('k', 100, 100), { code: 'proof_required' });
+  c.check('k', 200, 101);
+});
