@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -164,4 +165,20 @@ func TestApprovalAtTheTokenEndpoint(t *testing.T) {
 	a := exchange(t, b, s, "", map[string]interface{}{"subject_token": parent, "audience": "docs-api"})
 	assert.Equal(t, "authorization_pending", a.body["error"])
 	assert.NotEmpty(t, a.body["approval_id"])
+}
+
+// The tidy deletes an approval once its session is gone.
+func TestTidyDeletesApprovalsOfDeletedSessions(t *testing.T) {
+	b, s, id := approvalSetup(t, nil)
+	_, d := askOutside(t, b, s, id, "read:secrets/db/a", "secrets-api")
+	require.NoError(t, b.tidy(context.Background(), s))
+	a, err := getApproval(context.Background(), s, d["approval_id"].(string))
+	require.NoError(t, err)
+	require.NotNil(t, a, "a live session's approval stays")
+	require.NoError(t, s.Delete(context.Background(), sessionsPrefix+id))
+	b.forget(id)
+	require.NoError(t, b.tidy(context.Background(), s))
+	a, err = getApproval(context.Background(), s, d["approval_id"].(string))
+	require.NoError(t, err)
+	assert.Nil(t, a)
 }

@@ -92,6 +92,9 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	if err := b.pruneRevocations(ctx, s, b.now()); err != nil {
 		errs = append(errs, err)
 	}
+	if err := b.tidyApprovals(ctx, s); err != nil {
+		errs = append(errs, err)
+	}
 	if expired+deleted > 0 {
 		b.Logger().Info("tidied sessions", "expired", expired, "deleted", deleted)
 	}
@@ -184,6 +187,34 @@ func (b *backend) tidyRoleIndex(ctx context.Context, s logical.Storage, role str
 		}
 		if sess == nil || sess.State != trust.StateActive {
 			if err := s.Delete(ctx, prefix+id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// tidyApprovals deletes the approvals whose session is gone (the tidy
+// deletes a closed session after its retention): they go with it.
+func (b *backend) tidyApprovals(ctx context.Context, s logical.Storage) error {
+	ids, err := s.List(ctx, approvalsPrefix)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		a, err := getApproval(ctx, s, id)
+		if err != nil || a == nil {
+			continue
+		}
+		sess, err := b.getSession(ctx, s, a.Session)
+		if err != nil {
+			return err
+		}
+		if sess == nil {
+			if err := s.Delete(ctx, approvalKey(id)); err != nil {
 				return err
 			}
 		}
