@@ -148,6 +148,8 @@ func sessionReadResponses() map[int][]framework.Response {
 		"pending_approvals": optional(framework.TypeSlice, "Under on_out_of_intent=approval: the approvals the session waits for, {approval_id, expires_at}."),
 		"grants": optional(framework.TypeSlice, "Under on_out_of_intent=approval: what approvals widened the intent by, "+
 			"{approval_id, scopes, audience, until}."),
+		"decided_approvals": optional(framework.TypeSlice, "Under on_out_of_intent=approval: the latest decisions of its approvals, "+
+			"{approval_id, state} (approved, denied, expired), newest last."),
 	})
 }
 

@@ -128,6 +128,16 @@ func getApproval(ctx context.Context, s logical.Storage, id string) (*trust.Appr
 // it would have been: applied, and returned with whether it revoked the
 // session.
 func (b *backend) createApproval(ctx context.Context, req *logical.Request, cfg *agentConfig, sess *trust.Session, need *trust.ApprovalNeeded, description string, now time.Time) (*trust.Approval, *trust.Violation, bool, error) {
+	// Asking again waits for the same approval: nothing is written.
+	if p, ok := sess.Waiting(need, now); ok {
+		a, err := getApproval(ctx, req.Storage, p.ID)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if a != nil {
+			return a, nil, false, nil
+		}
+	}
 	id, err := uuid.GenerateUUID()
 	if err != nil {
 		return nil, nil, false, err
@@ -352,21 +362,22 @@ func (b *backend) decide(ctx context.Context, req *logical.Request, id string, f
 	case err != nil:
 		return nil, badRequest(err)
 	}
+	// The session first: it is the authority (decidable checks that it
+	// waits for the approval), so a failure between the two writes never
+	// leaves a grant the session does not know of.
+	if err := b.save(ctx, req.Storage, cfg, sess, events, true); err != nil {
+		return nil, err
+	}
 	if err := putJSON(ctx, req.Storage, approvalKey(id), a); err != nil {
 		return nil, err
 	}
 	b.notifier.send(notifyApprovalDecision, "approval_id", id, "session_id", sess.ID, "role", sess.Role,
 		"decision", string(a.State), logical.EventMetadataPath, "approvals/"+id)
 	if v != nil {
-		// The denial is a violation: recorded with the decision's events.
-		if err := b.save(ctx, req.Storage, cfg, sess, events, true); err != nil {
-			return nil, err
-		}
+		// The denial is a violation of the session.
 		if _, err := b.applyViolation(ctx, req.Storage, cfg, sess, v); err != nil {
 			return nil, err
 		}
-	} else if err := b.save(ctx, req.Storage, cfg, sess, events, true); err != nil {
-		return nil, err
 	}
 	data := approvalData(a, a.State)
 	data["session_state"] = string(sess.StateAt(b.now()))

@@ -182,3 +182,49 @@ func TestTidyDeletesApprovalsOfDeletedSessions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, a)
 }
+
+// Asking again while an approval is pending waits for the same approval:
+// retrying never fills the pending list, nor kills the session.
+func TestAskingAgainWaitsForTheSameApproval(t *testing.T) {
+	b, s, id := approvalSetup(t, nil)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		code, data := askOutside(t, b, s, id, "read:secrets/db/creds", "secrets-api")
+		require.Equal(t, http.StatusAccepted, code, "%v", data)
+		ids = append(ids, data["approval_id"].(string))
+	}
+	for _, x := range ids {
+		assert.Equal(t, ids[0], x)
+	}
+	st := mustDo(t, b, s, agentA, logical.ReadOperation, "session/"+id, nil)
+	assert.Equal(t, "active", st.Data["state"])
+	assert.Len(t, st.Data["pending_approvals"], 1)
+	list := mustDo(t, b, s, operator, logical.ListOperation, "approvals/", nil)
+	assert.Len(t, list.Data["keys"], 1)
+}
+
+// A step that could not be granted anyway is not put to a person: a bad
+// parent is the violation it is.
+func TestApprovalNeedsEveryOtherCheckToPass(t *testing.T) {
+	b, s, id := approvalSetup(t, map[string]interface{}{"on_violation": "deny", "violation_limit": 10})
+	_, err := issue(t, b, s, agentA, id, map[string]interface{}{
+		"scopes": "read:secrets/db/creds", "audience": "secrets-api", "parent_token": "not.a.token",
+	})
+	require.Error(t, err)
+	assert.Equal(t, "bad_parent", refusalData(t, err)["violation"])
+	list := mustDo(t, b, s, operator, logical.ListOperation, "approvals/", nil)
+	assert.Empty(t, list.Data["keys"])
+}
+
+// The agent reads what became of its approvals, even once a short grant
+// has ended.
+func TestSessionShowsDecidedApprovals(t *testing.T) {
+	b, s, id := approvalSetup(t, nil)
+	_, d := askOutside(t, b, s, id, "read:secrets/db/creds", "secrets-api")
+	mustDo(t, b, s, operator, logical.UpdateOperation, "approvals/"+d["approval_id"].(string)+"/approve", map[string]interface{}{"ttl": "1s"})
+	later := time.Now().Add(time.Minute)
+	b.now = func() time.Time { return later }
+	st := mustDo(t, b, s, agentA, logical.ReadOperation, "session/"+id, nil)
+	assert.Empty(t, st.Data["grants"])
+	assert.Equal(t, []map[string]interface{}{{"approval_id": d["approval_id"], "state": "approved"}}, st.Data["decided_approvals"])
+}

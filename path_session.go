@@ -347,8 +347,13 @@ func sessionData(s *trust.Session, now time.Time) map[string]interface{} {
 				})
 			}
 		}
+		decided := make([]map[string]interface{}, 0, len(s.Decided))
+		for _, d := range s.Decided {
+			decided = append(decided, map[string]interface{}{"approval_id": d.ID, "state": string(d.State)})
+		}
 		data["pending_approvals"] = pending
 		data["grants"] = grants
+		data["decided_approvals"] = decided
 	}
 	return data
 }

@@ -81,13 +81,21 @@ func (s *Session) WaitForApproval(ctx context.Context, id string, poll time.Dura
 		for _, p := range maps(secret.Data["pending_approvals"]) {
 			pending = pending || p["approval_id"] == id
 		}
+		for _, d := range maps(secret.Data["decided_approvals"]) {
+			if d["approval_id"] == id {
+				if d["state"] == "approved" {
+					return nil
+				}
+				return fmt.Errorf("%w: approval %s was %v", ErrApprovalDenied, id, d["state"])
+			}
+		}
 		for _, g := range maps(secret.Data["grants"]) {
 			if g["approval_id"] == id {
 				return nil
 			}
 		}
 		if !pending {
-			return fmt.Errorf("%w: approval %s was denied or expired", ErrApprovalDenied, id)
+			return fmt.Errorf("%w: approval %s is neither pending nor decided", ErrApprovalDenied, id)
 		}
 		select {
 		case <-ctx.Done():

@@ -67,8 +67,13 @@ type ExchangeRequest struct {
 // ExchangeError is a refusal of the token endpoint (RFC 6749 section 5.2).
 type ExchangeError struct {
 	StatusCode  int
-	Code        string // invalid_grant, invalid_scope, invalid_target, ...
+	Code        string // invalid_grant, invalid_scope, invalid_target, authorization_pending, ...
 	Description string
+	// ApprovalID and ExpiresIn are set for authorization_pending: the step
+	// waits for an administrator's approval; ask again once it is approved
+	// (asking again meanwhile waits for the same approval).
+	ApprovalID string
+	ExpiresIn  int64
 }
 
 func (e *ExchangeError) Error() string {
@@ -151,9 +156,11 @@ func (x *Exchanger) Exchange(ctx context.Context, req ExchangeRequest) (*Credent
 		var e struct {
 			Error       string `json:"error"`
 			Description string `json:"error_description"`
+			ApprovalID  string `json:"approval_id"`
+			ExpiresIn   int64  `json:"expires_in"`
 		}
 		_ = json.Unmarshal(body, &e)
-		return nil, &ExchangeError{StatusCode: resp.StatusCode, Code: e.Error, Description: e.Description}
+		return nil, &ExchangeError{StatusCode: resp.StatusCode, Code: e.Error, Description: e.Description, ApprovalID: e.ApprovalID, ExpiresIn: e.ExpiresIn}
 	}
 	var ok struct {
 		AccessToken     string `json:"access_token"`

@@ -56,10 +56,41 @@ type IntentGrant struct {
 	Until    time.Time `json:"until"`
 }
 
-// PendingApproval is an approval a session waits for.
+// PendingApproval is an approval a session waits for: what it asked, so
+// that asking again waits for the same approval.
 type PendingApproval struct {
 	ID        string    `json:"id"`
 	ExpiresAt time.Time `json:"expires_at"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	Audience  string    `json:"audience,omitempty"`
+}
+
+// ApprovalDecision is what became of one of a session's approvals.
+type ApprovalDecision struct {
+	ID    string        `json:"id"`
+	State ApprovalState `json:"state"`
+}
+
+// MaxDecidedShown bounds the decisions a session keeps for its agent.
+const MaxDecidedShown = 16
+
+// decided records what became of approval id.
+func (s *Session) decided(id string, st ApprovalState) {
+	s.Decided = append(s.Decided, ApprovalDecision{ID: id, State: st})
+	if len(s.Decided) > MaxDecidedShown {
+		s.Decided = slices.Clone(s.Decided[len(s.Decided)-MaxDecidedShown:])
+	}
+}
+
+// without returns the pending approvals but id, in a new slice.
+func without(p []PendingApproval, id string) []PendingApproval {
+	out := make([]PendingApproval, 0, len(p))
+	for _, x := range p {
+		if x.ID != id {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // ApprovalNeeded refuses a step that lies outside the session's intent
@@ -135,14 +166,23 @@ func (s *Session) activeGrants(now time.Time) []IntentGrant {
 // pruneApprovals drops grants that ended and pending approvals that
 // expired before now, and returns the IDs of those expired.
 func (s *Session) pruneApprovals(now time.Time) (expired []string) {
-	s.Grants = slices.DeleteFunc(s.Grants, func(g IntentGrant) bool { return !now.Before(g.Until) })
-	s.Pending = slices.DeleteFunc(s.Pending, func(p PendingApproval) bool {
-		if !now.Before(p.ExpiresAt) {
-			expired = append(expired, p.ID)
-			return true
+	// New slices: a session may share its arrays with a copy (Clone).
+	grants := make([]IntentGrant, 0, len(s.Grants))
+	for _, g := range s.Grants {
+		if now.Before(g.Until) {
+			grants = append(grants, g)
 		}
-		return false
-	})
+	}
+	pending := make([]PendingApproval, 0, len(s.Pending))
+	for _, p := range s.Pending {
+		if now.Before(p.ExpiresAt) {
+			pending = append(pending, p)
+		} else {
+			expired = append(expired, p.ID)
+			s.decided(p.ID, ApprovalExpired)
+		}
+	}
+	s.Grants, s.Pending = grants, pending
 	return expired
 }
 
@@ -205,9 +245,22 @@ func (s *Session) needsApproval(v *Violation, asked scope.Set, audience string) 
 	return &ApprovalNeeded{Scopes: asked.Strings(), Audience: audience, Kind: v.Kind, Detail: v.Detail}
 }
 
+// Waiting returns the pending approval of a step that asks exactly what
+// need asks, if the session waits for one already: asking again waits for
+// the same approval.
+func (s *Session) Waiting(need *ApprovalNeeded, now time.Time) (PendingApproval, bool) {
+	for _, p := range s.Pending {
+		if now.Before(p.ExpiresAt) && p.Audience == need.Audience && slices.Equal(p.Scopes, need.Scopes) {
+			return p, true
+		}
+	}
+	return PendingApproval{}, false
+}
+
 // RequestApproval records that the session waits for approval id of a
 // step asked at now, or, when the session already waits for
-// MaxPendingApprovals, returns the violation the step is then.
+// MaxPendingApprovals, returns the violation the step is then. (A step
+// that asks what a pending approval asks waits for it: see Waiting.)
 func (s *Session) RequestApproval(id string, need *ApprovalNeeded, now time.Time) (*Approval, *Violation) {
 	s.pruneApprovals(now)
 	if len(s.Pending) >= s.Intent.MaxPendingApprovals {
@@ -221,7 +274,7 @@ func (s *Session) RequestApproval(id string, need *ApprovalNeeded, now time.Time
 	if a.ExpiresAt.After(s.ExpiresAt) {
 		a.ExpiresAt = s.ExpiresAt
 	}
-	s.Pending = append(s.Pending, PendingApproval{ID: id, ExpiresAt: a.ExpiresAt})
+	s.Pending = append(slices.Clone(s.Pending), PendingApproval{ID: id, ExpiresAt: a.ExpiresAt, Scopes: a.Scopes, Audience: a.Audience})
 	return a, nil
 }
 
@@ -232,6 +285,11 @@ func (s *Session) decidable(a *Approval, decider string, now time.Time) error {
 	}
 	if st := a.StateAt(now, s.StateAt(now)); st != ApprovalPending {
 		return &DecisionError{Reason: fmt.Sprintf("approval %s is %s: only a pending approval is decided", a.ID, st)}
+	}
+	// The session is the authority: an approval it does not wait for (a
+	// record whose session was never saved) is not decided.
+	if !slices.ContainsFunc(s.Pending, func(p PendingApproval) bool { return p.ID == a.ID }) {
+		return &DecisionError{Reason: fmt.Sprintf("approval %s is not one its session waits for", a.ID)}
 	}
 	return nil
 }
@@ -251,8 +309,9 @@ func (s *Session) Approve(a *Approval, decider string, ttl time.Duration, commen
 		until = now.Add(ttl)
 	}
 	a.State, a.DecidedBy, a.DecidedAt, a.Comment, a.GrantUntil = ApprovalApproved, decider, now, comment, until
-	s.Pending = slices.DeleteFunc(s.Pending, func(p PendingApproval) bool { return p.ID == a.ID })
-	s.Grants = append(s.Grants, IntentGrant{Approval: a.ID, Scopes: a.Scopes, Audience: a.Audience, Until: until})
+	s.Pending = without(s.Pending, a.ID)
+	s.Grants = append(slices.Clone(s.Grants), IntentGrant{Approval: a.ID, Scopes: a.Scopes, Audience: a.Audience, Until: until})
+	s.decided(a.ID, ApprovalApproved)
 	return nil
 }
 
@@ -270,7 +329,8 @@ func (s *Session) Deny(a *Approval, decider, reason string, now time.Time) (*Vio
 		return nil, err
 	}
 	a.State, a.DecidedBy, a.DecidedAt, a.Comment = ApprovalDenied, decider, now, reason
-	s.Pending = slices.DeleteFunc(s.Pending, func(p PendingApproval) bool { return p.ID == a.ID })
+	s.Pending = without(s.Pending, a.ID)
+	s.decided(a.ID, ApprovalDenied)
 	if !s.Intent.DenialIsViolation {
 		return nil, nil
 	}

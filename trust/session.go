@@ -2,6 +2,7 @@ package trust
 
 import (
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -69,6 +70,10 @@ type Session struct {
 	// approvals widened its intent by, until when.
 	Pending []PendingApproval `json:"pending_approvals,omitempty"`
 	Grants  []IntentGrant     `json:"grants,omitempty"`
+	// Decided are the latest decisions (and expiries) of its approvals,
+	// newest last, at most MaxDecidedShown: what an agent waiting for one
+	// reads.
+	Decided []ApprovalDecision `json:"decided_approvals,omitempty"`
 
 	EventSeq      uint64 `json:"event_seq,omitempty"`
 	EventsDropped uint64 `json:"events_dropped,omitempty"`
@@ -133,6 +138,13 @@ func (s *Session) Clone() *Session {
 		}
 	}
 	c.Violations = append([]Violation(nil), s.Violations...)
+	c.Pending = slices.Clone(s.Pending)
+	c.Grants = slices.Clone(s.Grants)
+	c.Decided = slices.Clone(s.Decided)
+	if s.Intent.Ceiling != nil {
+		ceiling := *s.Intent.Ceiling
+		c.Intent.Ceiling = &ceiling
+	}
 	return &c
 }
 

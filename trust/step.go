@@ -108,13 +108,16 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 	if err != nil {
 		return Grant{}, err
 	}
+	// A step that would wait for approval must pass every other check
+	// first (its parent, its depth, the budget, the rate): a person is
+	// never asked for a step that could not be granted.
+	var need *ApprovalNeeded
 	if v != nil {
 		// A derived step may wait too, for what its parent holds: an
 		// approval widens the intent, never a parent.
-		if need := s.needsApproval(v, asked, req.Audience); need != nil && withinParent(req.Parent, asked) {
-			return Grant{}, need
+		if need = s.needsApproval(v, asked, req.Audience); need == nil || !withinParent(req.Parent, asked) {
+			return Grant{}, v
 		}
-		return Grant{}, v
 	}
 
 	if req.ParentInvalid != "" {
@@ -187,6 +190,9 @@ func (s *Session) CheckStep(req StepRequest, now time.Time) (Grant, error) {
 		return Grant{}, violation(RateExceeded, now, "more than %d credentials per minute (max_rate)", s.Intent.MaxRate)
 	}
 
+	if need != nil {
+		return Grant{}, need
+	}
 	s.StepsUsed++
 	return g, nil
 }
