@@ -79,8 +79,9 @@ type backend struct {
 	revsChanged chan struct{}
 	revWaiters  atomic.Int64
 
-	// live holds the sessions this node has written, with their exact
-	// counters; storage holds reservations ahead of them (see session.go).
+	// cache holds the active sessions this node served last, with their
+	// exact counters; storage holds reservations ahead of them (see
+	// session.go, session_cache.go).
 	// chunks holds their last timeline chunks (see storage_timeline.go).
 	// talliesMu guards tallies: each session's refused requests not yet
 	// stored in its record (see countRefused).
@@ -88,8 +89,18 @@ type backend struct {
 	tallies   map[string]*refusalTally
 
 	liveMu sync.Mutex
-	live   map[string]*trust.Session
+	cache  *sessionCache
 	chunks map[string]*openChunk
+
+	// index hands out the sessions' places in the paged list of sessions
+	// (see session_index.go); active counts the active sessions of the
+	// roles that have a max_sessions (see session_count.go).
+	index  sessionIndex
+	active activeSessions
+	// walked is when the tidy's last complete walk of the sessions
+	// started (see periodic.go).
+	walkedMu sync.Mutex
+	walked   time.Time
 
 	// rates holds each active session's max_rate token bucket.
 	rates trust.RateLimiters
@@ -116,7 +127,7 @@ func newBackend() *backend {
 		sessionLocks: locksutil.CreateLocks(),
 		roleLocks:    locksutil.CreateLocks(),
 		now:          time.Now,
-		live:         map[string]*trust.Session{},
+		cache:        newSessionCache(),
 		chunks:       map[string]*openChunk{},
 		tallies:      map[string]*refusalTally{},
 		proofs:       dpop.NewReplayCache(0),
@@ -204,6 +215,9 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		if rest, ok := strings.CutPrefix(key, eventsPrefix); ok {
 			id, _, _ := strings.Cut(rest, "/")
 			b.forgetChunk(id)
+		}
+		if key == sessionIndexHeadKey {
+			b.index.drop()
 		}
 		if strings.HasPrefix(key, revocationsPrefix) {
 			b.forgetRevocations()

@@ -28,6 +28,9 @@ const (
 
 	// maxEventsCeiling bounds max_events so a typo cannot fill storage.
 	maxEventsCeiling = 100000
+	// The bounds of session_cache_size.
+	minSessionCacheSize = 16
+	maxSessionCacheSize = 1000000
 	// maxIssuerLength bounds the issuer, a claim of every credential.
 	maxIssuerLength = 512
 )
@@ -54,6 +57,9 @@ type agentConfig struct {
 	// started under it may still issue credentials that long, so a retired
 	// signing key stays in jwks for at least that long.
 	StepMaxTTLSeen time.Duration `json:"step_max_ttl_seen,omitempty"`
+	// SessionCacheSize bounds the active sessions kept in memory (see
+	// session_cache.go); 0 means defaultSessionCacheSize.
+	SessionCacheSize int `json:"session_cache_size,omitempty"`
 }
 
 // keyLifetimeAfterRetirement is how long a retired signing key must stay

@@ -64,12 +64,13 @@ func listResponses(what string) map[int][]framework.Response {
 
 func configReadResponses() map[int][]framework.Response {
 	return okResponses(map[string]*framework.FieldSchema{
-		"issuer":            required(framework.TypeString, `The "iss" claim of step credentials, "vault:<mount path>" unless configured.`),
-		"signing_algorithm": required(framework.TypeString, `The JWS algorithm of step credentials: "EdDSA" or "ES256".`),
-		"session_max_ttl":   required(framework.TypeDurationSecond, "The ceiling for every role's session_max_ttl, in seconds."),
-		"step_max_ttl":      required(framework.TypeDurationSecond, "The ceiling for every role's step_max_ttl, in seconds."),
-		"max_events":        required(framework.TypeInt, "How many timeline events one session keeps."),
-		"session_retention": required(framework.TypeDurationSecond, "How long a closed session stays readable after its last credential expired, in seconds."),
+		"issuer":             required(framework.TypeString, `The "iss" claim of step credentials, "vault:<mount path>" unless configured.`),
+		"signing_algorithm":  required(framework.TypeString, `The JWS algorithm of step credentials: "EdDSA" or "ES256".`),
+		"session_max_ttl":    required(framework.TypeDurationSecond, "The ceiling for every role's session_max_ttl, in seconds."),
+		"step_max_ttl":       required(framework.TypeDurationSecond, "The ceiling for every role's step_max_ttl, in seconds."),
+		"max_events":         required(framework.TypeInt, "How many timeline events one session keeps."),
+		"session_retention":  required(framework.TypeDurationSecond, "How long a closed session stays readable after its last credential expired, in seconds."),
+		"session_cache_size": required(framework.TypeInt, "How many active sessions the active node keeps in memory."),
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -54,6 +55,10 @@ func pathApprovals(b *backend) []*framework.Path {
 				"session": {Type: framework.TypeString, Description: "Only the approvals of this session.", Query: true},
 				"state": {Type: framework.TypeString, Query: true,
 					Description: `Only approvals in this state: "pending" (the default), "approved", "denied", "expired", "canceled" or "all".`},
+				"after": {Type: framework.TypeString, Query: true,
+					Description: "List the approvals after this one: the next value of the previous page."},
+				"limit": {Type: framework.TypeInt, Query: true,
+					Description: fmt.Sprintf("At most this many approvals (1 to %d); none or 0 for all of them.", maxListLimit)},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
@@ -61,6 +66,7 @@ func pathApprovals(b *backend) []*framework.Path {
 					Responses: okResponses(map[string]*framework.FieldSchema{
 						"keys":     required(framework.TypeStringSlice, "The approval IDs, oldest first."),
 						"key_info": required(framework.TypeMap, "Each approval's session_id, role, state, scopes, audience and expires_at."),
+						"next":     {Type: framework.TypeString, Description: "The value of after for the next page; absent on the last page."},
 					}),
 				},
 			},
@@ -236,6 +242,22 @@ func (b *backend) pathApprovalsList(ctx context.Context, req *logical.Request, d
 	default:
 		return nil, badField("state", "must be pending, approved, denied, expired, canceled or all")
 	}
+	after := strings.TrimSpace(d.Get("after").(string))
+	limit := d.Get("limit").(int)
+	if limit < 0 || limit > maxListLimit {
+		return nil, badField("limit", "must be between 1 and %d (or 0 for all), got %d", maxListLimit, limit)
+	}
+	var from *trust.Approval
+	if after != "" {
+		a, err := getApproval(ctx, req.Storage, after)
+		if err != nil {
+			return nil, err
+		}
+		if a == nil {
+			return nil, badField("after", "no approval %q: pass an ID from the previous page (it may have been deleted since; start again without after)", after)
+		}
+		from = a
+	}
 	ids, err := req.Storage.List(ctx, approvalsPrefix)
 	if err != nil {
 		return nil, err
@@ -254,6 +276,9 @@ func (b *backend) pathApprovalsList(ctx context.Context, req *logical.Request, d
 		if (role != "" && a.Role != role) || (session != "" && a.Session != session) {
 			continue
 		}
+		if from != nil && !approvalBefore(from, a) {
+			continue
+		}
 		st, err := b.approvalState(ctx, req.Storage, a, now)
 		if err != nil {
 			return nil, err
@@ -262,7 +287,12 @@ func (b *backend) pathApprovalsList(ctx context.Context, req *logical.Request, d
 			rows = append(rows, row{a, st})
 		}
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].a.RequestedAt.Before(rows[j].a.RequestedAt) })
+	sort.Slice(rows, func(i, j int) bool { return approvalBefore(rows[i].a, rows[j].a) })
+	next := ""
+	if limit > 0 && len(rows) > limit {
+		rows = rows[:limit]
+		next = rows[limit-1].a.ID
+	}
 	keys := make([]string, 0, len(rows))
 	info := map[string]interface{}{}
 	for _, r := range rows {
@@ -272,7 +302,16 @@ func (b *backend) pathApprovalsList(ctx context.Context, req *logical.Request, d
 			"scopes": r.a.Scopes, "audience": r.a.Audience, "expires_at": r.a.ExpiresAt.UTC().Format(time.RFC3339),
 		}
 	}
-	return logical.ListResponseWithInfo(keys, info), nil
+	return pageResponse(keys, info, next), nil
+}
+
+// approvalBefore orders approvals oldest first, by ID among those asked
+// for at the same time.
+func approvalBefore(a, b *trust.Approval) bool {
+	if !a.RequestedAt.Equal(b.RequestedAt) {
+		return a.RequestedAt.Before(b.RequestedAt)
+	}
+	return a.ID < b.ID
 }
 
 // approvalState is a's state at now, given its session.

@@ -59,6 +59,14 @@ func pathConfig(b *backend) *framework.Path {
 					`after its last credential expired; then the periodic tidy deletes them. Defaults to 24h.`,
 				Default: int(defaultRetention.Seconds()),
 			},
+			"session_cache_size": {
+				Type: framework.TypeInt,
+				Description: fmt.Sprintf(`How many active sessions the active node keeps in memory `+
+					`(%d to %d); the others are read from storage when used. Bounds the plugin's `+
+					`memory whatever the number of live sessions. Defaults to %d.`,
+					minSessionCacheSize, maxSessionCacheSize, defaultSessionCacheSize),
+				Default: defaultSessionCacheSize,
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -103,12 +111,13 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		return nil, err
 	}
 	resp := &logical.Response{Data: map[string]interface{}{
-		"issuer":            cfg.issuerFor(req.MountPoint),
-		"signing_algorithm": cfg.SigningAlgorithm,
-		"session_max_ttl":   int64(cfg.SessionMaxTTL.Seconds()),
-		"step_max_ttl":      int64(cfg.StepMaxTTL.Seconds()),
-		"max_events":        cfg.MaxEvents,
-		"session_retention": int64(cfg.SessionRetention.Seconds()),
+		"issuer":             cfg.issuerFor(req.MountPoint),
+		"signing_algorithm":  cfg.SigningAlgorithm,
+		"session_max_ttl":    int64(cfg.SessionMaxTTL.Seconds()),
+		"step_max_ttl":       int64(cfg.StepMaxTTL.Seconds()),
+		"max_events":         cfg.MaxEvents,
+		"session_retention":  int64(cfg.SessionRetention.Seconds()),
+		"session_cache_size": cfg.sessionCacheSize(),
 	}}
 	if w := issuerWarning(cfg.issuerFor(req.MountPoint), req.MountPoint); w != "" {
 		resp.AddWarning(w)
@@ -181,6 +190,13 @@ func applyConfigFields(d *framework.FieldData, cfg *agentConfig) error {
 		}
 		cfg.SessionRetention = ttl
 	}
+	if v, ok := d.GetOk("session_cache_size"); ok {
+		n := v.(int)
+		if n < minSessionCacheSize || n > maxSessionCacheSize {
+			return badField("session_cache_size", "must be between %d and %d, got %d", minSessionCacheSize, maxSessionCacheSize, n)
+		}
+		cfg.SessionCacheSize = n
+	}
 	if cfg.StepMaxTTL > cfg.SessionMaxTTL {
 		return badField("step_max_ttl", "%s exceeds session_max_ttl %s; a step credential cannot outlive its session",
 			cfg.StepMaxTTL, cfg.SessionMaxTTL)
@@ -210,6 +226,8 @@ Nothing needs configuring before first use: every field has a default, and
   max_events         Timeline events kept per session (default 1000).
   session_retention  How long closed sessions stay readable after their
                      last credential expired (default 24h).
+  session_cache_size Active sessions the active node keeps in memory
+                     (default 10000); the rest are read from storage.
 
 A write changes only the fields it names. A delete resets every field to its
 default. Durations accept Vault's forms ("90s", "15m", "1h") or seconds.

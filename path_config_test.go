@@ -17,12 +17,13 @@ func TestConfigDefaults(t *testing.T) {
 	b, s := testBackend(t)
 	resp := mustDo(t, b, s, operator, logical.ReadOperation, "config", nil)
 	assert.Equal(t, map[string]interface{}{
-		"issuer":            "vault:agent",
-		"signing_algorithm": "EdDSA",
-		"session_max_ttl":   int64(86400),
-		"step_max_ttl":      int64(3600),
-		"max_events":        1000,
-		"session_retention": int64(86400),
+		"issuer":             "vault:agent",
+		"signing_algorithm":  "EdDSA",
+		"session_max_ttl":    int64(86400),
+		"step_max_ttl":       int64(3600),
+		"max_events":         1000,
+		"session_retention":  int64(86400),
+		"session_cache_size": defaultSessionCacheSize,
 	}, resp.Data)
 }
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -90,12 +91,25 @@ func pathSession(b *backend) []*framework.Path {
 					Query:         true,
 					AllowedValues: []interface{}{"active", "ended", "revoked", "expired"},
 				},
+				"after": {
+					Type:        framework.TypeString,
+					Description: "List the sessions after this one: the next value of the previous page.",
+					Query:       true,
+				},
+				"limit": {
+					Type:        framework.TypeInt,
+					Description: fmt.Sprintf("At most this many sessions (1 to %d); none or 0 for all of them.", maxListLimit),
+					Query:       true,
+				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback:  b.pathSessionsList,
-					Summary:   "List session IDs, optionally by role and state.",
-					Responses: listResponses("The IDs of the sessions."),
+					Callback: b.pathSessionsList,
+					Summary:  "List session IDs in the order they started, optionally by role and state, a page at a time.",
+					Responses: okResponses(map[string]*framework.FieldSchema{
+						"keys": required(framework.TypeStringSlice, "The IDs of the sessions, in the order they started."),
+						"next": {Type: framework.TypeString, Description: "The value of after for the next page; absent on the last page."},
+					}),
 				},
 			},
 			HelpSynopsis:    pathSessionsListHelpSyn,
@@ -268,11 +282,16 @@ func (b *backend) pathSessionsList(ctx context.Context, req *logical.Request, d 
 	default:
 		return nil, badField("state", `%q is not one of "active", "ended", "revoked", "expired"`, state)
 	}
-	ids, err := b.listSessions(ctx, req.Storage, role, state, b.now())
+	after := strings.TrimSpace(d.Get("after").(string))
+	limit := d.Get("limit").(int)
+	if limit < 0 || limit > maxListLimit {
+		return nil, badField("limit", "must be between 1 and %d (or 0 for all), got %d", maxListLimit, limit)
+	}
+	page, err := b.listSessionPage(ctx, req.Storage, role, state, after, limit, b.now())
 	if err != nil {
 		return nil, err
 	}
-	return logical.ListResponse(ids), nil
+	return pageResponse(page.IDs, nil, page.Next), nil
 }
 
 func (b *backend) pathSessionRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -494,13 +513,20 @@ caller can revoke, flood or read it.
 const pathSessionsListHelpSyn = `List sessions, optionally by role and state.`
 
 const pathSessionsListHelpDesc = `
-Lists session IDs. Filter with role=<name> and state=active|ended|revoked|expired,
-as query parameters of the LIST request (the vault CLI's list command sends
-none, so use the HTTP API for a filtered list):
+Lists session IDs in the order the sessions started. Filter with role=<name>
+and state=active|ended|revoked|expired, and page with limit=<n> and
+after=<the next value of the previous page>. The vault CLI's list command
+sends no parameters; its read command does, with list=true:
 
   vault list agent/sessions
-  curl --header "X-Vault-Token: $VAULT_TOKEN" --request LIST \
-      "$VAULT_ADDR/v1/agent/sessions?role=deployer&state=active"
+  vault read agent/sessions list=true limit=100
+  vault read agent/sessions list=true limit=100 after=<next>
+  vault read agent/sessions list=true role=deployer state=active limit=100
+
+A page without filters reads only the index, whatever the number of
+sessions. A filtered page reads the sessions it passes, at most 1000 per
+request: it may hold fewer than limit IDs and still have a next. The last
+page has no next.
 `
 
 const pathSessionReadHelpSyn = `Read any session (administrators): its state, intent, budget used and violations.`

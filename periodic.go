@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -53,40 +53,9 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	if err := b.flushRefusals(ctx, s, cfg); err != nil {
 		b.Logger().Warn("storing counts of refused requests", "error", err)
 	}
-	ids, err := s.List(ctx, sessionsPrefix)
-	if err != nil {
-		return err
-	}
-	expired, deleted := 0, 0
-	var errs []error
-	for _, id := range ids {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		did, err := b.tidySession(ctx, s, id, cfg)
-		if err != nil {
-			// One session must not hold up the others, nor the rest of
-			// the tidy.
-			errs = append(errs, fmt.Errorf("tidying session %s: %w", id, err))
-			continue
-		}
-		switch did {
-		case "expired":
-			expired++
-		case "deleted":
-			deleted++
-		}
-	}
-
-	// Index entries left behind by a crash between a session's writes.
-	roles, err := s.List(ctx, roleSessionsPrefix)
-	if err != nil {
-		return err
-	}
-	for _, role := range roles {
-		if err := b.tidyRoleIndex(ctx, s, strings.TrimSuffix(role, "/")); err != nil {
-			errs = append(errs, err)
-		}
+	expired, deleted, errs := b.tidySessions(ctx, s, cfg)
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 
 	if err := b.pruneRevocations(ctx, s, b.now()); err != nil {
@@ -101,6 +70,118 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	return errors.Join(errs...)
 }
 
+// tidyBatch is how many sessions the tidy handles between two pauses.
+const tidyBatch = 32
+
+// tidySessions walks the session index a page at a time and tidies each
+// session it lists. It works in batches of tidyBatch and pauses after each
+// as long as the batch took, so that it never takes more than half of the
+// time of the sessions' locks and of storage from the requests running
+// beside it, however many sessions there are. It moves the index's first
+// page past the pages found empty, and deletes the index entries of
+// sessions that are gone (a crash between a start's writes).
+func (b *backend) tidySessions(ctx context.Context, s logical.Storage, cfg *agentConfig) (expired, deleted int, errs []error) {
+	first, last, err := b.index.bounds(ctx, s)
+	if err != nil {
+		return 0, 0, []error{err}
+	}
+	// Entries below the first number this node handed out were written
+	// by an earlier run: one without a session was left by a crash. Above
+	// it, a start may be between its index entries and its record.
+	settled := b.index.firstHandedOut() / indexPageSize
+	newFirst, emptySoFar := first, true
+	done, batch := 0, time.Now()
+	started := b.now()
+	for page := first; page <= last; page++ {
+		ids, err := s.List(ctx, indexPageKey(page))
+		if err != nil {
+			return expired, deleted, append(errs, err)
+		}
+		if len(ids) == 0 {
+			if emptySoFar {
+				newFirst = page + 1
+			}
+			continue
+		}
+		emptySoFar = false
+		for _, id := range ids {
+			if ctx.Err() != nil {
+				return expired, deleted, errs
+			}
+			did, err := b.tidySession(ctx, s, id, cfg)
+			switch {
+			case err != nil:
+				// One session must not hold up the others, nor the rest of
+				// the tidy.
+				errs = append(errs, fmt.Errorf("tidying session %s: %w", id, err))
+			case did == "expired":
+				expired++
+			case did == "deleted":
+				deleted++
+			case did == "missing" && page < settled:
+				if err := b.deleteDangling(ctx, s, page, id); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if done++; done%tidyBatch == 0 {
+				worked := time.Since(batch)
+				select {
+				case <-ctx.Done():
+					return expired, deleted, errs
+				case <-time.After(worked):
+				}
+				batch = time.Now()
+			}
+		}
+	}
+	if err := b.index.advanceFirst(ctx, s, newFirst); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		b.walkedMu.Lock()
+		b.walked = started
+		b.walkedMu.Unlock()
+	}
+	return expired, deleted, errs
+}
+
+// walkedAt is when the last complete walk of the tidy started (zero
+// before the first): sessions closed before it were looked at.
+func (b *backend) walkedAt() time.Time {
+	b.walkedMu.Lock()
+	defer b.walkedMu.Unlock()
+	return b.walked
+}
+
+// dropFromRoleIndex deletes a closed session's entry in its role's index
+// of active sessions, if a close left it there.
+func (b *backend) dropFromRoleIndex(ctx context.Context, s logical.Storage, sess *trust.Session) error {
+	key := roleSessionKey(sess.Role, sess.ID)
+	entry, err := s.Get(ctx, key)
+	if err != nil || entry == nil {
+		return err
+	}
+	return s.Delete(ctx, key)
+}
+
+// deleteDangling deletes the index entries of a session that has no
+// record: its entry on page, and its entry in its role's index of active
+// sessions, whichever role that was.
+func (b *backend) deleteDangling(ctx context.Context, s logical.Storage, page uint64, id string) error {
+	roles, err := listRoles(ctx, s)
+	if err != nil {
+		return err
+	}
+	for _, role := range roles {
+		if err := s.Delete(ctx, roleSessionKey(role, id)); err != nil {
+			return err
+		}
+	}
+	return s.Delete(ctx, indexPageKey(page)+id)
+}
+
+// tidySession tidies session id, and says what it did: "expired",
+// "deleted", "missing" (there is no such session) or "".
 func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string, cfg *agentConfig) (string, error) {
 	did, trimTo, err := b.tidySessionLocked(ctx, s, id, cfg)
 	if err != nil || trimTo == 0 {
@@ -133,7 +214,7 @@ func (b *backend) tidySession(ctx context.Context, s logical.Storage, id string,
 func (b *backend) tidySessionLocked(ctx context.Context, s logical.Storage, id string, cfg *agentConfig) (string, uint64, error) {
 	sess, unlock, err := b.lockSession(ctx, s, id)
 	if isNoSession(err) {
-		return "", 0, nil
+		return "missing", 0, nil
 	}
 	if err != nil {
 		return "", 0, err
@@ -156,6 +237,14 @@ func (b *backend) tidySessionLocked(ctx context.Context, s logical.Storage, id s
 			return "", 0, err
 		}
 	}
+	if sess.State != trust.StateActive && !sess.EndedAt.Before(b.walkedAt()) {
+		// And it must leave its role's index of active sessions. Each
+		// closed session is looked at once by a node, by the first walk
+		// that starts after its close.
+		if err := b.dropFromRoleIndex(ctx, s, sess); err != nil {
+			return "", 0, err
+		}
+	}
 	if sess.State != trust.StateActive {
 		done := sess.TokensValidUntil()
 		if sess.EndedAt.After(done) {
@@ -166,32 +255,6 @@ func (b *backend) tidySessionLocked(ctx context.Context, s logical.Storage, id s
 		}
 	}
 	return "", trimTo, nil
-}
-
-// tidyRoleIndex drops a role's index entries whose session is gone or no
-// longer active. It holds the role's lock, as session start does between
-// writing the index entry and the session record.
-func (b *backend) tidyRoleIndex(ctx context.Context, s logical.Storage, role string) error {
-	lock := b.roleLock(role)
-	lock.Lock()
-	defer lock.Unlock()
-	prefix := roleSessionsPrefix + role + "/"
-	ids, err := s.List(ctx, prefix)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		sess, err := b.getSession(ctx, s, id)
-		if err != nil {
-			return err
-		}
-		if sess == nil || sess.State != trust.StateActive {
-			if err := s.Delete(ctx, prefix+id); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // tidyApprovals deletes the approvals whose session is gone (the tidy

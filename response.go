@@ -201,3 +201,22 @@ func refusalResponse(r *refusal) *logical.Response {
 		logical.HTTPRawBody:     body,
 	}}
 }
+
+// maxListLimit bounds the limit of a paged list.
+const maxListLimit = 10000
+
+// pageResponse is one page of a paged list: its keys (and their
+// key_info, when info is not nil), and the value of after for the next
+// page, when there is one.
+func pageResponse(keys []string, info map[string]interface{}, next string) *logical.Response {
+	var resp *logical.Response
+	if info != nil {
+		resp = logical.ListResponseWithInfo(keys, info)
+	} else {
+		resp = logical.ListResponse(keys)
+	}
+	if next != "" {
+		resp.Data["next"] = next
+	}
+	return resp
+}

@@ -289,11 +289,16 @@ func (b *backend) pruneRevocations(ctx context.Context, s logical.Storage, now t
 	return nil
 }
 
-// initialize runs when the mount starts on the active node: it gives the
-// revocation list its epoch there, so that no session's close pays for it.
+// initialize runs when the mount starts on the active node: it indexes
+// sessions stored before the session index existed, and gives the
+// revocation list its epoch there, so that no session's close pays for
+// it.
 func (b *backend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
 	if !b.ownsStorage() {
 		return nil
+	}
+	if err := b.indexExisting(ctx, req.Storage); err != nil {
+		return err
 	}
 	b.revocationsLock.Lock()
 	defer b.revocationsLock.Unlock()

@@ -69,6 +69,7 @@ func (b *backend) secretSessionRenew(ctx context.Context, req *logical.Request, 
 	if err := b.save(ctx, req.Storage, cfg, sess, renewed, true); err != nil {
 		return nil, err
 	}
+	b.countRenewal(sess)
 	resp := &logical.Response{Secret: req.Secret}
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = sess.Intent.SessionMaxTTL

@@ -10,6 +10,7 @@ import (
 
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/timeline"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
@@ -30,7 +31,7 @@ import (
 // The caller gets its own copy.
 func (b *backend) getSession(ctx context.Context, s logical.Storage, id string) (*trust.Session, error) {
 	b.liveMu.Lock()
-	cached, ok := b.live[id]
+	cached, ok := b.cache.get(id)
 	b.liveMu.Unlock()
 	if ok {
 		return cached.Clone(), nil
@@ -64,7 +65,7 @@ func (b *backend) lockSession(ctx context.Context, s logical.Storage, id string)
 func (b *backend) remember(sess *trust.Session) {
 	c := sess.Clone()
 	b.liveMu.Lock()
-	b.live[sess.ID] = c
+	b.cache.put(c)
 	b.liveMu.Unlock()
 }
 
@@ -72,7 +73,7 @@ func (b *backend) remember(sess *trust.Session) {
 // and of its last timeline chunk.
 func (b *backend) forget(id string) {
 	b.liveMu.Lock()
-	delete(b.live, id)
+	b.cache.remove(id)
 	delete(b.chunks, id)
 	b.liveMu.Unlock()
 }
@@ -118,6 +119,7 @@ func (b *backend) save(ctx context.Context, s logical.Storage, cfg *agentConfig,
 		return err
 	}
 	b.remember(sess)
+	b.makeRoom(ctx, s, cfg.sessionCacheSize())
 	return nil
 }
 
@@ -142,12 +144,13 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 	if err != nil {
 		return nil, 0, badRequest(err)
 	}
+	now := b.now()
 	if role.MaxSessions > 0 {
-		live, err := s.List(ctx, roleSessionsPrefix+roleName+"/")
+		n, err := b.countActive(ctx, s, roleName, role.MaxSessions, now)
 		if err != nil {
 			return nil, 0, err
 		}
-		if len(live) >= role.MaxSessions {
+		if n >= role.MaxSessions {
 			return nil, 0, refuseLimit(http.StatusTooManyRequests,
 				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions)
 		}
@@ -157,13 +160,24 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 	if err != nil {
 		return nil, 0, err
 	}
-	now := b.now()
+	seq, err := b.index.nextSeq(ctx, s)
+	if err != nil {
+		return nil, 0, err
+	}
 	sess := trust.NewSession(id, roleName, creator, intent, ttl, now)
+	sess.IndexSeq = seq
 
-	// The index entry first: a crash between the two writes leaves a
-	// dangling index entry (skipped and cleaned by readers), never a
-	// session missing from its role's index.
-	if err := s.Put(ctx, &logical.StorageEntry{Key: roleSessionKey(roleName, id), Value: []byte("{}")}); err != nil {
+	// The index entries first, at once: a crash before the record is
+	// written leaves dangling entries (skipped by readers, deleted by the
+	// tidy), never a session missing from an index.
+	var idx errgroup.Group
+	idx.Go(func() error {
+		return s.Put(ctx, &logical.StorageEntry{Key: roleSessionKey(roleName, id), Value: []byte("{}")})
+	})
+	idx.Go(func() error {
+		return s.Put(ctx, &logical.StorageEntry{Key: indexEntryKey(seq, id), Value: []byte("{}")})
+	})
+	if err := idx.Wait(); err != nil {
 		return nil, 0, err
 	}
 	start := stage(sess, now, timeline.Event{
@@ -176,30 +190,10 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 	if err := b.save(ctx, s, cfg, sess, start, true); err != nil {
 		return nil, 0, err
 	}
+	b.countStart(sess)
 	b.Logger().Debug("session started", "session_id", id, "role", roleName)
 	b.notifier.send(notifySessionStart, "session_id", id, "role", roleName, logical.EventMetadataPath, "sessions/"+id)
 	return sess, ttl, nil
-}
-
-// listSessions lists the IDs of the sessions of role in state at now; an
-// empty role or state matches every one.
-func (b *backend) listSessions(ctx context.Context, s logical.Storage, role string, state trust.State, now time.Time) ([]string, error) {
-	ids, err := s.List(ctx, sessionsPrefix)
-	if err != nil || (role == "" && state == "") {
-		return ids, err
-	}
-	keys := make([]string, 0, len(ids))
-	for _, id := range ids {
-		sess, err := b.getSession(ctx, s, id)
-		if err != nil {
-			return nil, err
-		}
-		if sess == nil || (role != "" && sess.Role != role) || (state != "" && sess.StateAt(now) != state) {
-			continue
-		}
-		keys = append(keys, id)
-	}
-	return keys, nil
 }
 
 // withSession runs fn on the session id under the session's lock. When fn
@@ -399,6 +393,7 @@ func (b *backend) deleteRole(ctx context.Context, s logical.Storage, cfg *agentC
 		return 0, err
 	}
 	n, err := b.revokeRoleSessions(ctx, s, cfg, name, "role deleted")
+	b.dropCount(name)
 	if err != nil {
 		return n, err
 	}
@@ -406,14 +401,23 @@ func (b *backend) deleteRole(ctx context.Context, s logical.Storage, cfg *agentC
 	return n, nil
 }
 
-// deleteSession removes a closed session and its whole timeline.
+// deleteSession removes a closed session and its whole timeline. The
+// record goes before the index entries: a crash in between leaves a
+// dangling entry, which the tidy walking the index deletes, never a record
+// no index leads to.
 func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *trust.Session) error {
 	b.forget(sess.ID)
 	if err := b.deleteChunks(ctx, s, sess.ID, func(uint64) bool { return true }); err != nil {
 		return err
 	}
+	if err := s.Delete(ctx, sessionsPrefix+sess.ID); err != nil {
+		return err
+	}
 	if err := s.Delete(ctx, roleSessionKey(sess.Role, sess.ID)); err != nil {
 		return err
 	}
-	return s.Delete(ctx, sessionsPrefix+sess.ID)
+	if sess.IndexSeq == 0 {
+		return nil
+	}
+	return s.Delete(ctx, indexEntryKey(sess.IndexSeq, sess.ID))
 }

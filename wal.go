@@ -122,6 +122,7 @@ func (b *backend) completeClose(ctx context.Context, s logical.Storage, sess *tr
 		return err
 	}
 	b.rates.Forget(sess.ID)
+	b.countClose(sess)
 	return nil
 }
 

@@ -80,6 +80,10 @@ type Session struct {
 	// EventSeqReserved is the highest event sequence number reserved in
 	// storage; a crash leaves a gap, never a reused number.
 	EventSeqReserved uint64 `json:"event_seq_reserved,omitempty"`
+
+	// IndexSeq is the session's place in its mount's list of sessions,
+	// in the order they started (the Vault side's paged index).
+	IndexSeq uint64 `json:"index_seq,omitempty"`
 }
 
 // Reservation blocks: how far ahead of use the budget and the event

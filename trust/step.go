@@ -252,6 +252,25 @@ func (r *RateLimiters) Forget(id string) {
 	delete(r.m, id)
 }
 
+// ForgetIfFull drops the bucket of session id if it is full at now: a
+// full bucket is what For would create again, so nothing is lost, and the
+// buckets of idle sessions do not pile up. A bucket still refilling is
+// kept, so that dropping it cannot hand a session a fresh burst.
+func (r *RateLimiters) ForgetIfFull(id string, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l, ok := r.m[id]; ok && l.TokensAt(now) >= float64(l.Burst()) {
+		delete(r.m, id)
+	}
+}
+
+// Len is how many buckets are kept.
+func (r *RateLimiters) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.m)
+}
+
 // withinParent reports whether asked lies inside the parent's scope (or
 // there is no parent).
 func withinParent(p *Parent, asked scope.Set) bool {

@@ -1,0 +1,386 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests of the engine's cost in the number of sessions: the bounded
+// cache of active sessions, the paged lists and the exact count behind
+// max_sessions.
+
+// TestSessionCacheIsBounded: however many sessions are active, the node
+// keeps at most session_cache_size of them in memory, and a session read
+// back from storage resumes with its exact budget: no step of a reserved
+// block is lost, none is issued twice.
+func TestSessionCacheIsBounded(t *testing.T) {
+	b, s := testBackend(t)
+	mustDo(t, b, s, caller{}, logical.UpdateOperation, "config", map[string]interface{}{"session_cache_size": minSessionCacheSize})
+	writeRole(t, b, s, "web", map[string]interface{}{"max_steps": 7, "max_rate": 100000})
+	const sessions = 3 * minSessionCacheSize
+	ids := make([]string, sessions)
+	for i := range ids {
+		ids[i], _ = startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	}
+	// Three rounds of two steps each through every session: each round
+	// evicts every session before it is used again.
+	for round := 0; round < 3; round++ {
+		for _, id := range ids {
+			for step := 0; step < 2; step++ {
+				_, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, stepRequest())
+				if round*2+step < 7 {
+					require.NoError(t, err, "round %d step %d", round, step)
+				} else {
+					require.Error(t, err)
+				}
+			}
+			b.liveMu.Lock()
+			n := b.cache.len()
+			b.liveMu.Unlock()
+			require.LessOrEqual(t, n, minSessionCacheSize)
+		}
+	}
+	// A fourth round: the seventh step is the last of max_steps 7,
+	// exactly, for every session, in memory or not.
+	for _, id := range ids {
+		_, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, stepRequest())
+		require.NoError(t, err)
+		_, err = do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, stepRequest())
+		require.ErrorContains(t, err, "max_steps")
+		sess := mustDo(t, b, s, agentA, logical.ReadOperation, "sessions/"+id, nil)
+		assert.EqualValues(t, 7, sess.Data["steps_used"])
+	}
+	// The timelines have no gaps: every step's event is there, in order.
+	for _, id := range ids[:3] {
+		events := timelineEvents(t, b, s, id)
+		issued := 0
+		for i, e := range events {
+			if i > 0 {
+				assert.Equal(t, events[i-1]["seq"].(uint64)+1, e["seq"], "session %s", id)
+			}
+			if e["kind"] == "credential_issued" {
+				issued++
+			}
+		}
+		assert.Equal(t, 7, issued)
+	}
+}
+
+func stepRequest() map[string]interface{} {
+	return map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
+}
+
+// TestEvictionWaitsForNoLock: a save never waits for another session's
+// lock to make room; the busy session stays cached until a later save.
+func TestEvictionWaitsForNoLock(t *testing.T) {
+	b, s := testBackend(t)
+	mustDo(t, b, s, caller{}, logical.UpdateOperation, "config", map[string]interface{}{"session_cache_size": minSessionCacheSize})
+	writeRole(t, b, s, "web", nil)
+	first, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	lock := b.sessionLock(first)
+	lock.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < minSessionCacheSize+4; i++ {
+			startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("starting sessions waited for a busy session's lock")
+	}
+	b.liveMu.Lock()
+	_, cached := b.cache.byID[first]
+	b.liveMu.Unlock()
+	assert.True(t, cached, "a locked session is never evicted")
+	lock.Unlock()
+	startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	b.liveMu.Lock()
+	_, cached = b.cache.byID[first]
+	n := b.cache.len()
+	b.liveMu.Unlock()
+	assert.False(t, cached)
+	assert.LessOrEqual(t, n, minSessionCacheSize+1)
+}
+
+func TestSessionCacheSizeIsChecked(t *testing.T) {
+	b, s := testBackend(t)
+	for _, bad := range []int{-1, minSessionCacheSize - 1, maxSessionCacheSize + 1} {
+		_, err := do(t, b, s, caller{}, logical.UpdateOperation, "config", map[string]interface{}{"session_cache_size": bad})
+		assert.ErrorContains(t, err, "session_cache_size")
+	}
+}
+
+// listPages pages through list with limit, and returns every ID in
+// order and the number of pages.
+func listPages(t *testing.T, b *backend, s logical.Storage, path string, data map[string]interface{}, limit int) ([]string, int) {
+	t.Helper()
+	var all []string
+	after := ""
+	for pages := 1; ; pages++ {
+		req := map[string]interface{}{"limit": limit}
+		for k, v := range data {
+			req[k] = v
+		}
+		if after != "" {
+			req["after"] = after
+		}
+		resp := mustDo(t, b, s, caller{}, logical.ListOperation, path, req)
+		keys, _ := resp.Data["keys"].([]string)
+		require.LessOrEqual(t, len(keys), limit)
+		all = append(all, keys...)
+		next, ok := resp.Data["next"].(string)
+		if !ok {
+			return all, pages
+		}
+		require.NotEqual(t, after, next)
+		after = next
+	}
+}
+
+func TestSessionsListPages(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	writeRole(t, b, s, "ops", nil)
+	// More than two index pages, in two roles; every third one ended.
+	const n = 2*indexPageSize + 37
+	var all, web, ended []string
+	for i := 0; i < n; i++ {
+		role := "web"
+		if i%2 == 1 {
+			role = "ops"
+		}
+		id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": role})
+		all = append(all, id)
+		if role == "web" {
+			web = append(web, id)
+		}
+		if i%3 == 0 {
+			mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+			ended = append(ended, id)
+		}
+	}
+	// In the order they started, by page of indexPageSize; sorted within.
+	order := func(ids []string) []string {
+		out := append([]string(nil), ids...)
+		place := map[string]int{}
+		for i, id := range all {
+			place[id] = (i + 1) / indexPageSize
+		}
+		sort.SliceStable(out, func(i, j int) bool {
+			if place[out[i]] != place[out[j]] {
+				return place[out[i]] < place[out[j]]
+			}
+			return out[i] < out[j]
+		})
+		return out
+	}
+
+	whole := mustDo(t, b, s, caller{}, logical.ListOperation, "sessions/", nil)
+	assert.Equal(t, order(all), whole.Data["keys"])
+	assert.NotContains(t, whole.Data, "next")
+
+	got, pages := listPages(t, b, s, "sessions/", nil, 100)
+	assert.Equal(t, order(all), got)
+	assert.Equal(t, (n+99)/100+btoi(n%100 == 0), pages)
+
+	got, _ = listPages(t, b, s, "sessions/", map[string]interface{}{"role": "web"}, 50)
+	assert.Equal(t, order(web), got)
+	got, _ = listPages(t, b, s, "sessions/", map[string]interface{}{"state": "ended"}, 7)
+	assert.Equal(t, order(ended), got)
+
+	_, err := do(t, b, s, caller{}, logical.ListOperation, "sessions/", map[string]interface{}{"after": "no-such-session"})
+	assert.ErrorContains(t, err, "after")
+	for _, bad := range []int{-1, maxListLimit + 1} {
+		_, err = do(t, b, s, caller{}, logical.ListOperation, "sessions/", map[string]interface{}{"limit": bad})
+		assert.ErrorContains(t, err, "limit")
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestListPageReadsOneIndexPage: an unfiltered page reads the index page
+// it needs, never the sessions, whatever their number.
+func TestListPageReadsOneIndexPage(t *testing.T) {
+	cs := &countingStorage{Storage: &logical.InmemStorage{}}
+	b := newTestBackendOn(t, cs)
+	writeRole(t, b, cs, "web", nil)
+	var ids []string
+	for i := 0; i < 3*indexPageSize; i++ {
+		id, _ := startSession(t, b, cs, agentA, map[string]interface{}{"role": "web"})
+		ids = append(ids, id)
+	}
+	b.forget(ids[indexPageSize+5])
+	counts := func() (int, int) {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		return cs.gets, cs.lists
+	}
+	gets, lists := counts()
+	resp := mustDo(t, b, cs, caller{}, logical.ListOperation, "sessions/", map[string]interface{}{"limit": 10, "after": ids[indexPageSize+5]})
+	assert.Len(t, resp.Data["keys"], 10)
+	gets2, lists2 := counts()
+	assert.Equal(t, 1, lists2-lists, "one index page")
+	assert.LessOrEqual(t, gets2-gets, 1, "the after session, read from storage")
+}
+
+// TestTidyAdvancesPastEmptyPages: once the tidy deleted the sessions of
+// the first pages, lists start past them.
+func TestTidyAdvancesPastEmptyPages(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	var kept string
+	for i := 0; i < indexPageSize+3; i++ {
+		id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+		if i < indexPageSize {
+			mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+		} else if kept == "" {
+			kept = id
+		}
+	}
+	b.now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+	require.NoError(t, b.tidy(context.Background(), s))
+	first, _, err := b.index.bounds(context.Background(), s)
+	require.NoError(t, err)
+	assert.EqualValues(t, 0, first, "page 0 held sessions until this walk")
+	require.NoError(t, b.tidy(context.Background(), s))
+	first, _, err = b.index.bounds(context.Background(), s)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, first)
+	head, ok, err := readIndexHead(context.Background(), s)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.EqualValues(t, 1, head.FirstPage, "stored")
+}
+
+// TestMaxSessionsIsExact: only active sessions count: not ended ones, not
+// ones whose lease ran out before the tidy saw them, not dangling index
+// entries; and the count survives a restart.
+func TestMaxSessionsIsExact(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", map[string]interface{}{"max_sessions": 3})
+	short, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web", "ttl": "1m"})
+	ended, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	_, err := do(t, b, s, agentA, logical.UpdateOperation, "session", map[string]interface{}{"role": "web", "purpose": "x"})
+	require.ErrorContains(t, err, "max_sessions")
+
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+ended+"/end", nil)
+	startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	_, err = do(t, b, s, agentA, logical.UpdateOperation, "session", map[string]interface{}{"role": "web", "purpose": "x"})
+	require.ErrorContains(t, err, "max_sessions")
+
+	// The short session's lease runs out: it stops counting at once.
+	later := time.Now().Add(2 * time.Minute)
+	b.now = func() time.Time { return later }
+	startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	_, err = do(t, b, s, agentA, logical.UpdateOperation, "session", map[string]interface{}{"role": "web", "purpose": "x"})
+	require.ErrorContains(t, err, "max_sessions")
+	_ = short
+
+	// After a restart the count is loaded from the role's index, and a
+	// dangling entry in it does not count.
+	require.NoError(t, s.Put(ctx, &logical.StorageEntry{Key: roleSessionKey("web", "ghost"), Value: []byte("{}")}))
+	restarted := newTestBackendOn(t, s)
+	restarted.now = b.now
+	n, err := restarted.countActive(ctx, s, "web", 3, later)
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	_, err = do(t, restarted, s, agentA, logical.UpdateOperation, "session", map[string]interface{}{"role": "web", "purpose": "x"})
+	require.ErrorContains(t, err, "max_sessions")
+}
+
+// TestMaxSessionsUnderConcurrency: starts racing for the last places get
+// exactly max_sessions of them.
+func TestMaxSessionsUnderConcurrency(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", map[string]interface{}{"max_sessions": 5})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	started := 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := do(t, b, s, agentA, logical.UpdateOperation, "session", map[string]interface{}{"role": "web", "purpose": "x"})
+			if err == nil {
+				mu.Lock()
+				started++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 5, started)
+}
+
+// TestSessionsStoredBeforeTheIndex: sessions written by a release without
+// the index get their places when the mount starts, once.
+func TestSessionsStoredBeforeTheIndex(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+		ids = append(ids, id)
+	}
+	// Make storage look as the previous release left it.
+	for _, id := range ids {
+		sess, err := readSession(ctx, s, id)
+		require.NoError(t, err)
+		require.NoError(t, s.Delete(ctx, indexEntryKey(sess.IndexSeq, id)))
+		sess.IndexSeq = 0
+		require.NoError(t, putSession(ctx, s, sess))
+	}
+	require.NoError(t, s.Delete(ctx, sessionIndexHeadKey))
+
+	restarted := newTestBackendOn(t, s)
+	require.NoError(t, restarted.Initialize(ctx, &logical.InitializationRequest{Storage: s}))
+	got := mustDo(t, restarted, s, caller{}, logical.ListOperation, "sessions/", nil)
+	assert.ElementsMatch(t, ids, got.Data["keys"])
+	for _, id := range ids {
+		sess, err := readSession(ctx, s, id)
+		require.NoError(t, err)
+		assert.NotZero(t, sess.IndexSeq, id)
+	}
+	// Sessions still work.
+	mustDo(t, restarted, s, agentA, logical.UpdateOperation, "creds/"+ids[0], stepRequest())
+}
+
+func TestApprovalsListPages(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "appr", map[string]interface{}{
+		"scopes": "read:secrets/*", "audiences": "secrets-api", "on_out_of_intent": "approval", "max_pending_approvals": 3,
+	})
+	var want []string
+	for i := 0; i < 7; i++ {
+		id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "appr", "scopes": "read:secrets/web/*", "audiences": "secrets-api"})
+		code, data := askOutside(t, b, s, id, fmt.Sprintf("read:secrets/db/%d", i), "secrets-api")
+		require.Equal(t, http.StatusAccepted, code)
+		want = append(want, data["approval_id"].(string))
+	}
+	got, pages := listPages(t, b, s, "approvals/", nil, 3)
+	assert.ElementsMatch(t, want, got)
+	assert.Len(t, got, 7)
+	assert.Equal(t, 3, pages)
+	_, err := do(t, b, s, caller{}, logical.ListOperation, "approvals/", map[string]interface{}{"after": "nope"})
+	assert.ErrorContains(t, err, "after")
+}

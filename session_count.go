@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
+)
+
+// The active sessions of each role that has a max_sessions, as the
+// active node counts them: session start checks the count without
+// listing anything. A role's count is loaded once, the first time a start
+// needs it, from the role's index of active sessions
+// (role-sessions/<role>/); from then on starts, closes and renewals keep
+// it exact, and a session whose lease ran out stops counting at once,
+// whether or not the tidy has marked it expired yet. Its memory is
+// bounded by the roles' max_sessions.
+
+// activeSessions counts the active sessions of roles.
+type activeSessions struct {
+	mu    sync.Mutex
+	roles map[string]map[string]time.Time // role -> session ID -> expires at
+}
+
+// count returns how many sessions of role are active at now, with
+// limit the role's max_sessions. The role's lock must be held.
+func (b *backend) countActive(ctx context.Context, s logical.Storage, role string, limit int, now time.Time) (int, error) {
+	a := &b.active
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	live, ok := a.roles[role]
+	if !ok {
+		ids, err := s.List(ctx, roleSessionsPrefix+role+"/")
+		if err != nil {
+			return 0, err
+		}
+		live = make(map[string]time.Time, len(ids))
+		for _, id := range ids {
+			sess, err := b.getSession(ctx, s, id)
+			if err != nil {
+				return 0, err
+			}
+			if sess != nil && sess.Role == role && sess.StateAt(now) == trust.StateActive {
+				live[id] = sess.ExpiresAt
+			}
+		}
+		if a.roles == nil {
+			a.roles = map[string]map[string]time.Time{}
+		}
+		a.roles[role] = live
+	}
+	if len(live) >= limit {
+		// Only at the limit is it worth looking for leases that ran out.
+		for id, exp := range live {
+			if !now.Before(exp) {
+				delete(live, id)
+			}
+		}
+	}
+	return len(live), nil
+}
+
+// countStart counts a session that just started, if its role is counted.
+func (b *backend) countStart(sess *trust.Session) {
+	b.active.mu.Lock()
+	defer b.active.mu.Unlock()
+	if live, ok := b.active.roles[sess.Role]; ok {
+		live[sess.ID] = sess.ExpiresAt
+	}
+}
+
+// countRenewal moves the end of a counted session's lease.
+func (b *backend) countRenewal(sess *trust.Session) {
+	b.active.mu.Lock()
+	defer b.active.mu.Unlock()
+	if live, ok := b.active.roles[sess.Role]; ok {
+		if _, ok := live[sess.ID]; ok {
+			live[sess.ID] = sess.ExpiresAt
+		}
+	}
+}
+
+// countClose stops counting a session that is no longer active.
+func (b *backend) countClose(sess *trust.Session) {
+	b.active.mu.Lock()
+	defer b.active.mu.Unlock()
+	delete(b.active.roles[sess.Role], sess.ID)
+}
+
+// dropCount forgets a role's count (the role is deleted); a role of the
+// same name made later counts afresh.
+func (b *backend) dropCount(role string) {
+	b.active.mu.Lock()
+	defer b.active.mu.Unlock()
+	delete(b.active.roles, role)
+}
