@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -300,7 +302,7 @@ func TestMaxSessionsIsExact(t *testing.T) {
 	require.NoError(t, s.Put(ctx, &logical.StorageEntry{Key: roleSessionKey("web", "ghost"), Value: []byte("{}")}))
 	restarted := newTestBackendOn(t, s)
 	restarted.now = b.now
-	n, err := restarted.countActive(ctx, s, "web", 3, later)
+	n, err := restarted.countActive(ctx, s, "web", later)
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
 	_, err = do(t, restarted, s, agentA, logical.UpdateOperation, "session", map[string]interface{}{"role": "web", "purpose": "x"})
@@ -383,4 +385,72 @@ func TestApprovalsListPages(t *testing.T) {
 	assert.Equal(t, 3, pages)
 	_, err := do(t, b, s, caller{}, logical.ListOperation, "approvals/", map[string]interface{}{"after": "nope"})
 	assert.ErrorContains(t, err, "after")
+}
+
+// BenchmarkRevocationsSustainedKills: 10,000 kills a minute, sustained
+// for 10 minutes on a simulated clock (issue 20), through the engine's
+// own paths: each killed session took one credential (of a role whose
+// credentials live a minute) and was ended; the tidy runs once a minute.
+// It reports the most sessions the revocation list held, the largest
+// whole answer, the answer of one kill as a delta, and the heap after the
+// first minute and after the last: all bounded by kills in a credential
+// lifetime, not by kills in all.
+func BenchmarkRevocationsSustainedKills(b *testing.B) {
+	const (
+		perMinute = 10000
+		minutes   = 10
+	)
+	for b.Loop() {
+		be, s := testBackend(b)
+		ctx := context.Background()
+		clock := time.Now()
+		be.now = func() time.Time { return clock }
+		writeRole(b, be, s, "web", map[string]interface{}{"step_ttl": "1m", "step_max_ttl": "1m", "max_rate": 100000})
+		var maxListed, maxBytes, deltaBytes int
+		var heapFirst, heapLast uint64
+		heap := func() uint64 {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return m.HeapAlloc
+		}
+		for minute := 0; minute < minutes; minute++ {
+			for k := 0; k < perMinute; k++ {
+				clock = clock.Add(time.Minute / perMinute)
+				id, _ := startSession(b, be, s, agentA, map[string]interface{}{"role": "web"})
+				mustDo(b, be, s, agentA, logical.UpdateOperation, "creds/"+id, stepRequest())
+				mustDo(b, be, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+			}
+			if err := be.tidy(ctx, s); err != nil {
+				b.Fatal(err)
+			}
+			whole := mustDo(b, be, s, caller{}, logical.ReadOperation, "revocations", nil)
+			raw, err := json.Marshal(whole.Data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			maxBytes = max(maxBytes, len(raw))
+			maxListed = max(maxListed, len(whole.Data["sessions"].([]map[string]interface{})))
+			version := whole.Data["version"]
+			id, _ := startSession(b, be, s, agentA, map[string]interface{}{"role": "web"})
+			mustDo(b, be, s, agentA, logical.UpdateOperation, "creds/"+id, stepRequest())
+			mustDo(b, be, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+			delta := mustDo(b, be, s, caller{}, logical.ReadOperation, "revocations", map[string]interface{}{"after": version})
+			if raw, err = json.Marshal(delta.Data); err != nil {
+				b.Fatal(err)
+			}
+			deltaBytes = max(deltaBytes, len(raw))
+			switch minute {
+			case 0:
+				heapFirst = heap()
+			case minutes - 1:
+				heapLast = heap()
+			}
+		}
+		b.ReportMetric(float64(maxListed), "max-listed")
+		b.ReportMetric(float64(maxBytes), "max-answer-B")
+		b.ReportMetric(float64(deltaBytes), "delta-B")
+		b.ReportMetric(float64(heapFirst)/(1<<20), "heap-1min-MiB")
+		b.ReportMetric(float64(heapLast)/(1<<20), "heap-10min-MiB")
+	}
 }

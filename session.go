@@ -125,12 +125,14 @@ func (b *backend) save(ctx context.Context, s logical.Storage, cfg *agentConfig,
 
 // startSession starts a session of role roleName for creator with the
 // intent it asked for: the intent must lie inside the role, and the role
-// must have room under its max_sessions. The role's lock makes the count
-// and the creation one step.
-func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agentConfig, roleName, creator string, ir trust.IntentRequest, source string) (*trust.Session, time.Duration, error) {
+// must have room under its max_sessions. Starts of one role run at once:
+// they hold the role's lock shared, against a change or a deletion of the
+// role, and take their place under max_sessions in one step (see
+// session_count.go).
+func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agentConfig, roleName, creator string, ir trust.IntentRequest, source string) (sess *trust.Session, ttl time.Duration, err error) {
 	lock := b.roleLock(roleName)
-	lock.Lock()
-	defer lock.Unlock()
+	lock.RLock()
+	defer lock.RUnlock()
 
 	role, err := getRole(ctx, s, roleName)
 	if err != nil {
@@ -145,26 +147,30 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 		return nil, 0, badRequest(err)
 	}
 	now := b.now()
-	if role.MaxSessions > 0 {
-		n, err := b.countActive(ctx, s, roleName, role.MaxSessions, now)
-		if err != nil {
-			return nil, 0, err
-		}
-		if n >= role.MaxSessions {
-			return nil, 0, refuseLimit(http.StatusTooManyRequests,
-				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions)
-		}
-	}
-
 	id, err := uuid.GenerateUUID()
 	if err != nil {
 		return nil, 0, err
+	}
+	sess = trust.NewSession(id, roleName, creator, intent, ttl, now)
+	if role.MaxSessions > 0 {
+		ok, err := b.takePlace(ctx, s, sess, role.MaxSessions, now)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok {
+			return nil, 0, refuseLimit(http.StatusTooManyRequests,
+				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions)
+		}
+		defer func() {
+			if err != nil {
+				b.countClose(sess)
+			}
+		}()
 	}
 	seq, err := b.index.nextSeq(ctx, s)
 	if err != nil {
 		return nil, 0, err
 	}
-	sess := trust.NewSession(id, roleName, creator, intent, ttl, now)
 	sess.IndexSeq = seq
 
 	// The index entries first, at once: a crash before the record is
@@ -187,10 +193,20 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 		Audience: strings.Join(intent.Audiences, " "),
 		Source:   source,
 	})
-	if err := b.save(ctx, s, cfg, sess, start, true); err != nil {
+	// Then the record and its first event, at once: no number of the new
+	// session can be handed out again, and an event without its record
+	// (the record failed) belongs to a dangling entry, which the tidy
+	// deletes with its timeline.
+	sess.Reserve()
+	var rec errgroup.Group
+	rec.Go(func() error { return putSession(ctx, s, sess) })
+	rec.Go(func() error { return b.writeEvents(ctx, s, id, inWindow(sess, cfg.MaxEvents, start)) })
+	if err := rec.Wait(); err != nil {
+		b.forget(id)
 		return nil, 0, err
 	}
-	b.countStart(sess)
+	b.remember(sess)
+	b.makeRoom(ctx, s, cfg.sessionCacheSize())
 	b.Logger().Debug("session started", "session_id", id, "role", roleName)
 	b.notifier.send(notifySessionStart, "session_id", id, "role", roleName, logical.EventMetadataPath, "sessions/"+id)
 	return sess, ttl, nil

@@ -25,32 +25,16 @@ type activeSessions struct {
 	roles map[string]map[string]time.Time // role -> session ID -> expires at
 }
 
-// count returns how many sessions of role are active at now, with
-// limit the role's max_sessions. The role's lock must be held.
-func (b *backend) countActive(ctx context.Context, s logical.Storage, role string, limit int, now time.Time) (int, error) {
+// takePlace counts sess among its role's active sessions if the role has
+// fewer than limit at now, and reports whether it did: the count and the
+// place are one step, so concurrent starts never exceed limit.
+func (b *backend) takePlace(ctx context.Context, s logical.Storage, sess *trust.Session, limit int, now time.Time) (bool, error) {
 	a := &b.active
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	live, ok := a.roles[role]
-	if !ok {
-		ids, err := s.List(ctx, roleSessionsPrefix+role+"/")
-		if err != nil {
-			return 0, err
-		}
-		live = make(map[string]time.Time, len(ids))
-		for _, id := range ids {
-			sess, err := b.getSession(ctx, s, id)
-			if err != nil {
-				return 0, err
-			}
-			if sess != nil && sess.Role == role && sess.StateAt(now) == trust.StateActive {
-				live[id] = sess.ExpiresAt
-			}
-		}
-		if a.roles == nil {
-			a.roles = map[string]map[string]time.Time{}
-		}
-		a.roles[role] = live
+	live, err := b.activeOfLocked(ctx, s, sess.Role, now)
+	if err != nil {
+		return false, err
 	}
 	if len(live) >= limit {
 		// Only at the limit is it worth looking for leases that ran out.
@@ -60,16 +44,56 @@ func (b *backend) countActive(ctx context.Context, s logical.Storage, role strin
 			}
 		}
 	}
-	return len(live), nil
+	if len(live) >= limit {
+		return false, nil
+	}
+	live[sess.ID] = sess.ExpiresAt
+	return true, nil
 }
 
-// countStart counts a session that just started, if its role is counted.
-func (b *backend) countStart(sess *trust.Session) {
+// activeOfLocked returns the active sessions of role, loading them the
+// first time; b.active.mu must be held.
+func (b *backend) activeOfLocked(ctx context.Context, s logical.Storage, role string, now time.Time) (map[string]time.Time, error) {
+	a := &b.active
+	if live, ok := a.roles[role]; ok {
+		return live, nil
+	}
+	ids, err := s.List(ctx, roleSessionsPrefix+role+"/")
+	if err != nil {
+		return nil, err
+	}
+	live := make(map[string]time.Time, len(ids))
+	for _, id := range ids {
+		sess, err := b.getSession(ctx, s, id)
+		if err != nil {
+			return nil, err
+		}
+		if sess != nil && sess.Role == role && sess.StateAt(now) == trust.StateActive {
+			live[id] = sess.ExpiresAt
+		}
+	}
+	if a.roles == nil {
+		a.roles = map[string]map[string]time.Time{}
+	}
+	a.roles[role] = live
+	return live, nil
+}
+
+// countActive returns how many sessions of role are active at now.
+func (b *backend) countActive(ctx context.Context, s logical.Storage, role string, now time.Time) (int, error) {
 	b.active.mu.Lock()
 	defer b.active.mu.Unlock()
-	if live, ok := b.active.roles[sess.Role]; ok {
-		live[sess.ID] = sess.ExpiresAt
+	live, err := b.activeOfLocked(ctx, s, role, now)
+	if err != nil {
+		return 0, err
 	}
+	n := 0
+	for _, exp := range live {
+		if now.Before(exp) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // countRenewal moves the end of a counted session's lease.

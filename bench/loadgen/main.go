@@ -81,10 +81,14 @@ type config struct {
 	propKillRates      []int
 	propFillTime       time.Duration
 	propMethods        []string
+	scaleCounts        []int
+	scaleTidy          bool
+	scaleTidyTimeout   time.Duration
+	merge              string
 }
 
 // allScenarios, in the order they run.
-var allScenarios = []string{"verify", "rates", "sessions", "revoke", "propagation"}
+var allScenarios = []string{"verify", "rates", "sessions", "revoke", "propagation", "scale"}
 
 func main() {
 	log.SetFlags(log.Ltime)
@@ -125,6 +129,13 @@ func main() {
 	if res != nil {
 		if cfg.micro != "" {
 			res.Micro = parseMicroFile(cfg.micro)
+		}
+		if cfg.merge != "" {
+			earlier, merr := loadResults(cfg.merge)
+			if merr != nil {
+				log.Fatal(merr)
+			}
+			res = earlier.mergedWith(res)
 		}
 		if cfg.resultsJSON != "" {
 			if serr := res.save(cfg.resultsJSON); serr != nil {
@@ -190,6 +201,11 @@ func parseFlags() *config {
 	flag.StringVar(&propRates, "prop-kill-rates", "1000,10000", "propagation: kills per minute at which the bytes per kill are measured (empty: none)")
 	flag.DurationVar(&c.propFillTime, "prop-fill-time", 60*time.Second, "propagation: most time spent filling the revocation list for one kill rate")
 	flag.StringVar(&propMethods, "prop-methods", "poll,blocking,ssf", "propagation: poll (a), blocking (b), ssf (c)")
+	var scaleCounts string
+	flag.StringVar(&scaleCounts, "scale-counts", "100,1000,10000,100000", "scale: live-session counts at which costs are measured")
+	flag.BoolVar(&c.scaleTidy, "scale-tidy", true, "scale: end the sessions and measure the tidy that deletes them")
+	flag.DurationVar(&c.scaleTidyTimeout, "scale-tidy-timeout", 30*time.Minute, "scale: most time to wait for the tidy")
+	flag.StringVar(&c.merge, "merge", "", "a results JSON of an earlier run: the report keeps its scenarios that this run does not run")
 	flag.DurationVar(&c.timeout, "timeout", 2*time.Hour, "give up after this long")
 	flag.Parse()
 
@@ -206,6 +222,7 @@ func parseFlags() *config {
 		}
 		c.scenarios[s] = true
 	}
+	c.scaleCounts = parseInts("scale-counts", scaleCounts)
 	c.propCounts = parseInts("prop-counts", propCounts)
 	c.propKillRates = parseInts("prop-kill-rates", propRates)
 	for _, m := range splitList(propMethods) {
@@ -354,6 +371,7 @@ func run(ctx context.Context, cfg *config) (*Results, error) {
 		{"sessions", h.scenarioSessions},
 		{"revoke", h.scenarioRevoke},
 		{"propagation", h.scenarioPropagation},
+		{"scale", h.scenarioScale},
 	}
 	for _, s := range steps {
 		if !cfg.scenarios[s.name] {
@@ -385,6 +403,13 @@ func writeOutputs(cfg *config, res *Results) error {
 			return err
 		}
 		log.Printf("wrote %s", cfg.outSVG)
+		if res.Scale != nil {
+			path := scaleSVGPath(cfg.outSVG)
+			if err := os.WriteFile(path, []byte(renderScaleSVG(res)), 0o644); err != nil {
+				return err
+			}
+			log.Printf("wrote %s", path)
+		}
 	}
 	return nil
 }

@@ -222,6 +222,9 @@ func renderMarkdown(r *Results, svgPath string) string {
 	if r.Propagation != nil {
 		renderPropagation(p, r)
 	}
+	if r.Scale != nil {
+		renderScale(p, r, svgPath)
+	}
 
 	if len(r.Micro) > 0 {
 		p("## In-process micro-benchmarks\n\n")

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -22,7 +24,9 @@ type Results struct {
 	Micro   []MicroResult   `json:"micro,omitempty"`
 	// Propagation is the kill → refusal scenario (issue 15 §3).
 	Propagation *PropagationResult `json:"propagation,omitempty"`
-	Notes       []string           `json:"notes,omitempty"`
+	// Scale is the scale-in-sessions scenario (issue 20).
+	Scale *ScaleResult `json:"scale,omitempty"`
+	Notes []string     `json:"notes,omitempty"`
 	// WriteProbeMs is the median time of one idle storage write through
 	// Vault (a sys/raw PUT), for scale; 0 when not measured.
 	WriteProbeMs float64  `json:"write_probe_ms,omitempty"`
@@ -285,4 +289,51 @@ func pollBytesPerKill(fullBytes int, poll time.Duration, killsPerMin int) float6
 // grace).
 func listTarget(killsPerMin int, hold time.Duration) int {
 	return int(math.Round(float64(killsPerMin) * hold.Minutes()))
+}
+
+// mergedWith returns r with the scenarios that later ran replaced by
+// later's results: a run of one scenario updates its part of the report
+// and keeps the rest. The machine and software are later's; the report
+// says which scenarios came from which run.
+func (r *Results) mergedWith(later *Results) *Results {
+	out := *r
+	ran := map[string]bool{}
+	for _, s := range later.Scenarios {
+		ran[s] = true
+	}
+	if ran["verify"] {
+		out.Verify = later.Verify
+	}
+	if ran["rates"] {
+		out.Rates = later.Rates
+	}
+	if ran["sessions"] {
+		out.Ends, out.Storage, out.Memory, out.WriteProbeMs = later.Ends, later.Storage, later.Memory, later.WriteProbeMs
+	}
+	if ran["revoke"] {
+		out.Revokes = later.Revokes
+	}
+	if ran["propagation"] {
+		out.Propagation = later.Propagation
+	}
+	if ran["scale"] {
+		out.Scale = later.Scale
+	}
+	if len(later.Micro) > 0 {
+		out.Micro = later.Micro
+	}
+	out.Notes = append(append([]string(nil), r.Notes...), later.Notes...)
+	var kept []string
+	for _, s := range r.Scenarios {
+		if !ran[s] {
+			kept = append(kept, s)
+		}
+	}
+	if len(kept) > 0 {
+		out.Notes = append(out.Notes, fmt.Sprintf("The scenarios %s are from an earlier run (%s, plugin %s); %s from this one.",
+			strings.Join(kept, ", "), r.Env.Date, r.Env.Source, strings.Join(later.Scenarios, ", ")))
+	}
+	out.Env = later.Env
+	out.Scenarios = append(kept, later.Scenarios...)
+	return &out
 }

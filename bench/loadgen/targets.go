@@ -183,6 +183,7 @@ func (r *Results) verdicts() []Verdict {
 	// 5. Kill → refusal.
 	out = append(out, r.refusalVerdict("5a", propBlocking), r.refusalVerdict("5b", propSSF))
 	out = append(out, r.deltaBytesVerdict())
+	out = append(out, r.scaleVerdicts()...)
 	return out
 }
 
