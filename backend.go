@@ -97,6 +97,9 @@ type backend struct {
 	// roles that have a max_sessions (see session_count.go).
 	index  sessionIndex
 	active activeSessions
+	// roles holds the roles read since they last changed (see role).
+	rolesMu sync.Mutex
+	roles   map[string]*trust.Role
 	// walked is when the tidy's last complete walk of the sessions
 	// started (see periodic.go).
 	walkedMu sync.Mutex
@@ -215,6 +218,9 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		if rest, ok := strings.CutPrefix(key, eventsPrefix); ok {
 			id, _, _ := strings.Cut(rest, "/")
 			b.forgetChunk(id)
+		}
+		if name, ok := strings.CutPrefix(key, rolesPrefix); ok {
+			b.forgetRole(name)
 		}
 		if key == sessionIndexHeadKey {
 			b.index.drop()

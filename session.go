@@ -134,7 +134,7 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 	lock.RLock()
 	defer lock.RUnlock()
 
-	role, err := getRole(ctx, s, roleName)
+	role, err := b.role(ctx, s, roleName)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -405,6 +405,7 @@ func (b *backend) deleteRole(ctx context.Context, s logical.Storage, cfg *agentC
 	lock := b.roleLock(name)
 	lock.Lock()
 	defer lock.Unlock()
+	b.forgetRole(name)
 	if err := s.Delete(ctx, rolesPrefix+name); err != nil {
 		return 0, err
 	}

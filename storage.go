@@ -124,5 +124,35 @@ func (b *backend) updateRole(ctx context.Context, s logical.Storage, name string
 	if err := change(&role); err != nil {
 		return err
 	}
+	b.forgetRole(name)
 	return putJSON(ctx, s, rolesPrefix+name, &role)
+}
+
+// role returns role name, from memory once read: every session start
+// needs it. Writes and deletions of the role (here, or on another node,
+// see invalidate) drop the copy. The caller must not change the role.
+func (b *backend) role(ctx context.Context, s logical.Storage, name string) (*trust.Role, error) {
+	b.rolesMu.Lock()
+	r, ok := b.roles[name]
+	b.rolesMu.Unlock()
+	if ok {
+		return r, nil
+	}
+	r, err := getRole(ctx, s, name)
+	if err != nil || r == nil {
+		return r, err
+	}
+	b.rolesMu.Lock()
+	if b.roles == nil {
+		b.roles = map[string]*trust.Role{}
+	}
+	b.roles[name] = r
+	b.rolesMu.Unlock()
+	return r, nil
+}
+
+func (b *backend) forgetRole(name string) {
+	b.rolesMu.Lock()
+	delete(b.roles, name)
+	b.rolesMu.Unlock()
 }
