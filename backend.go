@@ -43,6 +43,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		return nil, err
 	}
 	b.notifier = newNotifier(conf.EventsSender, b.Logger())
+	b.storage = conf.StorageView
 	return b, nil
 }
 
@@ -91,6 +92,9 @@ type backend struct {
 	liveMu sync.Mutex
 	cache  *sessionCache
 	chunks map[string]*openChunk
+	// batches holds the credential events waiting to be written (see
+	// events_batch.go).
+	batches map[string]*eventBatch
 
 	// index hands out the sessions' places in the paged list of sessions
 	// (see session_index.go); active counts the active sessions of the
@@ -121,6 +125,9 @@ type backend struct {
 	// their deliveries (see storage_ssf.go, ssf_delivery.go).
 	ssf ssfHub
 
+	// storage is the mount's storage, for the work of stopping.
+	storage logical.Storage
+
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -131,6 +138,7 @@ func newBackend() *backend {
 		roleLocks:    locksutil.CreateLocks(),
 		now:          time.Now,
 		cache:        newSessionCache(),
+		batches:      map[string]*eventBatch{},
 		chunks:       map[string]*openChunk{},
 		tallies:      map[string]*refusalTally{},
 		proofs:       dpop.NewReplayCache(0),
@@ -233,7 +241,14 @@ func (b *backend) invalidate(_ context.Context, key string) {
 }
 
 // clean runs when the mount is unmounted or the plugin shuts down.
-func (b *backend) clean(context.Context) {
+func (b *backend) clean(ctx context.Context) {
+	// Credential events still waiting for their batch, and the exact
+	// counters of the sessions in memory, are written while storage is
+	// still there (it is not, on a node that lost leadership).
+	if b.storage != nil {
+		b.releaseAll(ctx, b.storage)
+	}
+	b.writeBatches()
 	b.bg.close()
 	b.notifier.close()
 }

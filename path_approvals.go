@@ -347,7 +347,7 @@ func (b *backend) pathApprovalRead(ctx context.Context, req *logical.Request, d 
 		if err != nil {
 			return nil, err
 		}
-		events, err := loadEvents(ctx, req.Storage, sess, cfg.MaxEvents, 0, 0)
+		events, err := b.eventsOf(ctx, req.Storage, sess, cfg.MaxEvents, 0, 0)
 		if err != nil {
 			return nil, err
 		}

@@ -67,7 +67,7 @@ func (b *backend) pathSessionEvents(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
-	events, err := loadEvents(ctx, req.Storage, sess, cfg.MaxEvents, uint64(after), 0)
+	events, err := b.eventsOf(ctx, req.Storage, sess, cfg.MaxEvents, uint64(after), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (b *backend) pathSessionGraph(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return nil, err
 	}
-	events, err := loadEvents(ctx, req.Storage, sess, cfg.MaxEvents, 0, 0)
+	events, err := b.eventsOf(ctx, req.Storage, sess, cfg.MaxEvents, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +131,9 @@ func eventData(e timeline.Event) map[string]interface{} {
 	}
 	if e.Depth > 0 {
 		m["depth"] = e.Depth
+	}
+	if e.Steps > 0 {
+		m["steps"] = e.Steps
 	}
 	if e.Expires > 0 {
 		m["expires_at"] = time.Unix(e.Expires, 0).UTC().Format(time.RFC3339)

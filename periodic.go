@@ -220,6 +220,11 @@ func (b *backend) tidySessionLocked(ctx context.Context, s logical.Storage, id s
 		return "", 0, err
 	}
 	defer unlock()
+	// Events waiting for their batch are written first: none may land
+	// in a chunk after the tidy deleted it.
+	if err := b.writeBatch(ctx, s, id); err != nil {
+		return "", 0, err
+	}
 	now := b.now()
 	// Chunks 0 .. trimTo/chunkEvents-1 hold only dropped events.
 	trimTo := droppedEvents(sess, cfg.MaxEvents) / chunkEvents * chunkEvents

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,9 @@ func (b *backend) lockSession(ctx context.Context, s logical.Storage, id string)
 	sess, err := b.getSession(ctx, s, id)
 	if err == nil && sess == nil {
 		err = refuseNoSession(id)
+	}
+	if err == nil {
+		err = b.accountForRecovery(ctx, s, sess)
 	}
 	if err != nil {
 		lock.Unlock()
@@ -106,6 +110,23 @@ func (b *backend) save(ctx context.Context, s logical.Storage, cfg *agentConfig,
 			b.forget(sess.ID)
 		}
 	}()
+	events = inWindow(sess, cfg.MaxEvents, events)
+	// An ordinary issuance writes nothing: its event waits for the
+	// session's batch (see events_batch.go).
+	if !force && !sess.NeedsReservation() && deferrable(events) && b.keep(s, sess.ID, events) {
+		b.remember(sess)
+		b.makeRoom(ctx, s, cfg.sessionCacheSize())
+		return nil
+	}
+	// Anything else writes the batch with it; if it fails, the batch is
+	// kept for a later write (its credentials were issued).
+	batch := b.takeBatch(sess.ID)
+	defer func() {
+		if err != nil && len(batch) > 0 {
+			b.putBack(s, sess.ID, batch)
+		}
+	}()
+	events = append(slices.Clip(batch), events...)
 	// The record first, when it must be written: no event may reach
 	// storage with a number that a restart could hand out again, nor tell
 	// of a change (an end, a violation, a renewal) that is not stored.
@@ -115,7 +136,7 @@ func (b *backend) save(ctx context.Context, s logical.Storage, cfg *agentConfig,
 			return err
 		}
 	}
-	if err := b.writeEvents(ctx, s, sess.ID, inWindow(sess, cfg.MaxEvents, events)); err != nil {
+	if err := b.writeEvents(ctx, s, sess.ID, events); err != nil {
 		return err
 	}
 	b.remember(sess)
@@ -424,6 +445,7 @@ func (b *backend) deleteRole(ctx context.Context, s logical.Storage, cfg *agentC
 // no index leads to.
 func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *trust.Session) error {
 	b.forget(sess.ID)
+	b.takeBatch(sess.ID)
 	if err := b.deleteChunks(ctx, s, sess.ID, func(uint64) bool { return true }); err != nil {
 		return err
 	}

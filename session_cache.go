@@ -128,6 +128,10 @@ func (b *backend) evict(ctx context.Context, s logical.Storage, id string) error
 	if !ok {
 		return nil
 	}
+	// Its events first: a crash before the record is written finds them.
+	if err := b.writeBatch(ctx, s, id); err != nil {
+		return err
+	}
 	if sess.StepsReserved != sess.StepsUsed || sess.EventSeqReserved != sess.EventSeq {
 		exact := sess.Clone()
 		exact.StepsReserved, exact.EventSeqReserved = exact.StepsUsed, exact.EventSeq
@@ -138,4 +142,25 @@ func (b *backend) evict(ctx context.Context, s logical.Storage, id string) error
 	b.forget(id)
 	b.rates.ForgetIfFull(id, b.now())
 	return nil
+}
+
+// releaseAll stores every cached session's batch and exact counters and
+// empties the cache: the plugin is stopping, and whichever node serves
+// the sessions next resumes them exactly, with nothing to account for.
+func (b *backend) releaseAll(ctx context.Context, s logical.Storage) {
+	b.liveMu.Lock()
+	ids := b.cache.oldest(b.cache.len())
+	b.liveMu.Unlock()
+	for i, id := range ids {
+		lock := b.sessionLock(id)
+		lock.Lock()
+		err := b.evict(ctx, s, id)
+		lock.Unlock()
+		if err != nil {
+			// Storage is gone (a node that lost leadership): the next
+			// node accounts for what is left.
+			b.Logger().Warn("could not store the counters of sessions before stopping", "sessions_left", len(ids)-i, "error", err)
+			return
+		}
+	}
 }

@@ -123,6 +123,7 @@ func TestRefusedRequestsDoNotBecomeAStreamOfWrites(t *testing.T) {
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	// The first credential creates the signing key: a write of its own.
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
+	b.writeBatches()
 
 	counting := &countingStorage{Storage: s}
 	for i := 0; i < 50; i++ {

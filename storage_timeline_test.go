@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
@@ -48,10 +49,11 @@ func (s *opCountingStorage) reset() {
 	s.mu.Unlock()
 }
 
-// TestCredentialWritesOneChunk: a credential costs one write, of the
-// chunk its event belongs to, which the serving node keeps in memory and
-// does not read back.
-func TestCredentialWritesOneChunk(t *testing.T) {
+// TestCredentialsWriteNothingOnTheirPath: an ordinary issuance writes
+// nothing; its event waits for the session's batch, written in the
+// background (batchEvents events or batchDelay after the first), in the
+// chunks of 16 it belongs to, never read back.
+func TestCredentialsWriteNothingOnTheirPath(t *testing.T) {
 	ctx := context.Background()
 	b, _ := testBackend(t)
 	s := newOpCounting()
@@ -61,7 +63,18 @@ func TestCredentialWritesOneChunk(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"})
 	}
-	assert.Equal(t, 40, s.puts["events"], "one chunk write per credential")
+	assert.Zero(t, s.puts["events"], "no event written on the request path")
+	assert.Zero(t, s.puts["sessions"], "40 steps fit the first reserved block")
+	// Readers see them all the same.
+	require.Len(t, timelineEvents(t, b, s, id), 41)
+	s.reset()
+
+	// The batch is written within batchDelay.
+	require.Eventually(t, func() bool {
+		keys, err := s.List(ctx, eventsPrefix+id+"/")
+		return err == nil && len(keys) == 3
+	}, 10*time.Second, 10*time.Millisecond)
+	assert.LessOrEqual(t, s.puts["events"], 3, "one batch, three chunks")
 	assert.Zero(t, s.gets["events"], "the open chunk is not read back")
 	keys, err := s.List(ctx, eventsPrefix+id+"/")
 	require.NoError(t, err)
@@ -85,6 +98,8 @@ func TestTimelineContinuesOnAnotherNode(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		creds = append(creds, mustDo(t, first, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["credential_id"].(string))
 	}
+	// The first node stops cleanly: its batches are written.
+	first.writeBatches()
 	second := newTestBackendOn(t, s)
 	for i := 0; i < 20; i++ {
 		creds = append(creds, mustDo(t, second, s, agentA, logical.UpdateOperation, "creds/"+id, step).Data["credential_id"].(string))
@@ -98,21 +113,87 @@ func TestTimelineContinuesOnAnotherNode(t *testing.T) {
 	assert.Equal(t, creds, got)
 }
 
-// TestEventWriteFailureFailsTheRequest: a credential whose event could
-// not be stored is not issued; the next request starts from storage.
-func TestEventWriteFailureFailsTheRequest(t *testing.T) {
+// TestBatchWriteFailureIsRetried: a batch that storage refuses stays in
+// memory, shown to readers, and is written once storage takes it.
+func TestBatchWriteFailureIsRetried(t *testing.T) {
 	b, _ := testBackend(t)
 	s := &failingStorage{Storage: &logical.InmemStorage{}, prefix: eventsPrefix}
 	writeRole(t, b, s, "web", map[string]interface{}{"max_rate": 100000})
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
 	s.arm(true)
-	resp, err := issue(t, b, s, agentA, id, step)
-	require.Error(t, err)
-	assert.Nil(t, resp)
-	s.arm(false)
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, step)
-	assert.Equal(t, []string{"session_start", "credential_issued"}, eventKinds(t, b, s, id))
+	b.writeBatches()
+	assert.Equal(t, []string{"session_start", "credential_issued"}, eventKinds(t, b, s, id), "kept, and shown")
+	s.arm(false)
+	b.writeBatches()
+	sess, err := b.getSession(context.Background(), s, id)
+	require.NoError(t, err)
+	stored, err := loadEvents(context.Background(), s, sess, 1000, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, stored, 2)
+	assert.Equal(t, timeline.CredentialIssued, stored[1].Kind)
+}
+
+// TestCrashLosesAtMostTheBatchAndSaysSo: a node that stops without
+// writing its batches (a crash) loses their events, never a budget step:
+// the next node counts the reserved steps that have no event, once, in a
+// steps_unaccounted event, and the session goes on, exactly within its
+// budget.
+func TestCrashLosesAtMostTheBatchAndSaysSo(t *testing.T) {
+	ctx := context.Background()
+	first, s := testBackend(t)
+	writeRole(t, first, s, "web", map[string]interface{}{"max_rate": 100000, "max_steps": 100})
+	id, _ := startSession(t, first, s, agentA, map[string]interface{}{"role": "web"})
+	step := map[string]interface{}{"scopes": "read:secrets/web/x", "audience": "secrets-api"}
+	for i := 0; i < 3; i++ {
+		mustDo(t, first, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	}
+	// The crash: the first node's batch (3 events) is lost.
+	first.liveMu.Lock()
+	first.takeBatchLocked(id)
+	first.liveMu.Unlock()
+
+	second := newTestBackendOn(t, s)
+	mustDo(t, second, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	events := timelineEvents(t, second, s, id)
+	var marker map[string]interface{}
+	issued := 0
+	for _, e := range events {
+		switch e["kind"] {
+		case string(timeline.StepsUnaccounted):
+			require.Nil(t, marker, "recorded once")
+			marker = e
+		case string(timeline.CredentialIssued):
+			issued++
+		}
+	}
+	require.NotNil(t, marker)
+	// The block of max_steps 100 reserved 9 steps beyond the stored use:
+	// 3 issued (their events lost), 6 not.
+	assert.EqualValues(t, 9, marker["steps"])
+	assert.Equal(t, 1, issued, "the second node's credential")
+	st := mustDo(t, second, s, agentA, logical.ReadOperation, "session/"+id, nil)
+	assert.EqualValues(t, 10, st.Data["steps_used"], "the lost block counts as used, never more")
+
+	// The graph shows it.
+	g := mustDo(t, second, s, caller{}, logical.ReadOperation, "sessions/"+id+"/graph", nil)
+	assert.Contains(t, g.Data["dot"], "9 reserved steps without an event")
+
+	// The second node stops cleanly: a third finds nothing more to
+	// account for.
+	second.releaseAll(ctx, s)
+	third := newTestBackendOn(t, s)
+	mustDo(t, third, s, agentA, logical.UpdateOperation, "creds/"+id, step)
+	n := 0
+	for _, e := range timelineEvents(t, third, s, id) {
+		if e["kind"] == string(timeline.StepsUnaccounted) {
+			n++
+		}
+	}
+	assert.Equal(t, 1, n)
+	st = mustDo(t, third, s, agentA, logical.ReadOperation, "session/"+id, nil)
+	assert.EqualValues(t, 11, st.Data["steps_used"], "a clean stop forfeits nothing")
 }
 
 // TestChunksStayBelowEntryLimits: a chunk of the largest events the API

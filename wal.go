@@ -46,7 +46,10 @@ func (b *backend) closeSession(ctx context.Context, s logical.Storage, cfg *agen
 	default:
 		b.notifier.send(notifySessionEnd, "session_id", sess.ID, "role", sess.Role)
 	}
-	events = append(events, stage(sess, now, closing)...)
+	// The credential events still waiting for their batch go with the
+	// close, in its write-ahead log entry too.
+	batch := b.takeBatch(sess.ID)
+	events = append(append(slices.Clip(batch), events...), stage(sess, now, closing)...)
 
 	// Closing a session spans two rounds of writes. First, at once, the
 	// record, which decides the close, and a write-ahead log entry holding
@@ -65,6 +68,10 @@ func (b *backend) closeSession(ctx context.Context, s logical.Storage, cfg *agen
 	})
 	err := b.save(ctx, s, cfg, sess, nil, true)
 	walErr := wal.Wait()
+	if err != nil && len(batch) > 0 {
+		// The close did not happen; the credentials did.
+		b.putBack(s, sess.ID, batch)
+	}
 	if err != nil {
 		// The record may have landed all the same (a timeout): the WAL
 		// entry stays, and the rollback completes the close if it did.

@@ -40,4 +40,5 @@ func ExampleGraph_Mermaid() {
 	//   classDef ended fill:#add8e6
 	//   classDef revoked fill:#fa8072
 	//   classDef refused fill:#ff4500
+	//   classDef unaccounted fill:#f0e68c
 }

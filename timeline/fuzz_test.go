@@ -63,8 +63,8 @@ func FuzzGraph(f *testing.F) {
 			t.Errorf("Mermaid is not valid UTF-8: %q", m)
 		}
 		lines = checkLines(t, "Mermaid", m, mermaidLines)
-		if len(lines) != 1+1+3+3+5 {
-			t.Errorf("Mermaid has %d lines, want 13:\n%s", len(lines), m)
+		if len(lines) != 1+1+3+3+6 {
+			t.Errorf("Mermaid has %d lines, want 14:\n%s", len(lines), m)
 		}
 		if n := countEdges(lines, " --> "); n != 3 {
 			t.Errorf("Mermaid has %d edges, want 3:\n%s", n, m)

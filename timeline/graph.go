@@ -46,7 +46,10 @@ type Node struct {
 	// and Credential empty); Decision is what became of it: "waiting",
 	// "approved by <who>", "denied by <who>" or "expired".
 	Approval string
-	Decision string
+	// Unaccounted is the number of steps of a steps_unaccounted event,
+	// drawn as a node under the session (everything else empty).
+	Unaccounted int
+	Decision    string
 }
 
 // Graph is the access path of a session: its credentials as a forest.
@@ -93,6 +96,8 @@ func Build(session string, events []Event, sessionState string, now time.Time, p
 					n.Decision += ": " + clip(e.Detail)
 				}
 			}
+		case StepsUnaccounted:
+			g.Nodes = append(g.Nodes, Node{Unaccounted: e.Steps, Detail: e.Detail, Issued: e.Time})
 		case Report:
 			if i, ok := index[e.Credential]; ok {
 				g.Nodes[i].Reports++
@@ -125,6 +130,8 @@ func Build(session string, events []Event, sessionState string, now time.Time, p
 		switch {
 		case n.Approval != "":
 			// Its state follows its decision, set above.
+		case n.Unaccounted > 0:
+			n.State = "unaccounted"
 		case n.Violation != "":
 			n.State = "refused"
 		case !now.Before(n.Expires):
@@ -185,6 +192,9 @@ func misuse(detail string) string {
 }
 
 func (n Node) label() string {
+	if n.Unaccounted > 0 {
+		return fmt.Sprintf("%d reserved steps without an event\n(restart or change of active node:\nsee Vault's audit log)", n.Unaccounted)
+	}
 	if n.Violation != "" {
 		return "refused: " + n.Violation + "\n" + clip(n.Detail)
 	}
@@ -230,11 +240,12 @@ func shortID(id string) string {
 }
 
 var dotColours = map[string]string{
-	"active":  "palegreen",
-	"expired": "lightgrey",
-	"ended":   "lightblue",
-	"revoked": "salmon",
-	"refused": "orangered",
+	"active":      "palegreen",
+	"expired":     "lightgrey",
+	"ended":       "lightblue",
+	"revoked":     "salmon",
+	"refused":     "orangered",
+	"unaccounted": "khaki",
 }
 
 // DOT renders the graph as a Graphviz digraph: `dot -Tsvg` draws it.
@@ -340,6 +351,7 @@ func (g Graph) Mermaid() string {
 	b.WriteString("  classDef ended fill:#add8e6\n")
 	b.WriteString("  classDef revoked fill:#fa8072\n")
 	b.WriteString("  classDef refused fill:#ff4500\n")
+	b.WriteString("  classDef unaccounted fill:#f0e68c\n")
 	return b.String()
 }
 

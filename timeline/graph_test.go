@@ -43,6 +43,7 @@ const goldenMermaid = `flowchart LR
   classDef ended fill:#add8e6
   classDef revoked fill:#fa8072
   classDef refused fill:#ff4500
+  classDef unaccounted fill:#f0e68c
 `
 
 func TestDOTGolden(t *testing.T) {
@@ -258,8 +259,8 @@ func TestMermaidEscapesHostileText(t *testing.T) {
 				t.Errorf("Mermaid is not valid UTF-8:\n%q", m)
 			}
 			lines := checkLines(t, "Mermaid", m, mermaidLines)
-			if len(lines) != 11 {
-				t.Errorf("Mermaid has %d lines, want 11:\n%s", len(lines), m)
+			if len(lines) != 12 {
+				t.Errorf("Mermaid has %d lines, want 12:\n%s", len(lines), m)
 			}
 			if n := countEdges(lines, " --> "); n != 2 {
 				t.Errorf("Mermaid has %d edge lines, want 2:\n%s", n, m)
@@ -323,7 +324,7 @@ func TestEmptySession(t *testing.T) {
 		}
 		m := g.Mermaid()
 		lines = checkLines(t, "Mermaid", m, mermaidLines)
-		if len(lines) != 7 || lines[0] != "flowchart LR" || !strings.HasPrefix(lines[1], `  session(["session empty`) {
+		if len(lines) != 8 || lines[0] != "flowchart LR" || !strings.HasPrefix(lines[1], `  session(["session empty`) {
 			t.Errorf("empty Mermaid:\n%s", m)
 		}
 		if strings.Contains(m, "-->") {
@@ -458,5 +459,24 @@ func TestApprovalsAreDrawn(t *testing.T) {
 	}
 	if n := strings.Count(renderDOT(t, d), `class="node"`); n != 4 {
 		t.Errorf("the SVG has %d nodes, want 4", n)
+	}
+}
+
+// TestGraphShowsUnaccountedSteps: a steps_unaccounted event is drawn
+// under the session, saying how many steps have no event.
+func TestGraphShowsUnaccountedSteps(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := Build("s", []Event{
+		{Seq: 1, Time: t0, Kind: SessionStart},
+		{Seq: 70, Time: t0.Add(time.Minute), Kind: StepsUnaccounted, Steps: 12},
+	}, "active", t0.Add(time.Minute), false)
+	if len(g.Nodes) != 1 || g.Nodes[0].Unaccounted != 12 || g.Nodes[0].State != "unaccounted" {
+		t.Fatalf("nodes: %+v", g.Nodes)
+	}
+	if dot := g.DOT(); !strings.Contains(dot, "12 reserved steps without an event") || !strings.Contains(dot, "session -> c0") {
+		t.Errorf("DOT:\n%s", dot)
+	}
+	if m := g.Mermaid(); !strings.Contains(m, ":::unaccounted") {
+		t.Errorf("Mermaid:\n%s", m)
 	}
 }

@@ -104,9 +104,9 @@ var (
 	mermaidLines  = []*regexp.Regexp{
 		regexp.MustCompile(`^flowchart LR$`),
 		regexp.MustCompile(`^  session\(\[` + mermaidQuoted + `\]\)$`),
-		regexp.MustCompile(`^  c[0-9]+\[` + mermaidQuoted + `\](?::::(?:active|expired|ended|revoked|refused))?$`),
+		regexp.MustCompile(`^  c[0-9]+\[` + mermaidQuoted + `\](?::::(?:active|expired|ended|revoked|refused|unaccounted))?$`),
 		regexp.MustCompile(`^  (?:session|c[0-9]+) --> c[0-9]+$`),
-		regexp.MustCompile(`^  classDef (?:active|expired|ended|revoked|refused) fill:#[0-9a-f]{6}$`),
+		regexp.MustCompile(`^  classDef (?:active|expired|ended|revoked|refused|unaccounted) fill:#[0-9a-f]{6}$`),
 	}
 )
 

@@ -46,6 +46,12 @@ const (
 	ApprovalDenied EventKind = "approval_denied"
 	// ApprovalExpired: nobody decided it in time.
 	ApprovalExpired EventKind = "approval_expired"
+	// StepsUnaccounted: after a restart or a change of active node, Steps
+	// steps that were reserved have no credential_issued event: either
+	// their credentials were issued and their events, kept back to be
+	// written in a batch, were lost with the node, or they were never
+	// issued. Vault's audit log has every issuance.
+	StepsUnaccounted EventKind = "steps_unaccounted"
 )
 
 // Event is one decision in a session's life. Fields that do not apply to
@@ -74,6 +80,9 @@ type Event struct {
 	Format string `json:"format,omitempty"`
 	// Approval is the approval an approval_* event is about.
 	Approval string `json:"approval,omitempty"`
+
+	// Steps is the number of steps a steps_unaccounted event is about.
+	Steps int `json:"steps,omitempty"`
 
 	// Violation is the violation kind, for Violation events.
 	Violation string `json:"violation,omitempty"`

@@ -81,6 +81,12 @@ type Session struct {
 	// storage; a crash leaves a gap, never a reused number.
 	EventSeqReserved uint64 `json:"event_seq_reserved,omitempty"`
 
+	// Unaccounted and RecoveredAt are set by Recover and never stored:
+	// the steps that were reserved beyond the stored use, and the event
+	// sequence number the stored record had reached.
+	Unaccounted int    `json:"-"`
+	RecoveredAt uint64 `json:"-"`
+
 	// IndexSeq is the session's place in its mount's list of sessions,
 	// in the order they started (the Vault side's paged index).
 	IndexSeq uint64 `json:"index_seq,omitempty"`
@@ -126,6 +132,8 @@ func (s *Session) Reserve() {
 // every reserved step counts as used, and event numbering resumes past
 // the reservation.
 func (s *Session) Recover() {
+	s.Unaccounted = max(0, s.StepsReserved-s.StepsUsed)
+	s.RecoveredAt = s.EventSeq
 	s.StepsUsed = max(s.StepsUsed, s.StepsReserved)
 	s.EventSeq = max(s.EventSeq, s.EventSeqReserved)
 }
