@@ -88,7 +88,7 @@ type config struct {
 }
 
 // allScenarios, in the order they run.
-var allScenarios = []string{"verify", "rates", "sessions", "revoke", "propagation", "scale"}
+var allScenarios = []string{"verify", "rates", "sessions", "revoke", "propagation", "scale", "identity"}
 
 func main() {
 	log.SetFlags(log.Ltime)
@@ -168,7 +168,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.concurrency, "concurrency", 16, "concurrent requests (workers), the same for every scenario")
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per throughput scenario")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured time before each throughput scenario's window")
-	flag.StringVar(&scen, "scenarios", "all", "comma-separated: verify, rates, sessions, revoke, propagation (or all)")
+	flag.StringVar(&scen, "scenarios", "all", "comma-separated: verify, rates, sessions, revoke, propagation, scale, identity (or all)")
 	flag.StringVar(&rates, "rates", "creds,creds-nd,token,token-agent,jwks,session-read,kv,lookup",
 		"throughput scenarios, run in this order: creds, creds-nd (agent token without the default policy), token (auth/token/create as root), "+
 			"token-agent (auth/token/create by a non-root token with the default policy), jwks, session-read (GET agent/session/<id> as the agent), kv, lookup")
@@ -372,6 +372,8 @@ func run(ctx context.Context, cfg *config) (*Results, error) {
 		{"revoke", h.scenarioRevoke},
 		{"propagation", h.scenarioPropagation},
 		{"scale", h.scenarioScale},
+		// Last: its audit device, while enabled, slows every request.
+		{"identity", h.scenarioIdentity},
 	}
 	for _, s := range steps {
 		if !cfg.scenarios[s.name] {

@@ -225,6 +225,9 @@ func renderMarkdown(r *Results, svgPath string) string {
 	if r.Scale != nil {
 		renderScale(p, r, svgPath)
 	}
+	if r.Identity != nil {
+		renderIdentity(p, r)
+	}
 
 	if len(r.Micro) > 0 {
 		p("## In-process micro-benchmarks\n\n")

@@ -26,7 +26,9 @@ type Results struct {
 	Propagation *PropagationResult `json:"propagation,omitempty"`
 	// Scale is the scale-in-sessions scenario (issue 20).
 	Scale *ScaleResult `json:"scale,omitempty"`
-	Notes []string     `json:"notes,omitempty"`
+	// Identity is step credentials beside identity tokens (issue 21).
+	Identity *IdentityResult `json:"identity,omitempty"`
+	Notes    []string        `json:"notes,omitempty"`
 	// WriteProbeMs is the median time of one idle storage write through
 	// Vault (a sys/raw PUT), for scale; 0 when not measured.
 	WriteProbeMs float64  `json:"write_probe_ms,omitempty"`
@@ -318,6 +320,9 @@ func (r *Results) mergedWith(later *Results) *Results {
 	}
 	if ran["scale"] {
 		out.Scale = later.Scale
+	}
+	if ran["identity"] {
+		out.Identity = later.Identity
 	}
 	if len(later.Micro) > 0 {
 		out.Micro = later.Micro

@@ -184,6 +184,7 @@ func (r *Results) verdicts() []Verdict {
 	out = append(out, r.refusalVerdict("5a", propBlocking), r.refusalVerdict("5b", propSSF))
 	out = append(out, r.deltaBytesVerdict())
 	out = append(out, r.scaleVerdicts()...)
+	out = append(out, r.identityVerdicts()...)
 	return out
 }
 

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// The "identity" scenario (issue 21): step credentials beside what a
+// Vault user would pick instead, Vault's own signed JWT
+// (identity/oidc/token/<role>, EdDSA), both taken by the same
+// entity-bound token (userpass), in the same run; then both again with a
+// file audit device enabled, as production Vaults audit every request.
+
+// IdentityResult is the scenario's outcome.
+type IdentityResult struct {
+	Identity      RateResult `json:"identity"`
+	Creds         RateResult `json:"creds"`
+	IdentityAudit RateResult `json:"identity_audit"`
+	CredsAudit    RateResult `json:"creds_audit"`
+	AuditBytes    int64      `json:"audit_bytes"`
+}
+
+const identityName = "bench-id"
+
+func (h *harness) scenarioIdentity(ctx context.Context) error {
+	h.waitQuiet(ctx)
+	m := h.cfg.mount
+	auths, err := h.root.Sys().ListAuthWithContext(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := auths["userpass/"]; !ok {
+		if err := h.root.Sys().EnableAuthWithOptionsWithContext(ctx, "userpass", &api.EnableAuthOptions{Type: "userpass"}); err != nil {
+			return fmt.Errorf("enabling userpass: %w", err)
+		}
+	}
+	if err := h.root.Sys().PutPolicyWithContext(ctx, identityName, fmt.Sprintf(`
+path "%[1]s/session"               { capabilities = ["update"] }
+path "%[1]s/creds/*"               { capabilities = ["update"] }
+path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
+`, m, identityName)); err != nil {
+		return err
+	}
+	const password = "bench-identity-password"
+	if _, err := h.root.Logical().WriteWithContext(ctx, "auth/userpass/users/"+identityName, map[string]interface{}{
+		"password": password, "token_policies": identityName, "token_ttl": "4h",
+	}); err != nil {
+		return err
+	}
+	if _, err := h.root.Logical().WriteWithContext(ctx, "identity/oidc/key/"+identityName, map[string]interface{}{
+		"algorithm": "EdDSA", "allowed_client_ids": "*",
+	}); err != nil {
+		return fmt.Errorf("identity key: %w", err)
+	}
+	if _, err := h.root.Logical().WriteWithContext(ctx, "identity/oidc/role/"+identityName, map[string]interface{}{
+		"key": identityName, "ttl": "60s",
+	}); err != nil {
+		return fmt.Errorf("identity role: %w", err)
+	}
+	anon, err := newClient(h.cfg, "")
+	if err != nil {
+		return err
+	}
+	login, err := anon.Logical().WriteWithContext(ctx, "auth/userpass/login/"+identityName, map[string]interface{}{"password": password})
+	if err != nil {
+		return fmt.Errorf("userpass login: %w", err)
+	}
+	if login.Auth == nil || login.Auth.EntityID == "" {
+		return errors.New("the userpass login has no entity")
+	}
+	user, err := newClient(h.cfg, login.Auth.ClientToken)
+	if err != nil {
+		return err
+	}
+	identity := rateScenario{
+		label:   "identity token (Vault's signed JWT)",
+		request: "`GET identity/oidc/token/" + identityName + "` (EdDSA, ttl 60s) by an entity-bound userpass token",
+		prepare: func(ctx context.Context, h *harness, workers int) ([]func(context.Context) error, error) {
+			return same(func(ctx context.Context) error {
+				sec, err := user.Logical().ReadWithContext(ctx, "identity/oidc/token/"+identityName)
+				if err == nil && (sec == nil || sec.Data["token"] == nil) {
+					err = errors.New("no token in the answer")
+				}
+				return err
+			}, workers), nil
+		},
+	}
+	creds := rateScenario{
+		label:   "step credential (same token)",
+		request: "`PUT " + m + "/creds/<session>` by the same entity-bound token, one session per worker",
+		prepare: func(ctx context.Context, h *harness, workers int) ([]func(context.Context) error, error) {
+			ops := make([]func(context.Context) error, workers)
+			for w := range ops {
+				sec, err := user.Logical().WriteWithContext(ctx, m+"/session", map[string]interface{}{
+					"role": benchRole, "purpose": fmt.Sprintf("identity comparison, worker %d", w), "scopes": "read:bench/*", "audiences": benchAudience,
+				})
+				if err != nil {
+					return nil, err
+				}
+				sid, _ := sec.Data["session_id"].(string)
+				ops[w] = func(ctx context.Context) error {
+					_, err := user.Logical().WriteWithContext(ctx, m+"/creds/"+sid, map[string]interface{}{
+						"scopes": benchScope, "audience": benchAudience, "description": "benchmark step",
+					})
+					return err
+				}
+			}
+			return ops, nil
+		},
+	}
+	ir := &IdentityResult{}
+	h.res.Identity = ir
+	measure := func(name string, sc rateScenario, into *RateResult) error {
+		ops, err := sc.prepare(ctx, h, h.cfg.concurrency)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		r, err := h.measureRate(ctx, name, sc, ops)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		*into = r
+		log.Printf("%-40s %8.0f/s  p50 %.2f ms  p99 %.2f ms", r.Label, r.PerSec, r.P50ms, r.P99ms)
+		return nil
+	}
+	if err := measure("identity", identity, &ir.Identity); err != nil {
+		return err
+	}
+	if err := measure("creds-entity", creds, &ir.Creds); err != nil {
+		return err
+	}
+
+	// The same with a file audit device.
+	dir, err := os.MkdirTemp("", "loadgen-audit-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	auditPath := filepath.Join(dir, "audit.log")
+	if err := h.root.Sys().EnableAuditWithOptionsWithContext(ctx, "bench-file", &api.EnableAuditOptions{
+		Type: "file", Options: map[string]string{"file_path": auditPath},
+	}); err != nil {
+		return fmt.Errorf("enabling a file audit device: %w", err)
+	}
+	defer func() {
+		if err := h.root.Sys().DisableAuditWithContext(context.Background(), "bench-file"); err != nil {
+			log.Printf("disabling the audit device: %v", err)
+		}
+	}()
+	identity.label += ", audited"
+	creds.label += ", audited"
+	if err := measure("identity-audit", identity, &ir.IdentityAudit); err != nil {
+		return err
+	}
+	if err := measure("creds-entity-audit", creds, &ir.CredsAudit); err != nil {
+		return err
+	}
+	if st, err := os.Stat(auditPath); err == nil {
+		ir.AuditBytes = st.Size()
+	}
+	return nil
+}
+
+func renderIdentity(p func(string, ...interface{}), r *Results) {
+	x := r.Identity
+	p("## 7. Beside Vault's own signed JWTs\n\n")
+	p("What a Vault user would take instead of a step credential: Vault's identity token\n")
+	p("(`identity/oidc/token/<role>`, a signed JWT, EdDSA, 60 s). Both are taken by the same entity-bound\n")
+	p("token (a userpass login), with %d requests in flight, %.0f s each after %.0f s of warm-up, in the same run;\n", r.Run.Concurrency, r.Run.DurationS, r.Run.WarmupS)
+	p("then both again with a file audit device enabled (every request and answer written, HMAC'd, to a file).\n")
+	p("An ordinary step credential writes nothing to storage on its request path: its `credential_issued` event\n")
+	p("waits for the session's batch (64 events or 250 ms).\n\n")
+	p("| request | per second | p50 | p99 | CPU per request: Vault / plugin |\n|---|---:|---:|---:|---:|\n")
+	for _, rr := range []RateResult{x.Identity, x.Creds, x.IdentityAudit, x.CredsAudit} {
+		p("| %s | %s | %.2f ms | %.2f ms | %s / %s |\n", rr.Label, num(rr.PerSec), rr.P50ms, rr.P99ms, us(rr.VaultCPUus), us(rr.PluginCPUus))
+	}
+	p("\n")
+}
+
+func (r *Results) identityVerdicts() []Verdict {
+	a := Verdict{ID: "7a", What: "step credentials/s vs identity tokens/s (same entity-bound token)", Target: "≥ 1.0×", Met: "not measured"}
+	b := Verdict{ID: "7b", What: "the same, with a file audit device", Target: "≥ 1.0×", Met: "not measured"}
+	if x := r.Identity; x != nil {
+		if x.Identity.PerSec > 0 {
+			f := x.Creds.PerSec / x.Identity.PerSec
+			a.Measured = fmt.Sprintf("%s/s vs %s/s = %.2f×", num(x.Creds.PerSec), num(x.Identity.PerSec), f)
+			a.Met = yesNo(f >= 1)
+		}
+		if x.IdentityAudit.PerSec > 0 {
+			f := x.CredsAudit.PerSec / x.IdentityAudit.PerSec
+			b.Measured = fmt.Sprintf("%s/s vs %s/s = %.2f×", num(x.CredsAudit.PerSec), num(x.IdentityAudit.PerSec), f)
+			b.Met = yesNo(f >= 1)
+		}
+	}
+	return []Verdict{a, b}
+}
