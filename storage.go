@@ -15,6 +15,9 @@ import (
 //	roles/<name>                 a role
 //	sessions/<id>                a session: state, intent, counters, violations
 //	role-sessions/<role>/<id>    index of a role's active sessions (empty entries)
+//	session-index/<page>/<id>    every session, in start order, 256 a page
+//	                             (empty entries; see session_index.go)
+//	session-index-head           the index's counter and first page
 //	events/<id>/<chunk>          a session's timeline, 16 events per entry,
 //	                             compressed (see storage_timeline.go)
 //	revocations/<minute>-<n>     the revocation list, bucketed by the minute its
@@ -27,9 +30,9 @@ import (
 //	wal/...                      Vault's write-ahead log entries of closes in
 //	                             progress (see wal.go)
 //
-// Issuing a step credential writes the chunk its event belongs to; the
-// session record is written once per reserved block of steps (see
-// session.go). Ending or revoking a session writes a WAL entry, then
+// Issuing a step credential writes nothing on its request path: its event
+// waits for the session's batch (see events_batch.go), and the session
+// record is written once per reserved block of steps (see session.go). Ending or revoking a session writes a WAL entry, then
 // sessions/<id>, then at once its closing event, one revocations bucket,
 // the role-sessions deletion and, per Shared Signals stream, one outbox
 // entry and the stream's counter, and deletes the WAL entry after
