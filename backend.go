@@ -93,8 +93,9 @@ type backend struct {
 	cache  *sessionCache
 	chunks map[string]*openChunk
 	// batches holds the credential events waiting to be written (see
-	// events_batch.go).
+	// events_batch.go); once stopped, none is kept.
 	batches map[string]*eventBatch
+	stopped bool
 
 	// index hands out the sessions' places in the paged list of sessions
 	// (see session_index.go); active counts the active sessions of the
@@ -248,7 +249,7 @@ func (b *backend) clean(ctx context.Context) {
 	if b.storage != nil {
 		b.releaseAll(ctx, b.storage)
 	}
-	b.writeBatches()
+	b.stopBatches()
 	b.bg.close()
 	b.notifier.close()
 }

@@ -60,6 +60,10 @@ func deferrable(events []timeline.Event) bool {
 // writes it in the background.
 func (b *backend) keep(s logical.Storage, id string, events []timeline.Event) bool {
 	b.liveMu.Lock()
+	if b.stopped {
+		b.liveMu.Unlock()
+		return false
+	}
 	eb := b.batches[id]
 	if eb == nil {
 		eb = &eventBatch{}
@@ -150,6 +154,11 @@ func (b *backend) writeBatchLater(id string) {
 func (b *backend) putBack(s logical.Storage, id string, events []timeline.Event) {
 	b.liveMu.Lock()
 	defer b.liveMu.Unlock()
+	if b.stopped {
+		// Nothing is written once the plugin stopped: the next node
+		// accounts for them.
+		return
+	}
 	eb := b.batches[id]
 	if eb == nil {
 		eb = &eventBatch{s: s}
@@ -192,7 +201,19 @@ func (b *backend) eventsOf(ctx context.Context, s logical.Storage, sess *trust.S
 	return events, nil
 }
 
-// writeBatches writes every session's batch now (the plugin is stopping).
+// stopBatches writes every session's batch one last time, and stops:
+// nothing is kept or written after it (the plugin is stopping).
+func (b *backend) stopBatches() {
+	b.writeBatches()
+	b.liveMu.Lock()
+	b.stopped = true
+	for id := range b.batches {
+		b.takeBatchLocked(id)
+	}
+	b.liveMu.Unlock()
+}
+
+// writeBatches writes every session's batch now.
 func (b *backend) writeBatches() {
 	b.liveMu.Lock()
 	ids := make([]string, 0, len(b.batches))

@@ -177,6 +177,10 @@ func (b *backend) deleteDangling(ctx context.Context, s logical.Storage, page ui
 			return err
 		}
 	}
+	// A start's first event may have landed without its record.
+	if err := b.deleteChunks(ctx, s, id, func(uint64) bool { return true }); err != nil {
+		return err
+	}
 	return s.Delete(ctx, indexPageKey(page)+id)
 }
 

@@ -173,8 +173,14 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 		return nil, 0, err
 	}
 	sess = trust.NewSession(id, roleName, creator, intent, ttl, now)
+	// The new session's lock, until it is in memory: nothing (the tidy
+	// walking the index) may read it back from storage half-made.
+	lock2 := b.sessionLock(id)
+	lock2.Lock()
+	defer lock2.Unlock()
 	if role.MaxSessions > 0 {
-		ok, err := b.takePlace(ctx, s, sess, role.MaxSessions, now)
+		var ok bool
+		ok, err = b.takePlace(ctx, s, sess, role.MaxSessions, now)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -182,9 +188,10 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 			return nil, 0, refuseLimit(http.StatusTooManyRequests,
 				"role %q already has its max_sessions of %d active sessions", roleName, role.MaxSessions)
 		}
+		placed := sess
 		defer func() {
 			if err != nil {
-				b.countClose(sess)
+				b.countClose(placed)
 			}
 		}()
 	}
@@ -192,6 +199,7 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 	if err != nil {
 		return nil, 0, err
 	}
+	defer b.index.done(seq)
 	sess.IndexSeq = seq
 
 	// The index entries first, at once: a crash before the record is
@@ -204,7 +212,7 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 	idx.Go(func() error {
 		return s.Put(ctx, &logical.StorageEntry{Key: indexEntryKey(seq, id), Value: []byte("{}")})
 	})
-	if err := idx.Wait(); err != nil {
+	if err = idx.Wait(); err != nil {
 		return nil, 0, err
 	}
 	start := stage(sess, now, timeline.Event{
@@ -222,7 +230,7 @@ func (b *backend) startSession(ctx context.Context, s logical.Storage, cfg *agen
 	var rec errgroup.Group
 	rec.Go(func() error { return putSession(ctx, s, sess) })
 	rec.Go(func() error { return b.writeEvents(ctx, s, id, inWindow(sess, cfg.MaxEvents, start)) })
-	if err := rec.Wait(); err != nil {
+	if err = rec.Wait(); err != nil {
 		b.forget(id)
 		return nil, 0, err
 	}

@@ -154,7 +154,7 @@ func (b *backend) releaseAll(ctx context.Context, s logical.Storage) {
 	for i, id := range ids {
 		lock := b.sessionLock(id)
 		lock.Lock()
-		err := b.evict(ctx, s, id)
+		err := b.releaseOne(ctx, s, id)
 		lock.Unlock()
 		if err != nil {
 			// Storage is gone (a node that lost leadership): the next
@@ -163,4 +163,28 @@ func (b *backend) releaseAll(ctx context.Context, s logical.Storage) {
 			return
 		}
 	}
+}
+
+// releaseOne evicts session id (locked) if storage still holds what this
+// node wrote last: another node that took the session over since (a
+// storage that still takes this node's writes after it lost leadership)
+// must never see its record overwritten by older counters.
+func (b *backend) releaseOne(ctx context.Context, s logical.Storage, id string) error {
+	b.liveMu.Lock()
+	mine, ok := b.cache.byID[id]
+	b.liveMu.Unlock()
+	if !ok {
+		return nil
+	}
+	sess := mine.Value.(*trust.Session)
+	stored, err := readSession(ctx, s, id)
+	if err != nil {
+		return err
+	}
+	if stored == nil || stored.State != sess.State || stored.StepsReserved != sess.StepsReserved ||
+		stored.EventSeqReserved != sess.EventSeqReserved {
+		b.forget(id)
+		return nil
+	}
+	return b.evict(ctx, s, id)
 }

@@ -101,9 +101,9 @@ func (b *backend) countRenewal(sess *trust.Session) {
 	b.active.mu.Lock()
 	defer b.active.mu.Unlock()
 	if live, ok := b.active.roles[sess.Role]; ok {
-		if _, ok := live[sess.ID]; ok {
-			live[sess.ID] = sess.ExpiresAt
-		}
+		// Even if a start at the limit just dropped it as run out: the
+		// renewal came first.
+		live[sess.ID] = sess.ExpiresAt
 	}
 }
 

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +40,9 @@ type indexHead struct {
 	// FirstPage is the first page that may hold an entry: the tidy moves
 	// it past the pages it emptied.
 	FirstPage uint64 `json:"first_page"`
+	// Complete is set once every session stored before the index existed
+	// has its place (see indexExisting).
+	Complete bool `json:"complete,omitempty"`
 }
 
 // sessionIndex is the index's counter on the node that writes it.
@@ -48,6 +53,9 @@ type sessionIndex struct {
 	first uint64
 	next  uint64
 	head  indexHead
+	// starting holds the numbers handed out to starts not yet done: their
+	// entries may still be on their way to storage.
+	starting map[uint64]struct{}
 }
 
 func indexPageKey(page uint64) string {
@@ -109,7 +117,19 @@ func (ix *sessionIndex) nextSeq(ctx context.Context, s logical.Storage) (uint64,
 	}
 	seq := ix.next
 	ix.next++
+	if ix.starting == nil {
+		ix.starting = map[uint64]struct{}{}
+	}
+	ix.starting[seq] = struct{}{}
 	return seq, nil
+}
+
+// done says that the start that was handed seq is over, whether or not
+// it succeeded.
+func (ix *sessionIndex) done(seq uint64) {
+	ix.mu.Lock()
+	delete(ix.starting, seq)
+	ix.mu.Unlock()
 }
 
 // bounds returns the first and the last page that may hold entries.
@@ -131,6 +151,10 @@ func (ix *sessionIndex) advanceFirst(ctx context.Context, s logical.Storage, pag
 		return err
 	}
 	page = min(page, ix.next/indexPageSize)
+	for seq := range ix.starting {
+		// A start whose entry may not have landed yet.
+		page = min(page, seq/indexPageSize)
+	}
 	if page <= ix.head.FirstPage {
 		return nil
 	}
@@ -174,14 +198,20 @@ func (b *backend) listSessionPage(ctx context.Context, s logical.Storage, role s
 	page := first
 	var afterPage uint64
 	if after != "" {
-		sess, err := b.getSession(ctx, s, after)
-		if err != nil {
-			return sessionPage{}, err
+		if p, id, ok := parseCursor(after); ok {
+			// A cursor from a previous page: no session to look up, so it
+			// holds even when its session has been deleted since.
+			afterPage, after = p, id
+		} else {
+			sess, err := b.getSession(ctx, s, after)
+			if err != nil {
+				return sessionPage{}, err
+			}
+			if sess == nil || sess.IndexSeq == 0 {
+				return sessionPage{}, badField("after", "no session %q: pass the next value of the previous page, or a session ID", after)
+			}
+			afterPage = sess.IndexSeq / indexPageSize
 		}
-		if sess == nil || sess.IndexSeq == 0 {
-			return sessionPage{}, badField("after", "no session %q: pass an ID from the previous page (it may have been deleted since; start again without after)", after)
-		}
-		afterPage = sess.IndexSeq / indexPageSize
 		page = max(page, afterPage)
 	}
 	filtered := role != "" || state != ""
@@ -206,14 +236,14 @@ func (b *backend) listSessionPage(ctx context.Context, s logical.Storage, role s
 					out.IDs = append(out.IDs, id)
 				}
 				if limit > 0 && (len(out.IDs) == limit || scanned >= max(limit, listScanLimit)) {
-					out.Next = id
+					out.Next = cursor(page, id)
 					return out, nil
 				}
 				continue
 			}
 			out.IDs = append(out.IDs, id)
 			if limit > 0 && len(out.IDs) == limit {
-				out.Next = id
+				out.Next = cursor(page, id)
 				return out, nil
 			}
 		}
@@ -227,14 +257,16 @@ func (b *backend) listSessionPage(ctx context.Context, s logical.Storage, role s
 // It costs a walk of every session, once; a crash half-way is resumed by
 // the next start (sessions that have a place keep it).
 func (b *backend) indexExisting(ctx context.Context, s logical.Storage) error {
-	if _, ok, err := readIndexHead(ctx, s); err != nil || ok {
+	if h, _, err := readIndexHead(ctx, s); err != nil || h.Complete {
 		return err
 	}
 	ids, err := s.List(ctx, sessionsPrefix)
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return err
 	}
-	b.Logger().Info("indexing the sessions stored before the session index", "sessions", len(ids))
+	if len(ids) > 0 {
+		b.Logger().Info("indexing the sessions stored before the session index", "sessions", len(ids))
+	}
 	for _, id := range ids {
 		lock := b.sessionLock(id)
 		lock.Lock()
@@ -244,6 +276,25 @@ func (b *backend) indexExisting(ctx context.Context, s logical.Storage) error {
 			return fmt.Errorf("indexing session %s: %w", id, err)
 		}
 	}
+	// Only now: a walk cut short is walked again at the next start.
+	return b.index.markComplete(ctx, s)
+}
+
+// markComplete stores that every session has its place.
+func (ix *sessionIndex) markComplete(ctx context.Context, s logical.Storage) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if err := ix.loadLocked(ctx, s); err != nil {
+		return err
+	}
+	h := ix.head
+	h.Complete = true
+	// Numbers up to next may have been handed out: keep them reserved.
+	h.Reserved = max(h.Reserved, ix.next)
+	if err := putJSON(ctx, s, sessionIndexHeadKey, &h); err != nil {
+		return err
+	}
+	ix.head = h
 	return nil
 }
 
@@ -268,4 +319,22 @@ func (b *backend) indexOne(ctx context.Context, s logical.Storage, id string) er
 		b.forget(id)
 	}
 	return nil
+}
+
+// A cursor names a place in the index, "<page>.<session ID>": the value
+// of next, and of after for the page that follows.
+func cursor(page uint64, id string) string {
+	return strconv.FormatUint(page, 10) + "." + id
+}
+
+func parseCursor(c string) (uint64, string, bool) {
+	p, id, ok := strings.Cut(c, ".")
+	if !ok || id == "" {
+		return 0, "", false
+	}
+	page, err := strconv.ParseUint(p, 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return page, id, true
 }

@@ -128,6 +128,10 @@ func (b *backend) updateRole(ctx context.Context, s logical.Storage, name string
 		return err
 	}
 	b.forgetRole(name)
+	// Its max_sessions may change: the count is loaded again when a start
+	// needs it (sessions started while the role had none were not
+	// counted).
+	b.dropCount(name)
 	return putJSON(ctx, s, rolesPrefix+name, &role)
 }
 
