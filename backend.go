@@ -109,6 +109,7 @@ type backend struct {
 	// started (see periodic.go).
 	walkedMu sync.Mutex
 	walked   time.Time
+	walk     tidyWalk
 
 	// rates holds each active session's max_rate token bucket.
 	rates trust.RateLimiters

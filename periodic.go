@@ -70,16 +70,36 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 	return errors.Join(errs...)
 }
 
-// tidyBatch is how many sessions the tidy handles between two pauses.
+// tidyBatch is how many sessions the tidy handles between two pauses;
+// tidyBudget is the longest one periodic call walks (Vault gives it 90
+// seconds): a walk that needs more goes on where it stopped at the next
+// call.
 const tidyBatch = 32
+
+var tidyBudget = 45 * time.Second
+
+// tidyWalk is where the tidy's walk of the session index stands between
+// two periodic calls. It is guarded by the backend's walkedMu.
+type tidyWalk struct {
+	active  bool
+	page    uint64    // the next page to walk
+	started time.Time // when the walk began, on the engine's clock
+	// newFirst is the first page not found empty, while every page so
+	// far was; emptySoFar says whether that is still so.
+	newFirst   uint64
+	emptySoFar bool
+	failed     bool
+}
 
 // tidySessions walks the session index a page at a time and tidies each
 // session it lists. It works in batches of tidyBatch and pauses after each
 // as long as the batch took, so that it never takes more than half of the
 // time of the sessions' locks and of storage from the requests running
-// beside it, however many sessions there are. It moves the index's first
-// page past the pages found empty, and deletes the index entries of
-// sessions that are gone (a crash between a start's writes).
+// beside it, however many sessions there are; and it stops after
+// tidyBudget, to go on from there at the next call. At the end of a walk
+// it moves the index's first page past the pages it found empty. It
+// deletes the index entries of sessions that are gone (a crash between a
+// start's writes).
 func (b *backend) tidySessions(ctx context.Context, s logical.Storage, cfg *agentConfig) (expired, deleted int, errs []error) {
 	first, last, err := b.index.bounds(ctx, s)
 	if err != nil {
@@ -89,23 +109,40 @@ func (b *backend) tidySessions(ctx context.Context, s logical.Storage, cfg *agen
 	// by an earlier run: one without a session was left by a crash. Above
 	// it, a start may be between its index entries and its record.
 	settled := b.index.firstHandedOut() / indexPageSize
-	newFirst, emptySoFar := first, true
+
+	b.walkedMu.Lock()
+	w := b.walk
+	b.walkedMu.Unlock()
+	if !w.active || w.page < first {
+		w = tidyWalk{active: true, page: first, started: b.now(), newFirst: first, emptySoFar: true}
+	}
+	defer func() {
+		b.walkedMu.Lock()
+		b.walk = w
+		b.walkedMu.Unlock()
+	}()
+	stopAt := time.Now().Add(tidyBudget)
+	if d, ok := ctx.Deadline(); ok && d.Add(-15*time.Second).Before(stopAt) {
+		stopAt = d.Add(-15 * time.Second)
+	}
 	done, batch := 0, time.Now()
-	started := b.now()
-	for page := first; page <= last; page++ {
+	for ; w.page <= last; w.page++ {
+		page := w.page
 		ids, err := s.List(ctx, indexPageKey(page))
 		if err != nil {
+			w.failed = true
 			return expired, deleted, append(errs, err)
 		}
 		if len(ids) == 0 {
-			if emptySoFar {
-				newFirst = page + 1
+			if w.emptySoFar {
+				w.newFirst = page + 1
 			}
 			continue
 		}
-		emptySoFar = false
+		w.emptySoFar = false
 		for _, id := range ids {
 			if ctx.Err() != nil {
+				// The page is walked again at the next call.
 				return expired, deleted, errs
 			}
 			did, err := b.tidySession(ctx, s, id, cfg)
@@ -113,6 +150,7 @@ func (b *backend) tidySessions(ctx context.Context, s logical.Storage, cfg *agen
 			case err != nil:
 				// One session must not hold up the others, nor the rest of
 				// the tidy.
+				w.failed = true
 				errs = append(errs, fmt.Errorf("tidying session %s: %w", id, err))
 			case did == "expired":
 				expired++
@@ -133,15 +171,22 @@ func (b *backend) tidySessions(ctx context.Context, s logical.Storage, cfg *agen
 				batch = time.Now()
 			}
 		}
+		if time.Now().After(stopAt) {
+			// On from the next page at the next call.
+			w.page++
+			return expired, deleted, errs
+		}
 	}
-	if err := b.index.advanceFirst(ctx, s, newFirst); err != nil {
+	// The walk is complete.
+	if err := b.index.advanceFirst(ctx, s, w.newFirst); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) == 0 {
+	if !w.failed && len(errs) == 0 {
 		b.walkedMu.Lock()
-		b.walked = started
+		b.walked = w.started
 		b.walkedMu.Unlock()
 	}
+	w = tidyWalk{}
 	return expired, deleted, errs
 }
 

@@ -277,6 +277,41 @@ func TestTidyAdvancesPastEmptyPages(t *testing.T) {
 	assert.EqualValues(t, 1, head.FirstPage, "stored")
 }
 
+// TestTidyWalkGoesOnWhereItStopped: a walk longer than one periodic
+// call's budget goes on from where it stopped at the next call, and moves
+// the first page once complete.
+func TestTidyWalkGoesOnWhereItStopped(t *testing.T) {
+	budget := tidyBudget
+	tidyBudget = 0 // one page per call
+	t.Cleanup(func() { tidyBudget = budget })
+	ctx := context.Background()
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	for i := 0; i < 2*indexPageSize; i++ {
+		id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+		mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+	}
+	b.now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+	count := func() int {
+		keys, _ := listPages(t, b, s, "sessions/", nil, 1000)
+		return len(keys)
+	}
+	require.NoError(t, b.tidy(ctx, s))
+	assert.Equal(t, 2*indexPageSize-(indexPageSize-1), count(), "page 0 (255 sessions) in the first call")
+	require.NoError(t, b.tidy(ctx, s))
+	assert.Equal(t, 1, count(), "page 1 in the second")
+	require.NoError(t, b.tidy(ctx, s))
+	assert.Equal(t, 0, count(), "page 2 in the third, which ends the walk")
+	// The walk that emptied the pages found none empty; the next one
+	// (empty pages cost no budget) does, and moves the first page up to
+	// the page still being filled.
+	require.NoError(t, b.tidy(ctx, s))
+	require.NoError(t, b.tidy(ctx, s))
+	first, _, err := b.index.bounds(ctx, s)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, first)
+}
+
 // TestMaxSessionsIsExact: only active sessions count: not ended ones, not
 // ones whose lease ran out before the tidy saw them, not dangling index
 // entries; and the count survives a restart.
