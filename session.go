@@ -118,7 +118,7 @@ func (b *backend) save(ctx context.Context, s logical.Storage, cfg *agentConfig,
 		b.makeRoom(ctx, s, cfg.sessionCacheSize())
 		return nil
 	}
-	// Anything else writes the batch with it; if it fails, the batch is
+	// Anything else writes the batch too; if that fails, the batch is
 	// kept for a later write (its credentials were issued).
 	batch := b.takeBatch(sess.ID)
 	defer func() {
@@ -126,15 +126,42 @@ func (b *backend) save(ctx context.Context, s logical.Storage, cfg *agentConfig,
 			b.putBack(s, sess.ID, batch)
 		}
 	}()
-	events = append(slices.Clip(batch), events...)
-	// The record first, when it must be written: no event may reach
-	// storage with a number that a restart could hand out again, nor tell
-	// of a change (an end, a violation, a renewal) that is not stored.
-	if force || sess.NeedsReservation() {
-		sess.Reserve()
-		if err := putSession(ctx, s, sess); err != nil {
+	if !force && !sess.NeedsReservation() {
+		if err := b.writeEvents(ctx, s, sess.ID, append(slices.Clip(batch), events...)); err != nil {
 			return err
 		}
+		batch = nil
+		b.remember(sess)
+		b.makeRoom(ctx, s, cfg.sessionCacheSize())
+		return nil
+	}
+	// The batch first: its events' numbers lie within the reservation
+	// storage holds already.
+	if len(batch) > 0 {
+		if err := b.writeEvents(ctx, s, sess.ID, batch); err != nil {
+			return err
+		}
+		batch = nil
+	}
+	// Then the record: no event may reach storage with a number that a
+	// restart could hand out again, nor tell of a change (an end, a
+	// violation, a renewal) that is not stored. It counts as used only the
+	// steps whose events are stored (the new events come after it): a
+	// node that reads it back after a crash counts every later reserved
+	// step that has no event (see accountForRecovery).
+	sess.Reserve()
+	rec := sess
+	if len(events) > 0 {
+		rec = sess.Clone()
+		rec.EventSeq = events[0].Seq - 1
+		for _, e := range events {
+			if e.Kind == timeline.CredentialIssued {
+				rec.StepsUsed--
+			}
+		}
+	}
+	if err := putSession(ctx, s, rec); err != nil {
+		return err
 	}
 	if err := b.writeEvents(ctx, s, sess.ID, events); err != nil {
 		return err

@@ -45,6 +45,8 @@ func (v *vaultServer) pluginPIDs() []int {
 func TestPluginCrashDuringIssuance(t *testing.T) {
 	v := startVault(t, raftMode)
 	agent1, _ := setupJourney(t, v, "max_steps=100000", "max_rate=100000", "on_violation=deny", "violation_limit=1000")
+	// Every event kept: the timeline is checked against the budget below.
+	v.mustCLI("write", "agent/config", "max_events=100000")
 	id := v.startSession(agent1, "max_steps=100000").Data["session_id"].(string)
 	c := v.agentClient(agent1)
 
@@ -113,11 +115,48 @@ func TestPluginCrashDuringIssuance(t *testing.T) {
 		require.NoError(t, err)
 	}
 	// Issuance continues, then the session ends and every credential is revoked.
-	v.mustJSONAs(agent1, "read", "agent/creds/"+id, "scopes=read:secrets/web/x", "audience=secrets-api")
+	last := v.mustJSONAs(agent1, "read", "agent/creds/"+id, "scopes=read:secrets/web/x", "audience=secrets-api").Data["credential_id"].(string)
 	v.mustCLI2(agent1, "write", "-f", "agent/sessions/"+id+"/end")
+
+	// The timeline accounts for every step exactly: each has its
+	// credential_issued event, or is counted by a steps_unaccounted event
+	// (written once per recovery) of the node that read the session back
+	// after a crash; nothing was issued beyond the budget.
+	final := int(v.sessionState(id)["steps_used"].(float64))
+	issued, unaccounted, markers := accountFor(t, v, id)
+	t.Logf("steps_used=%d: %d credential_issued events, %d steps unaccounted in %d events", final, issued, unaccounted, markers)
+	assert.Equal(t, final, issued+unaccounted, "every step has its event or is accounted for")
+	assert.Positive(t, markers, "the crashes lost a batch or forfeited a block, and the timeline says so")
+	assert.LessOrEqual(t, markers, 2, "at most once per crash")
+	// A clean end wrote every event that followed the recovery.
+	found := false
+	for _, e := range v.mustJSONAs(v.token, "read", "agent/sessions/"+id+"/events").Data["events"].([]interface{}) {
+		if e.(map[string]interface{})["credential"] == last {
+			found = true
+		}
+	}
+	assert.True(t, found, "the last credential's event is in the timeline")
 	for _, tok := range []string{tokens[0], tokens[len(tokens)/2], tokens[len(tokens)-1]} {
 		assert.Equal(t, false, v.introspect(tok)["active"])
 	}
 	_, revoked := v.revocations()
 	assert.Contains(t, revoked, id)
+}
+
+// accountFor reads session id's timeline and returns how many
+// credential_issued events it holds, how many steps steps_unaccounted
+// events count, and how many of those events there are.
+func accountFor(t *testing.T, v *vaultServer, id string) (issued, unaccounted, markers int) {
+	t.Helper()
+	for _, e := range v.mustJSONAs(v.token, "read", "agent/sessions/"+id+"/events").Data["events"].([]interface{}) {
+		ev := e.(map[string]interface{})
+		switch ev["kind"] {
+		case "credential_issued":
+			issued++
+		case "steps_unaccounted":
+			unaccounted += int(ev["steps"].(float64))
+			markers++
+		}
+	}
+	return issued, unaccounted, markers
 }

@@ -132,6 +132,8 @@ func TestHAFailover(t *testing.T) {
 	nodes := startCluster(t, 3)
 	leader := nodes[0]
 	agent1, _ := setupJourney(t, leader, "max_steps=100000", "max_rate=100000", "on_violation=deny", "violation_limit=1000")
+	// Every event kept: the timeline is checked against the budget below.
+	leader.mustCLI("write", "agent/config", "max_events=100000")
 
 	// A session revoked before the failover.
 	revokedID := leader.startSession(agent1).Data["session_id"].(string)
@@ -202,6 +204,12 @@ func TestHAFailover(t *testing.T) {
 	assert.LessOrEqual(t, len(tokens), budget, "the budget was never exceeded")
 	assert.LessOrEqual(t, used, budget)
 	assert.GreaterOrEqual(t, used, len(tokens), "every credential received was counted")
+	// Every step has its event, or is counted by the new leader's
+	// steps_unaccounted event (the old leader's batch died with it).
+	issued, unaccounted, markers := accountFor(t, newLeader, live)
+	t.Logf("timeline: %d credential_issued events, %d steps unaccounted in %d events", issued, unaccounted, markers)
+	assert.Equal(t, used, issued+unaccounted, "every step has its event or is accounted for")
+	assert.LessOrEqual(t, markers, 1)
 
 	// The revoked session stays closed on the new leader.
 	assert.Equal(t, "revoked", newLeader.sessionState(revokedID)["state"])
