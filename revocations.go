@@ -297,7 +297,7 @@ func (b *backend) initialize(ctx context.Context, req *logical.InitializationReq
 	if !b.ownsStorage() {
 		return nil
 	}
-	if err := b.indexExisting(ctx, req.Storage); err != nil {
+	if err := b.checkStorageVersion(ctx, req.Storage); err != nil {
 		return err
 	}
 	b.revocationsLock.Lock()

@@ -516,3 +516,29 @@ func BenchmarkRevocationsSustainedKills(b *testing.B) {
 		b.ReportMetric(float64(heapLast)/(1<<20), "heap-10min-MiB")
 	}
 }
+
+// TestStorageFromANewerReleaseIsRefused: a mount whose storage a newer
+// release wrote does not start, says why, and writes nothing; storage of
+// this version or older starts and records this release.
+func TestStorageFromANewerReleaseIsRefused(t *testing.T) {
+	ctx := context.Background()
+	b, s := testBackend(t)
+	require.NoError(t, b.Initialize(ctx, &logical.InitializationRequest{Storage: s}))
+	var v storedVersion
+	_, err := getJSON(ctx, s, storageVersionKey, &v)
+	require.NoError(t, err)
+	assert.Equal(t, storedVersion{Version: storageVersion, Release: Version}, v)
+
+	require.NoError(t, putJSON(ctx, s, storageVersionKey, storedVersion{Version: storageVersion + 1, Release: "v9.0.0"}))
+	cs := &countingStorage{Storage: s}
+	conf := logical.TestBackendConfig()
+	conf.StorageView = cs
+	raw, err := Factory(ctx, conf)
+	require.NoError(t, err)
+	t.Cleanup(func() { raw.Cleanup(ctx) })
+	err = raw.Initialize(ctx, &logical.InitializationRequest{Storage: cs})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "v9.0.0")
+	assert.Contains(t, err.Error(), "-plugin-version")
+	assert.Zero(t, cs.writes())
+}
