@@ -101,7 +101,14 @@ func main() {
 			log.Fatal(err)
 		}
 		if cfg.micro != "" {
-			res.Micro = parseMicroFile(cfg.micro)
+			// Added to the results' own: a run of a few benchmarks updates
+			// their rows and keeps the others.
+			res.Micro = mergeMicro(res.Micro, parseMicroFile(cfg.micro))
+		}
+		if cfg.resultsJSON != "" {
+			if err := res.save(cfg.resultsJSON); err != nil {
+				log.Fatal(err)
+			}
 		}
 		if err := writeOutputs(cfg, res); err != nil {
 			log.Fatal(err)

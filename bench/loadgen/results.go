@@ -324,9 +324,7 @@ func (r *Results) mergedWith(later *Results) *Results {
 	if ran["identity"] {
 		out.Identity = later.Identity
 	}
-	if len(later.Micro) > 0 {
-		out.Micro = later.Micro
-	}
+	out.Micro = mergeMicro(r.Micro, later.Micro)
 	out.Notes = append(append([]string(nil), r.Notes...), later.Notes...)
 	var kept []string
 	for _, s := range r.Scenarios {
@@ -341,4 +339,29 @@ func (r *Results) mergedWith(later *Results) *Results {
 	out.Env = later.Env
 	out.Scenarios = append(kept, later.Scenarios...)
 	return &out
+}
+
+// mergeMicro returns the micro-benchmarks of earlier, each replaced by
+// later's result of the same package and name, and later's others after
+// them.
+func mergeMicro(earlier, later []MicroResult) []MicroResult {
+	key := func(m MicroResult) string { return m.Package + " " + m.Name }
+	newer := map[string]MicroResult{}
+	for _, m := range later {
+		newer[key(m)] = m
+	}
+	var out []MicroResult
+	for _, m := range earlier {
+		if n, ok := newer[key(m)]; ok {
+			m = n
+			delete(newer, key(m))
+		}
+		out = append(out, m)
+	}
+	for _, m := range later {
+		if _, ok := newer[key(m)]; ok {
+			out = append(out, m)
+		}
+	}
+	return out
 }
