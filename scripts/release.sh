@@ -4,8 +4,9 @@
 # ID or VCS stamp, so that two builds of one commit and version are
 # identical) for linux and darwin on amd64 and arm64, named
 # vault-plugin-secrets-agent_<version>_<os>_<arch> so that several versions
-# can sit side by side in Vault's plugin directory; a SHA256SUMS file; and,
-# on stdout, the `vault plugin register` line of each.
+# can sit side by side in Vault's plugin directory; their checksums in
+# vault-plugin-secrets-agent_<version>_SHA256SUMS (as HashiCorp names its
+# own); and, on stdout, the `vault plugin register` line of each.
 set -euo pipefail
 
 version="${1:-}"
@@ -21,7 +22,8 @@ module=github.com/continuoustrust/vault-plugin-secrets-agent
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$dist"
 dist="$(cd "$dist" && pwd)"
-rm -f "$dist/${name}_"* "$dist/SHA256SUMS"
+sums="${name}_${version}_SHA256SUMS"
+rm -f "$dist/${name}_${version}_"*
 
 for os in linux darwin; do
   for arch in amd64 arm64; do
@@ -33,13 +35,13 @@ for os in linux darwin; do
   done
 done
 
-(cd "$dist" && sha256sum "${name}_${version}"_* > SHA256SUMS)
+(cd "$dist" && sha256sum "${name}_${version}"_{linux,darwin}_* > "$sums")
 
 echo "Built ${version} into ${dist}:"
-cat "$dist/SHA256SUMS"
+cat "$dist/$sums"
 echo
-echo "Copy the binary for your platform into Vault's plugin_directory, check it against SHA256SUMS"
-echo "(sha256sum --check --ignore-missing SHA256SUMS), then register it:"
+echo "Copy the binary for your platform into Vault's plugin_directory, check it"
+echo "(sha256sum --check --ignore-missing ${sums}), then register it:"
 while read -r sum file; do
   echo "  vault plugin register -sha256=${sum} -version=${version} -command=${file} secret ${name}"
-done < "$dist/SHA256SUMS"
+done < "$dist/$sums"

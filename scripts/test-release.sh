@@ -18,12 +18,13 @@ version=v0.0.0-test.1
 mkdir -p "$work/src"
 (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$work/src")
 "$work/src/scripts/release.sh" "$version" "$work/two" > /dev/null
-if ! cmp -s "$work/one/SHA256SUMS" "$work/two/SHA256SUMS"; then
+sums="vault-plugin-secrets-agent_${version}_SHA256SUMS"
+if ! cmp -s "$work/one/$sums" "$work/two/$sums"; then
   echo "FAIL: two builds of the same commit and version differ:" >&2
-  diff "$work/one/SHA256SUMS" "$work/two/SHA256SUMS" >&2 || true
+  diff "$work/one/$sums" "$work/two/$sums" >&2 || true
   exit 1
 fi
-n=$(wc -l < "$work/one/SHA256SUMS")
+n=$(wc -l < "$work/one/$sums")
 if [[ "$n" -ne 4 ]]; then
   echo "FAIL: expected 4 binaries, SHA256SUMS lists $n" >&2
   exit 1
@@ -36,4 +37,4 @@ if [[ "$(go env GOOS)/$(go env GOARCH)" == linux/amd64 ]]; then
     echo "FAIL: the linux/amd64 binary does not carry $version" >&2; exit 1; }
 fi
 echo "release: 4 binaries, identical across two builds:"
-cat "$work/one/SHA256SUMS"
+cat "$work/one/$sums"
