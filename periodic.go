@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/trust"
 )
@@ -74,7 +76,10 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage) error {
 // tidyBudget is the longest one periodic call walks (Vault gives it 90
 // seconds): a walk that needs more goes on where it stopped at the next
 // call.
-const tidyBatch = 32
+const (
+	tidyBatch   = 32
+	tidyWorkers = 8
+)
 
 var tidyBudget = 45 * time.Second
 
@@ -125,7 +130,6 @@ func (b *backend) tidySessions(ctx context.Context, s logical.Storage, cfg *agen
 	if d, ok := ctx.Deadline(); ok && d.Add(-15*time.Second).Before(stopAt) {
 		stopAt = d.Add(-15 * time.Second)
 	}
-	done, batch := 0, time.Now()
 	for ; w.page <= last; w.page++ {
 		page := w.page
 		ids, err := s.List(ctx, indexPageKey(page))
@@ -140,35 +144,44 @@ func (b *backend) tidySessions(ctx context.Context, s logical.Storage, cfg *agen
 			continue
 		}
 		w.emptySoFar = false
-		for _, id := range ids {
+		// In batches of tidyBatch sessions, tidyWorkers at a time, with a
+		// pause after each batch as long as it took.
+		for start := 0; start < len(ids); start += tidyBatch {
 			if ctx.Err() != nil {
 				// The page is walked again at the next call.
 				return expired, deleted, errs
 			}
-			did, err := b.tidySession(ctx, s, id, cfg)
-			switch {
-			case err != nil:
-				// One session must not hold up the others, nor the rest of
-				// the tidy.
-				w.failed = true
-				errs = append(errs, fmt.Errorf("tidying session %s: %w", id, err))
-			case did == "expired":
-				expired++
-			case did == "deleted":
-				deleted++
-			case did == "missing" && page < settled:
-				if err := b.deleteDangling(ctx, s, page, id); err != nil {
-					errs = append(errs, err)
-				}
+			batch := time.Now()
+			var mu sync.Mutex
+			var g errgroup.Group
+			g.SetLimit(tidyWorkers)
+			for _, id := range ids[start:min(start+tidyBatch, len(ids))] {
+				g.Go(func() error {
+					did, err := b.tidySession(ctx, s, id, cfg)
+					if err == nil && did == "missing" && page < settled {
+						err = b.deleteDangling(ctx, s, page, id)
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err != nil:
+						// One session must not hold up the others, nor the
+						// rest of the tidy.
+						w.failed = true
+						errs = append(errs, fmt.Errorf("tidying session %s: %w", id, err))
+					case did == "expired":
+						expired++
+					case did == "deleted":
+						deleted++
+					}
+					return nil
+				})
 			}
-			if done++; done%tidyBatch == 0 {
-				worked := time.Since(batch)
-				select {
-				case <-ctx.Done():
-					return expired, deleted, errs
-				case <-time.After(worked):
-				}
-				batch = time.Now()
+			_ = g.Wait()
+			select {
+			case <-ctx.Done():
+				return expired, deleted, errs
+			case <-time.After(time.Since(batch)):
 			}
 		}
 		if time.Now().After(stopAt) {

@@ -487,11 +487,10 @@ func (b *backend) deleteSession(ctx context.Context, s logical.Storage, sess *tr
 	if err := s.Delete(ctx, sessionsPrefix+sess.ID); err != nil {
 		return err
 	}
-	if err := s.Delete(ctx, roleSessionKey(sess.Role, sess.ID)); err != nil {
-		return err
+	var g errgroup.Group
+	g.Go(func() error { return s.Delete(ctx, roleSessionKey(sess.Role, sess.ID)) })
+	if sess.IndexSeq != 0 {
+		g.Go(func() error { return s.Delete(ctx, indexEntryKey(sess.IndexSeq, sess.ID)) })
 	}
-	if sess.IndexSeq == 0 {
-		return nil
-	}
-	return s.Delete(ctx, indexEntryKey(sess.IndexSeq, sess.ID))
+	return g.Wait()
 }

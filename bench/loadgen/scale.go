@@ -50,6 +50,7 @@ type ScalePoint struct {
 // TidyResult is the tidy of the finished sessions.
 type TidyResult struct {
 	Sessions         int     `json:"sessions"`
+	Live             int     `json:"live"`
 	EndSeconds       float64 `json:"end_seconds"`
 	TidySeconds      float64 `json:"tidy_seconds"`
 	CredsP99Before   float64 `json:"creds_p99_before_ms"`
@@ -233,10 +234,11 @@ func (h *harness) scaleTidy(ctx context.Context, sr *ScaleResult, mount string, 
 	}
 	var finish []string
 	for _, id := range ids {
-		if !keep[id] {
+		if !keep[id] && (h.cfg.scaleFinish == 0 || len(finish) < h.cfg.scaleFinish) {
 			finish = append(finish, id)
 		}
 	}
+	tr.Live = len(ids) - len(finish)
 	tr.Sessions = len(finish)
 	full, err := h.storageUsage(ctx)
 	if err != nil {
@@ -308,7 +310,7 @@ func (h *harness) scaleTidy(ctx context.Context, sr *ScaleResult, mount string, 
 			<-loadDone
 			return err
 		}
-		if left <= len(workers) {
+		if left <= tr.Live {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -316,7 +318,7 @@ func (h *harness) scaleTidy(ctx context.Context, sr *ScaleResult, mount string, 
 			<-loadDone
 			return fmt.Errorf("the tidy had not deleted the finished sessions after %s (%d left)", h.cfg.scaleTidyTimeout, left)
 		}
-		sleepUntil(ctx, time.Now().Add(2*time.Second))
+		sleepUntil(ctx, time.Now().Add(10*time.Second))
 	}
 	tr.TidySeconds = time.Since(t1).Seconds()
 	close(stop)
