@@ -34,6 +34,9 @@ func renderScale(p func(string, ...interface{}), r *Results, svgPath string) {
 			pt.StartP50ms, pt.StartP99ms, pt.PageFirstMs, pt.PageMiddleMs, pt.PageRoleMs, pt.CredsP50ms, pt.CredsP99ms)
 	}
 	p("\n")
+	p("A page by role reads each session it passes: up to %s of them from memory, past that from storage\n", num(float64(x.CacheSize)))
+	p("(one read each), which is why it costs more once the live sessions outnumber the cache. The periodic tidy\n")
+	p("walks every session about once a minute and runs beside these measurements.\n\n")
 	if svgPath != "" {
 		p("![Cost against the number of live sessions](%s)\n\n", filepath.Base(scaleSVGPath(svgPath)))
 	}
@@ -159,7 +162,7 @@ func renderScaleSVG(r *Results) string {
 			for _, pt := range x.Points {
 				pts = append(pts, [2]float64{lx(float64(pt.Sessions), x0, pw), y0 + ph - ph*s.v(pt)/math.Max(top, 1e-9)})
 			}
-			d.polyline(pts, fmt.Sprintf(`fill="none" stroke="%s" stroke-width="2"`, s.color))
+			d.polyline(pts, fmt.Sprintf(`stroke="%s" stroke-width="2"`, s.color))
 			for _, q := range pts {
 				d.circle(q[0], q[1], 3, fmt.Sprintf(`fill="%s"`, s.color))
 			}
