@@ -251,7 +251,7 @@ say "$(vault secrets list -detailed | grep -E '^(Path|agent/)' | cut -c1-160)"
 
 config_json="$(vault read -format=json agent/config | jq -cS .data)"
 expect_eq "agent/config" "$config_json" \
-  "$(jq -cnS --arg iss "$issuer" '{issuer: $iss, signing_algorithm: "EdDSA", session_max_ttl: 86400, step_max_ttl: 3600, max_events: 500, session_retention: 86400}')"
+  "$(jq -cnS --arg iss "$issuer" '{issuer: $iss, signing_algorithm: "EdDSA", session_max_ttl: 86400, step_max_ttl: 3600, max_events: 500, session_retention: 86400, session_cache_size: 10000}')"
 
 expect_eq "agent/roles list" "$(vault list -format=json agent/roles | jq -c 'sort')" '["auditor","deployer"]'
 deployer_json="$(vault read -format=json agent/roles/deployer | jq -cS .data)"

@@ -77,12 +77,13 @@ resource "vault_generic_endpoint" "tune" {
 resource "vault_generic_endpoint" "config" {
   path = "${vault_mount.agent.path}/config"
   data_json = jsonencode({
-    issuer            = local.issuer
-    signing_algorithm = var.signing_algorithm
-    session_max_ttl   = local.config_seconds.session_max_ttl
-    step_max_ttl      = local.config_seconds.step_max_ttl
-    max_events        = var.max_events
-    session_retention = local.config_seconds.session_retention
+    issuer             = local.issuer
+    signing_algorithm  = var.signing_algorithm
+    session_max_ttl    = local.config_seconds.session_max_ttl
+    step_max_ttl       = local.config_seconds.step_max_ttl
+    max_events         = var.max_events
+    session_retention  = local.config_seconds.session_retention
+    session_cache_size = var.session_cache_size
   })
   # Fields a later engine version adds do not show up as drift.
   ignore_absent_fields = true

@@ -110,6 +110,18 @@ variable "max_events" {
   nullable    = false
 }
 
+variable "session_cache_size" {
+  description = "How many active sessions the active node keeps in memory (16 to 1000000); the others are read from storage when used."
+  type        = number
+  default     = 10000
+  nullable    = false
+
+  validation {
+    condition     = var.session_cache_size >= 16 && var.session_cache_size <= 1000000
+    error_message = "The session_cache_size value must be between 16 and 1000000."
+  }
+}
+
 variable "session_retention" {
   description = "How long a closed session's record and timeline stay readable after its last credential expired; then the periodic tidy deletes them. Seconds or a duration such as \"24h\"."
   type        = string
