@@ -39,7 +39,11 @@ Start with "config" (issuer, signing algorithm, limits), then "roles/".
 // all state lives on the backend value, never in package variables.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
-	if err := b.Setup(ctx, conf); err != nil {
+	setup := *conf
+	if setup.System != nil {
+		setup.System = newCachedSystemView(setup.System)
+	}
+	if err := b.Setup(ctx, &setup); err != nil {
 		return nil, err
 	}
 	b.notifier = newNotifier(conf.EventsSender, b.Logger())

@@ -175,8 +175,10 @@ func sessionGraphResponses() map[int][]framework.Response {
 	})
 }
 
-func credsResponses() map[int][]framework.Response {
-	r := okResponses(map[string]*framework.FieldSchema{
+// credsResponses are the answers of creds; derived says whether the
+// operation takes a parent_token (a write does, a read does not).
+func credsResponses(derived bool) map[int][]framework.Response {
+	fields := map[string]*framework.FieldSchema{
 		"token":         required(framework.TypeString, `The step credential: a JWS compact JWT of type "txntoken+jwt" (format txn_token) or "at+jwt" (format access_token).`),
 		"credential_id": required(framework.TypeString, `The credential's ID (its "jti" claim).`),
 		"format":        required(framework.TypeString, `The credential's format: "txn_token" or "access_token".`),
@@ -187,8 +189,11 @@ func credsResponses() map[int][]framework.Response {
 		"depth":         required(framework.TypeInt, "The credential's derivation depth: 1 when taken straight from the session."),
 		"steps_used":    required(framework.TypeInt, "Step credentials the session has obtained, this one included."),
 		"steps_left":    required(framework.TypeInt, "Step credentials the session may still obtain."),
-		"parent_id":     optional(framework.TypeString, "The parent credential's ID, for a credential derived from parent_token."),
-	})
+	}
+	if derived {
+		fields["parent_id"] = optional(framework.TypeString, "The parent credential's ID, for a credential derived from parent_token.")
+	}
+	r := okResponses(fields)
 	r[http.StatusAccepted] = []framework.Response{{
 		Description: `Accepted: the step lies outside the session's intent but inside its role, under on_out_of_intent=approval: ` +
 			`it waits for an administrator's approval and nothing is issued. The raw body is Vault's envelope: data holds ` +

@@ -96,15 +96,16 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 	parent := call(agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "description": "fetch cert",
 	})
-	child := call(agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
+	// Reading and writing creds are two operations; only a write derives.
+	call(agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
+		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "actor": "sub-agent-1",
+		"cnf_jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+	})
+	child := call(agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": parent.Data["token"],
 		"actor": "sub-agent-1", "cnf_jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
 	})
 	require.NotEmpty(t, child.Data["parent_id"])
-	// Reading and writing creds are two operations: derive with both.
-	call(agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
-		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": parent.Data["token"],
-	})
 	call(caller{}, logical.UpdateOperation, "introspect", map[string]interface{}{"token": child.Data["token"]})
 	access := call(agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "format": "access_token",
@@ -273,8 +274,10 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 func TestOpenAPIDocumentsEveryResponse(t *testing.T) {
 	b, s := testBackend(t)
 	// Root help reads Vault's version from the plugin environment.
-	sys, ok := b.System().(*logical.StaticSystemView)
+	cached, ok := b.System().(*cachedSystemView)
 	require.True(t, ok, "system view %T", b.System())
+	sys, ok := cached.SystemView.(*logical.StaticSystemView)
+	require.True(t, ok, "system view %T", cached.SystemView)
 	sys.PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.21.0"}
 
 	help := func(path string) *framework.OASDocument {

@@ -20,12 +20,17 @@ import (
 func pathCreds(b *backend) *framework.Path {
 	// Issuing spends the session's budget and rate, and writes replicated
 	// storage: a standby forwards before anything is spent.
-	op := func(summary string) *framework.PathOperation {
-		return &framework.PathOperation{
+	op := func(summary string, derived bool) *framework.PathOperation {
+		o := &framework.PathOperation{
 			Callback: b.pathCredsIssue, Summary: summary,
 			ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
-			Responses: credsResponses(),
+			Responses: credsResponses(derived),
 		}
+		if !derived {
+			// Two operations, two OpenAPI operation IDs (and answers).
+			o.DisplayAttrs = &framework.DisplayAttributes{OperationSuffix: "step-credential-from-query"}
+		}
+		return o
 	}
 	return &framework.Path{
 		Pattern: "creds/" + framework.GenericNameRegex("session_id") + "$",
@@ -53,7 +58,7 @@ func pathCreds(b *backend) *framework.Path {
 			},
 			"parent_token": {
 				Type:        framework.TypeString,
-				Description: "A live credential of the same session to derive from; the new one's depth is the parent's + 1.",
+				Description: "A live credential of the same session to derive from; the new one's depth is the parent's + 1. Only in a write: a read's fields are its URL's query, where a credential never goes.",
 			},
 			"description": {
 				Type:        framework.TypeString,
@@ -79,8 +84,8 @@ func pathCreds(b *backend) *framework.Path {
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation:   op("Issue a step credential (fields as query parameters)."),
-			logical.UpdateOperation: op("Issue a step credential."),
+			logical.ReadOperation:   op("Issue a step credential (fields as query parameters, parent_token excepted).", false),
+			logical.UpdateOperation: op("Issue a step credential.", true),
 		},
 		HelpSynopsis:    pathCredsHelpSyn,
 		HelpDescription: pathCredsHelpDesc,
@@ -118,6 +123,11 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, badField("cnf_jkt", "must be an RFC 7638 SHA-256 thumbprint: 43 base64url characters")
 	}
 	parentRaw := strings.TrimSpace(d.Get("parent_token").(string))
+	if parentRaw != "" && req.Operation == logical.ReadOperation {
+		// A read's fields are its URL's query, which proxies, browsers'
+		// histories and access logs keep: a credential never goes there.
+		return nil, badField("parent_token", "is a credential: send it in the body of a write (PUT or POST), never in a URL's query")
+	}
 	if len(parentRaw) > token.MaxTokenSize {
 		return nil, badField("parent_token", "must be at most %d bytes", token.MaxTokenSize)
 	}
@@ -360,7 +370,14 @@ such as MCP servers, whose audience is their canonical URI:
       scopes=call:tools/search audience=https://tools.example.com/mcp
 
 Both formats carry the same claims and follow the same rules; a parent_token
-may be of either format. Credentials are not
+may be of either format. A read is the cheaper request (Vault asks the
+plugin whether the path exists before every write); a parent_token is a
+credential and is refused in a read's query: derive with a write.
+
+  vault write agent/creds/<session_id> scopes="read:secrets/web/tls" \
+      audience=secrets-api parent_token=<token> actor=sub-agent
+
+Credentials are not
 Vault leases: they live inside the session's lease and are revoked with it,
 all at once, when the session closes.
 

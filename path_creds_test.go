@@ -267,3 +267,30 @@ func TestEveryViolationKindInDenyMode(t *testing.T) {
 	}
 	assert.Len(t, kinds, 7, "every violation kind was recorded: %v", kinds)
 }
+
+// TestParentTokenNeverInAQuery: a read's fields are its URL's query; a
+// parent_token there is refused as a bad request, before anything is
+// spent or recorded, and the same derivation as a write is granted.
+func TestParentTokenNeverInAQuery(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	parent, err := do(t, b, s, agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
+		"scopes": "read,list:secrets/web/*", "audience": "secrets-api",
+	})
+	require.NoError(t, err, "a step without a parent is a read")
+	derive := map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": parent.Data["token"]}
+
+	_, err = do(t, b, s, agentA, logical.ReadOperation, "creds/"+id, derive)
+	require.Error(t, err)
+	assert.Equal(t, http.StatusBadRequest, err.(logical.HTTPCodedError).Code())
+	assert.Contains(t, err.Error(), "parent_token")
+	assert.NotContains(t, err.Error(), parent.Data["token"].(string), "the refusal does not repeat the credential")
+	sess := mustDo(t, b, s, operator, logical.ReadOperation, "sessions/"+id, nil)
+	assert.EqualValues(t, 1, sess.Data["steps_used"])
+	assert.EqualValues(t, 0, sess.Data["violation_count"])
+
+	child, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, derive)
+	require.NoError(t, err)
+	assert.Equal(t, parent.Data["credential_id"], child.Data["parent_id"])
+}

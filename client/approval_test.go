@@ -14,7 +14,7 @@ import (
 func TestStepWaitsForApproval(t *testing.T) {
 	f := newFakeVault(t)
 	f.on(http.MethodPut, "agent/session", http.StatusOK, sessionReply())
-	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusAccepted, map[string]interface{}{
+	f.on(http.MethodGet, "agent/creds/"+testSession, http.StatusAccepted, map[string]interface{}{
 		"data": map[string]interface{}{
 			"approval_id": "appr-1", "session_id": testSession, "state": "pending", "scopes": []string{"read:secrets/db/creds"},
 			"audience": "secrets-api", "expires_at": "2026-11-30T20:30:00Z", "detail": "outside the intent",

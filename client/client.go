@@ -32,8 +32,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -46,6 +48,9 @@ import (
 type Client struct {
 	vault *api.Client
 	mount string
+	// stepsByWrite: the token may not read <mount>/creds/<id> (its
+	// policy grants update only), so steps are taken by PUT.
+	stepsByWrite atomic.Bool
 }
 
 // New returns a Client for the engine mounted at mount (e.g. "agent"),
@@ -231,7 +236,7 @@ func (s *Session) issue(ctx context.Context, parent string, req StepRequest) (*C
 			data[k] = v
 		}
 	}
-	secret, err := s.c.write(ctx, s.c.mount+"/creds/"+s.ID, data)
+	secret, err := s.c.issue(ctx, s.c.mount+"/creds/"+s.ID, data)
 	if err != nil {
 		return nil, err
 	}
@@ -363,6 +368,38 @@ func (c *Client) write(ctx context.Context, path string, data map[string]interfa
 		return nil, err
 	}
 	return parse(c.vault.Logical().WriteRawWithContext(ctx, path, body))
+}
+
+// issue asks for a step credential at path. A step without a parent is
+// taken by GET, its fields as query parameters, as Vault's own signed JWTs
+// (identity/oidc/token) are: for a write to a plugin Vault first asks the
+// plugin whether the path exists, a second round trip to the plugin
+// process, which a read skips. A parent_token is a credential and never
+// goes into a URL: a derived step is a PUT. So is every step of a token
+// whose policy grants update but not read on the path; the first refusal
+// by Vault's policy (a 403 that is not the engine's) switches this Client
+// to PUT for good.
+func (c *Client) issue(ctx context.Context, path string, data map[string]interface{}) (*api.Secret, error) {
+	if _, derived := data["parent_token"]; derived || c.stepsByWrite.Load() {
+		return c.write(ctx, path, data)
+	}
+	query := make(map[string][]string, len(data))
+	for k, v := range data {
+		switch v := v.(type) {
+		case []string:
+			query[k] = v
+		default:
+			query[k] = []string{fmt.Sprint(v)}
+		}
+	}
+	secret, err := parse(c.vault.Logical().ReadRawWithDataWithContext(ctx, path, query))
+	var refusal *Error
+	if errors.As(err, &refusal) && refusal.Reason == "" &&
+		(refusal.StatusCode == http.StatusForbidden || refusal.StatusCode == http.StatusMethodNotAllowed) {
+		c.stepsByWrite.Store(true)
+		return c.write(ctx, path, data)
+	}
+	return secret, err
 }
 
 // read reads path; a refusal comes back as an *Error.

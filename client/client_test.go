@@ -37,6 +37,9 @@ func num(t *testing.T, v interface{}) int64 {
 // strs turns a JSON array of a recorded body into strings.
 func strs(t *testing.T, v interface{}) []string {
 	t.Helper()
+	if s, ok := v.(string); ok {
+		return []string{s} // one query parameter
+	}
 	l, ok := v.([]interface{})
 	require.True(t, ok, "%#v is not a JSON array", v)
 	out := make([]string, 0, len(l))
@@ -169,7 +172,7 @@ func TestStartErrors(t *testing.T) {
 
 func TestStep(t *testing.T) {
 	f, s := started(t)
-	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
+	f.on(http.MethodGet, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
 
 	cred, err := s.Step(context.Background(), StepRequest{
 		Scopes:      []string{"read:secrets/web/tls", "list:secrets/web"},
@@ -181,13 +184,16 @@ func TestStep(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	reqs := f.received(http.MethodPut, "agent/creds/"+testSession)
+	// A step is a read, its fields query parameters: Vault then sends the
+	// plugin only the request (a write is preceded by an existence check).
+	reqs := f.received(http.MethodGet, "agent/creds/"+testSession)
 	require.Len(t, reqs, 1)
+	assert.Empty(t, f.received(http.MethodPut, "agent/creds/"+testSession))
 	b := reqs[0].Body
 	assert.Equal(t, testToken, reqs[0].Token)
 	assert.Equal(t, []string{"read:secrets/web/tls", "list:secrets/web"}, strs(t, b["scopes"]))
 	assert.Equal(t, "secrets-api", b["audience"])
-	assert.Equal(t, int64(120), num(t, b["ttl"]))
+	assert.Equal(t, "120", b["ttl"])
 	assert.Equal(t, "fetch the cert", b["description"])
 	assert.Equal(t, "fetcher", b["actor"])
 	assert.Equal(t, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", b["cnf_jkt"])
@@ -204,13 +210,13 @@ func TestStep(t *testing.T) {
 
 func TestStepMinimalRequest(t *testing.T) {
 	f, s := started(t)
-	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
+	f.on(http.MethodGet, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
 	_, err := s.Step(context.Background(), StepRequest{Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api"})
 	require.NoError(t, err)
-	reqs := f.received(http.MethodPut, "agent/creds/"+testSession)
+	reqs := f.received(http.MethodGet, "agent/creds/"+testSession)
 	require.Len(t, reqs, 1)
 	assert.Equal(t, map[string]interface{}{
-		"scopes":   []interface{}{"read:secrets/web/tls"},
+		"scopes":   "read:secrets/web/tls",
 		"audience": "secrets-api",
 	}, reqs[0].Body)
 }
@@ -218,12 +224,12 @@ func TestStepMinimalRequest(t *testing.T) {
 func TestStepNoToken(t *testing.T) {
 	f, s := started(t)
 	rep := credReply("", 1)
-	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusOK, rep)
+	f.on(http.MethodGet, "agent/creds/"+testSession, http.StatusOK, rep)
 	_, err := s.Step(context.Background(), StepRequest{Scopes: []string{"read:x"}, Audience: "a"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no token")
 
-	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusNoContent, nil)
+	f.on(http.MethodGet, "agent/creds/"+testSession, http.StatusNoContent, nil)
 	_, err = s.Step(context.Background(), StepRequest{Scopes: []string{"read:x"}, Audience: "a"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no data")
@@ -231,7 +237,7 @@ func TestStepNoToken(t *testing.T) {
 
 func TestDerive(t *testing.T) {
 	f, s := started(t)
-	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
+	f.on(http.MethodGet, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
 	parent, err := s.Step(context.Background(), StepRequest{Scopes: []string{"read,list:secrets/web/*"}, Audience: "secrets-api"})
 	require.NoError(t, err)
 
@@ -243,9 +249,11 @@ func TestDerive(t *testing.T) {
 	assert.Equal(t, "tok-2", child.Token)
 	assert.Equal(t, 2, child.Depth)
 
+	// A parent_token is a credential: it goes in a PUT's body, never
+	// into a URL.
 	reqs := f.received(http.MethodPut, "agent/creds/"+testSession)
-	require.Len(t, reqs, 2)
-	b := reqs[1].Body
+	require.Len(t, reqs, 1)
+	b := reqs[0].Body
 	assert.Equal(t, "tok-1", b["parent_token"])
 	assert.Equal(t, "sub-agent", b["actor"])
 	assert.Equal(t, "read only", b["description"])
@@ -255,7 +263,7 @@ func TestDerive(t *testing.T) {
 	_, err = s.Derive(context.Background(), nil, StepRequest{Scopes: []string{"read:x"}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "parent")
-	assert.Len(t, f.received(http.MethodPut, "agent/creds/"+testSession), 2, "no request without a parent")
+	assert.Len(t, f.received(http.MethodPut, "agent/creds/"+testSession), 1, "no request without a parent")
 }
 
 // TestStepErrorMapping: the client reads what a refusal is (its reason,
@@ -316,6 +324,7 @@ func TestStepErrorMapping(t *testing.T) {
 			if tc.data != nil {
 				body["data"] = tc.data
 			}
+			f.on(http.MethodGet, "agent/creds/"+testSession, tc.status, body)
 			f.on(http.MethodPut, "agent/creds/"+testSession, tc.status, body)
 			cred, err := s.Step(context.Background(), StepRequest{Scopes: []string{"write:secrets/web/tls"}, Audience: "secrets-api"})
 			require.Error(t, err)
@@ -336,8 +345,15 @@ func TestStepErrorMapping(t *testing.T) {
 				assert.Equal(t, want, errors.Is(err, sentinel), "errors.Is(%q)", sentinel)
 			}
 			// Never retried: every retry of a refusal would be another
-			// request against the session (another rate_exceeded).
-			assert.Len(t, f.received(http.MethodPut, "agent/creds/"+testSession), 1)
+			// request against the session (another rate_exceeded). Only
+			// Vault's own 403 to the read is asked again as a write (the
+			// policy may grant update only).
+			assert.Len(t, f.received(http.MethodGet, "agent/creds/"+testSession), 1)
+			wantPut := 0
+			if tc.status == http.StatusForbidden && tc.data == nil {
+				wantPut = 1
+			}
+			assert.Len(t, f.received(http.MethodPut, "agent/creds/"+testSession), wantPut)
 		})
 	}
 }
@@ -421,7 +437,7 @@ func TestEnd(t *testing.T) {
 
 func TestContextCancelled(t *testing.T) {
 	f, s := started(t)
-	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
+	f.on(http.MethodGet, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := s.Step(ctx, StepRequest{Scopes: []string{"read:x"}, Audience: "a"})
@@ -440,4 +456,40 @@ func TestDecodeHelpers(t *testing.T) {
 	assert.Equal(t, 7, intOf(7))
 	assert.Equal(t, 0, intOf("7"))
 	assert.Equal(t, 0, intOf(nil))
+}
+
+// TestStepByWriteWhenThePolicyGrantsOnlyUpdate: a token whose policy
+// grants update but not read on the creds path gets Vault's own 403 to
+// the read; the step is asked again as a write, and every later step of
+// that Client is a write straight away.
+func TestStepByWriteWhenThePolicyGrantsOnlyUpdate(t *testing.T) {
+	f, s := started(t)
+	f.onError(http.MethodGet, "agent/creds/"+testSession, http.StatusForbidden, "1 error occurred:\n\t* permission denied\n\n")
+	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
+	for range 2 {
+		cred, err := s.Step(context.Background(), StepRequest{Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api"})
+		require.NoError(t, err)
+		assert.Equal(t, "tok-1", cred.Token)
+	}
+	assert.Len(t, f.received(http.MethodGet, "agent/creds/"+testSession), 1, "asked by read once")
+	puts := f.received(http.MethodPut, "agent/creds/"+testSession)
+	require.Len(t, puts, 2)
+	assert.Equal(t, []string{"read:secrets/web/tls"}, strs(t, puts[0].Body["scopes"]))
+}
+
+// TestStepNeverAskedAgainAfterTheEnginesRefusal: a 403 of the engine (a
+// foreign caller, a violation) is an answer, not a policy's refusal: the
+// step is not asked again.
+func TestStepNeverAskedAgainAfterTheEnginesRefusal(t *testing.T) {
+	f, s := started(t)
+	f.on(http.MethodGet, "agent/creds/"+testSession, http.StatusForbidden, map[string]interface{}{
+		"errors": []string{"session sess-1 belongs to another caller"},
+		"data":   map[string]interface{}{"reason": "foreign_caller"},
+	})
+	f.on(http.MethodPut, "agent/creds/"+testSession, http.StatusOK, credReply("tok-1", 1))
+	_, err := s.Step(context.Background(), StepRequest{Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api"})
+	require.ErrorIs(t, err, ErrForeignCaller)
+	assert.Empty(t, f.received(http.MethodPut, "agent/creds/"+testSession))
+	_, err = s.Step(context.Background(), StepRequest{Scopes: []string{"read:secrets/web/tls"}, Audience: "secrets-api"})
+	require.ErrorIs(t, err, ErrForeignCaller, "still asked by read")
 }

@@ -32,12 +32,12 @@ func fakeVault() *httptest.Server {
 			},
 		})
 	})
-	mux.HandleFunc("PUT /v1/agent/creds/sess-1", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Scopes   []string `json:"scopes"`
-			Audience string   `json:"audience"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&req)
+	mux.HandleFunc("GET /v1/agent/creds/sess-1", func(w http.ResponseWriter, r *http.Request) {
+		// A step is a read: its fields are query parameters.
+		req := struct {
+			Scopes   []string
+			Audience string
+		}{r.URL.Query()["scopes"], r.URL.Query().Get("audience")}
 		if len(req.Scopes) != 1 || req.Scopes[0] != "read:secrets/web/tls" {
 			reply(w, http.StatusForbidden, map[string]any{
 				"errors": []string{"violation scope_outside_intent: " + req.Scopes[0] + " is not inside the session's intent" +

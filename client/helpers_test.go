@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"testing"
 
@@ -58,6 +59,9 @@ func (f *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
 		dec.UseNumber()
 		_ = dec.Decode(&req.Body) // empty bodies stay nil
 	}
+	if q := r.URL.Query(); r.Method == http.MethodGet && len(q) > 0 {
+		req.Body = queryData(q)
+	}
 	key := r.Method + " " + r.URL.Path
 	f.mu.Lock()
 	f.requests = append(f.requests, req)
@@ -80,6 +84,26 @@ func (f *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rep.Status)
 	_ = json.NewEncoder(w).Encode(rep.Body)
+}
+
+// queryData is a GET's query parameters as Vault hands them to a plugin
+// (http.parseQuery): one value is a string, more are a list.
+func queryData(q url.Values) map[string]interface{} {
+	data := make(map[string]interface{}, len(q))
+	for k, v := range q {
+		switch len(v) {
+		case 0:
+		case 1:
+			data[k] = v[0]
+		default:
+			l := make([]interface{}, len(v))
+			for i, x := range v {
+				l[i] = x
+			}
+			data[k] = l
+		}
+	}
+	return data
 }
 
 // on sets the reply to method path (path without /v1/).

@@ -42,6 +42,12 @@ func newMCPFixture(t *testing.T) *mcpFixture {
 		}
 		var body map[string]interface{}
 		_ = json.NewDecoder(r.Body).Decode(&body)
+		if r.Method == http.MethodGet {
+			body = queryData(r.URL.Query())
+		}
+		if s, ok := body["scopes"].(string); ok {
+			body["scopes"] = []interface{}{s} // as the engine reads one scope
+		}
 		f.mu.Lock()
 		f.creds = append(f.creds, body)
 		n := len(f.creds)
@@ -119,7 +125,7 @@ func TestMCPTransportCredentialPerCall(t *testing.T) {
 	for _, b := range f.creds {
 		assert.Equal(t, "access_token", b["format"])
 		assert.Equal(t, f.mcpURL, b["audience"])
-		assert.EqualValues(t, 60, b["ttl"])
+		assert.Equal(t, "60", b["ttl"], "as a query parameter")
 	}
 	assert.Equal(t, []interface{}{"call:tools/search", "call:tools/read_doc"}, f.creds[0]["scopes"])
 	assert.Equal(t, "mcp session", f.creds[0]["description"])

@@ -16,6 +16,10 @@ import (
 // (identity/oidc/token/<role>, EdDSA), both taken by the same
 // entity-bound token (userpass), in the same run; then both again with a
 // file audit device enabled, as production Vaults audit every request.
+// Step credentials are taken as the Go SDK takes them (GET, fields as
+// query parameters: Vault then asks the plugin nothing but the request)
+// and by PUT (Vault first asks the plugin whether the resource exists,
+// a second gRPC round trip).
 
 // IdentityResult is the scenario's outcome.
 type IdentityResult struct {
@@ -23,7 +27,15 @@ type IdentityResult struct {
 	Creds         RateResult `json:"creds"`
 	IdentityAudit RateResult `json:"identity_audit"`
 	CredsAudit    RateResult `json:"creds_audit"`
-	AuditBytes    int64      `json:"audit_bytes"`
+	// CredsPut and CredsPutAudit: the same step credentials by PUT.
+	CredsPut      RateResult `json:"creds_put"`
+	CredsPutAudit RateResult `json:"creds_put_audit"`
+	// Floor and FloorAudit: the agent reading its own session by the same
+	// token, the cheapest authenticated request to the plugin: what any
+	// request to an external plugin costs before the plugin does work.
+	Floor      RateResult `json:"floor"`
+	FloorAudit RateResult `json:"floor_audit"`
+	AuditBytes int64      `json:"audit_bytes"`
 }
 
 const identityName = "bench-id"
@@ -42,7 +54,8 @@ func (h *harness) scenarioIdentity(ctx context.Context) error {
 	}
 	if err := h.root.Sys().PutPolicyWithContext(ctx, identityName, fmt.Sprintf(`
 path "%[1]s/session"               { capabilities = ["update"] }
-path "%[1]s/creds/*"               { capabilities = ["update"] }
+path "%[1]s/session/+"             { capabilities = ["read"] }
+path "%[1]s/creds/*"               { capabilities = ["read", "update"] }
 path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 `, m, identityName)); err != nil {
 		return err
@@ -59,7 +72,9 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 		return fmt.Errorf("identity key: %w", err)
 	}
 	if _, err := h.root.Logical().WriteWithContext(ctx, "identity/oidc/role/"+identityName, map[string]interface{}{
-		"key": identityName, "ttl": "60s",
+		// A one-claim template, as identity tokens usually carry one
+		// (without any, Vault 1.21 logs a warning for every token).
+		"key": identityName, "ttl": "60s", "template": `{"entity_name": {{identity.entity.name}}}`,
 	}); err != nil {
 		return fmt.Errorf("identity role: %w", err)
 	}
@@ -91,10 +106,16 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 			}, workers), nil
 		},
 	}
-	creds := rateScenario{
-		label:   "step credential (same token)",
-		request: "`PUT " + m + "/creds/<session>` by the same entity-bound token, one session per worker",
-		prepare: func(ctx context.Context, h *harness, workers int) ([]func(context.Context) error, error) {
+	creds := func(put bool) rateScenario {
+		sc := rateScenario{
+			label:   "step credential (same token, GET)",
+			request: "`GET " + m + "/creds/<session>?scopes=…` by the same entity-bound token, one session per worker, as the Go SDK takes it",
+		}
+		if put {
+			sc.label = "step credential (same token, PUT)"
+			sc.request = "`PUT " + m + "/creds/<session>` by the same entity-bound token, one session per worker"
+		}
+		sc.prepare = func(ctx context.Context, h *harness, workers int) ([]func(context.Context) error, error) {
 			ops := make([]func(context.Context) error, workers)
 			for w := range ops {
 				sec, err := user.Logical().WriteWithContext(ctx, m+"/session", map[string]interface{}{
@@ -104,10 +125,48 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 					return nil, err
 				}
 				sid, _ := sec.Data["session_id"].(string)
+				path := m + "/creds/" + sid
 				ops[w] = func(ctx context.Context) error {
-					_, err := user.Logical().WriteWithContext(ctx, m+"/creds/"+sid, map[string]interface{}{
-						"scopes": benchScope, "audience": benchAudience, "description": "benchmark step",
-					})
+					var sec *api.Secret
+					var err error
+					if put {
+						sec, err = user.Logical().WriteWithContext(ctx, path, map[string]interface{}{
+							"scopes": benchScope, "audience": benchAudience, "description": "benchmark step",
+						})
+					} else {
+						sec, err = user.Logical().ReadWithDataWithContext(ctx, path, map[string][]string{
+							"scopes": {benchScope}, "audience": {benchAudience}, "description": {"benchmark step"},
+						})
+					}
+					if err == nil && (sec == nil || sec.Data["token"] == nil) {
+						err = errors.New("no token in the answer")
+					}
+					return err
+				}
+			}
+			return ops, nil
+		}
+		return sc
+	}
+	get, put := creds(false), creds(true)
+	floor := rateScenario{
+		label:   "the agent reads its own session (same token)",
+		request: "`GET " + m + "/session/<session>` by the same entity-bound token, one session per worker",
+		prepare: func(ctx context.Context, h *harness, workers int) ([]func(context.Context) error, error) {
+			ops := make([]func(context.Context) error, workers)
+			for w := range ops {
+				sec, err := user.Logical().WriteWithContext(ctx, m+"/session", map[string]interface{}{
+					"role": benchRole, "purpose": fmt.Sprintf("plugin floor, worker %d", w), "scopes": "read:bench/*", "audiences": benchAudience,
+				})
+				if err != nil {
+					return nil, err
+				}
+				path := m + "/session/" + fmt.Sprint(sec.Data["session_id"])
+				ops[w] = func(ctx context.Context) error {
+					sec, err := user.Logical().ReadWithContext(ctx, path)
+					if err == nil && (sec == nil || sec.Data["state"] != "active") {
+						err = errors.New("the session is not active")
+					}
 					return err
 				}
 			}
@@ -121,7 +180,7 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		r, err := h.measureRate(ctx, name, sc, ops)
+		r, err := h.measureProfiled(ctx, name, sc, ops)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -132,7 +191,13 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 	if err := measure("identity", identity, &ir.Identity); err != nil {
 		return err
 	}
-	if err := measure("creds-entity", creds, &ir.Creds); err != nil {
+	if err := measure("floor", floor, &ir.Floor); err != nil {
+		return err
+	}
+	if err := measure("creds-entity", get, &ir.Creds); err != nil {
+		return err
+	}
+	if err := measure("creds-entity-put", put, &ir.CredsPut); err != nil {
 		return err
 	}
 
@@ -153,12 +218,19 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 			log.Printf("disabling the audit device: %v", err)
 		}
 	}()
-	identity.label += ", audited"
-	creds.label += ", audited"
+	for _, sc := range []*rateScenario{&identity, &floor, &get, &put} {
+		sc.label += ", audited"
+	}
 	if err := measure("identity-audit", identity, &ir.IdentityAudit); err != nil {
 		return err
 	}
-	if err := measure("creds-entity-audit", creds, &ir.CredsAudit); err != nil {
+	if err := measure("floor-audit", floor, &ir.FloorAudit); err != nil {
+		return err
+	}
+	if err := measure("creds-entity-audit", get, &ir.CredsAudit); err != nil {
+		return err
+	}
+	if err := measure("creds-entity-put-audit", put, &ir.CredsPutAudit); err != nil {
 		return err
 	}
 	if st, err := os.Stat(auditPath); err == nil {
@@ -174,10 +246,16 @@ func renderIdentity(p func(string, ...interface{}), r *Results) {
 	p("(`identity/oidc/token/<role>`, a signed JWT, EdDSA, 60 s). Both are taken by the same entity-bound\n")
 	p("token (a userpass login), with %d requests in flight, %.0f s each after %.0f s of warm-up, in the same run;\n", r.Run.Concurrency, r.Run.DurationS, r.Run.WarmupS)
 	p("then both again with a file audit device enabled (every request and answer written, HMAC'd, to a file).\n")
-	p("An ordinary step credential writes nothing to storage on its request path: its `credential_issued` event\n")
-	p("waits for the session's batch (64 events or 250 ms).\n\n")
+	p("The identity role has a one-claim template. An ordinary step credential writes nothing to storage on its\n")
+	p("request path: its `credential_issued` event waits for the session's batch (64 events or 250 ms). Step\n")
+	p("credentials are taken by GET, as the Go SDK takes them (Vault sends the plugin only the request), and by PUT\n")
+	p("(Vault first asks the plugin whether the path exists, as it does for every write to a plugin: a second\n")
+	p("round trip).\n\n")
 	p("| request | per second | p50 | p99 | CPU per request: Vault / plugin |\n|---|---:|---:|---:|---:|\n")
-	for _, rr := range []RateResult{x.Identity, x.Creds, x.IdentityAudit, x.CredsAudit} {
+	for _, rr := range []RateResult{x.Identity, x.Floor, x.Creds, x.CredsPut, x.IdentityAudit, x.FloorAudit, x.CredsAudit, x.CredsPutAudit} {
+		if rr.Label == "" {
+			continue // an earlier run without the row
+		}
 		p("| %s | %s | %.2f ms | %.2f ms | %s / %s |\n", rr.Label, num(rr.PerSec), rr.P50ms, rr.P99ms, us(rr.VaultCPUus), us(rr.PluginCPUus))
 	}
 	p("\n")

@@ -200,20 +200,7 @@ func (h *harness) scenarioRates(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		var prof *bytes.Buffer
-		var profDone chan struct{}
-		if name == h.cfg.profileScenario && h.cfg.vaultProfile != "" {
-			prof, profDone = h.startVaultProfile(ctx)
-		}
-		r, err := h.measureRate(ctx, name, sc, ops)
-		if profDone != nil {
-			<-profDone
-			if prof.Len() > 0 {
-				if err := os.WriteFile(h.cfg.vaultProfile, prof.Bytes(), 0o644); err != nil {
-					log.Printf("writing the Vault profile: %v", err)
-				}
-			}
-		}
+		r, err := h.measureProfiled(ctx, name, sc, ops)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -225,6 +212,26 @@ func (h *harness) scenarioRates(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// measureProfiled is measureRate, with a CPU profile of Vault taken over
+// the window when name is the scenario -vault-profile profiles.
+func (h *harness) measureProfiled(ctx context.Context, name string, sc rateScenario, ops []func(context.Context) error) (RateResult, error) {
+	var prof *bytes.Buffer
+	var profDone chan struct{}
+	if name == h.cfg.profileScenario && h.cfg.vaultProfile != "" {
+		prof, profDone = h.startVaultProfile(ctx)
+	}
+	r, err := h.measureRate(ctx, name, sc, ops)
+	if profDone != nil {
+		<-profDone
+		if prof.Len() > 0 {
+			if err := os.WriteFile(h.cfg.vaultProfile, prof.Bytes(), 0o644); err != nil {
+				log.Printf("writing the Vault profile: %v", err)
+			}
+		}
+	}
+	return r, err
 }
 
 // measureRate runs ops (one per worker) in a loop for warmup+duration and
