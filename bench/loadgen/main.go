@@ -421,6 +421,13 @@ func writeOutputs(cfg *config, res *Results) error {
 			}
 			log.Printf("wrote %s", path)
 		}
+		if res.Identity != nil {
+			path := identitySVGPath(cfg.outSVG)
+			if err := os.WriteFile(path, []byte(renderIdentitySVG(res)), 0o644); err != nil {
+				return err
+			}
+			log.Printf("wrote %s", path)
+		}
 	}
 	return nil
 }

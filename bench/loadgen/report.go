@@ -226,7 +226,7 @@ func renderMarkdown(r *Results, svgPath string) string {
 		renderScale(p, r, svgPath)
 	}
 	if r.Identity != nil {
-		renderIdentity(p, r)
+		renderIdentity(p, r, svgPath)
 	}
 
 	if len(r.Micro) > 0 {

@@ -11,12 +11,16 @@ import (
 // picture.
 
 // scaleSVGPath is the picture of section 6, next to the main one.
-func scaleSVGPath(main string) string {
+func scaleSVGPath(main string) string { return siblingSVGPath(main, "scale") }
+
+// siblingSVGPath is the picture of one section, named after the main one
+// with -<what> before its extension.
+func siblingSVGPath(main, what string) string {
 	if main == "" {
 		return ""
 	}
 	ext := filepath.Ext(main)
-	return strings.TrimSuffix(main, ext) + "-scale" + ext
+	return strings.TrimSuffix(main, ext) + "-" + what + ext
 }
 
 func renderScale(p func(string, ...interface{}), r *Results, svgPath string) {
