@@ -270,3 +270,19 @@ func TestBytesPerKill(t *testing.T) {
 		t.Errorf("durLabel: %s %s %s %s", durLabel(60), durLabel(5), durLabel(120), durLabel(90))
 	}
 }
+
+func TestMedianByRate(t *testing.T) {
+	rs := []RateResult{{Label: "a", PerSec: 300}, {Label: "b", PerSec: 100}, {Label: "c", PerSec: 200}}
+	if got := medianByRate(rs); got.Label != "c" {
+		t.Fatalf("median of three: got %q, want c", got.Label)
+	}
+	if got := medianByRate(rs[:2]); got.Label != "b" {
+		t.Fatalf("median of two: got %q, want the lower, b", got.Label)
+	}
+	if got := medianByRate(rs[:1]); got.Label != "a" {
+		t.Fatalf("median of one: got %q", got.Label)
+	}
+	if rs[0].Label != "a" || rs[1].Label != "b" {
+		t.Fatal("medianByRate reordered its argument")
+	}
+}

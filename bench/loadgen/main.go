@@ -86,6 +86,7 @@ type config struct {
 	scaleTidyTimeout   time.Duration
 	scaleFinish        int
 	merge              string
+	identityRounds     int
 }
 
 // allScenarios, in the order they run.
@@ -213,6 +214,7 @@ func parseFlags() *config {
 	flag.StringVar(&scaleCounts, "scale-counts", "100,1000,10000,100000", "scale: live-session counts at which costs are measured")
 	flag.BoolVar(&c.scaleTidy, "scale-tidy", true, "scale: end the sessions and measure the tidy that deletes them")
 	flag.DurationVar(&c.scaleTidyTimeout, "scale-tidy-timeout", 30*time.Minute, "scale: most time to wait for the tidy")
+	flag.IntVar(&c.identityRounds, "identity-rounds", 3, "identity: rounds of its rows (interleaved); each row reports its median round")
 	flag.IntVar(&c.scaleFinish, "scale-finish", 0, "scale: how many sessions to end for the tidy to delete (0: all); the others stay live")
 	flag.StringVar(&c.merge, "merge", "", "a results JSON of an earlier run: the report keeps its scenarios that this run does not run")
 	flag.DurationVar(&c.timeout, "timeout", 2*time.Hour, "give up after this long")
