@@ -286,3 +286,33 @@ func TestMedianByRate(t *testing.T) {
 		t.Fatal("medianByRate reordered its argument")
 	}
 }
+
+// TestMergeSaysWhereEachScenarioCameFrom: merging runs of single
+// scenarios keeps, for each scenario, the run it came from, and the
+// report says so in one note.
+func TestMergeSaysWhereEachScenarioCameFrom(t *testing.T) {
+	full := &Results{Scenarios: []string{"verify", "rates", "scale", "identity"}, Env: Env{Date: "d1", Source: "p1"},
+		Notes: []string{"a note of the full run"}}
+	scale := &Results{Scenarios: []string{"scale"}, Env: Env{Date: "d2", Source: "p2"}}
+	identity := &Results{Scenarios: []string{"identity"}, Env: Env{Date: "d3", Source: "p3"}}
+
+	got := full.mergedWith(scale).mergedWith(identity)
+	want := "Scenarios from earlier runs: verify, rates (d1, plugin p1); scale (d2, plugin p2); identity from this one."
+	if n := got.originNote(); n != want {
+		t.Fatalf("origin note:\n got %q\nwant %q", n, want)
+	}
+	if len(got.Notes) != 1 || got.Notes[0] != "a note of the full run" {
+		t.Fatalf("notes: %q", got.Notes)
+	}
+	if got.Env.Date != "d3" {
+		t.Fatalf("env: %+v", got.Env)
+	}
+	if n := identity.originNote(); n != "" {
+		t.Fatalf("a run of its own says nothing: %q", n)
+	}
+	// A rerun of every scenario forgets the earlier runs.
+	again := got.mergedWith(&Results{Scenarios: []string{"verify", "rates", "scale", "identity"}, Env: Env{Date: "d4"}})
+	if n := again.originNote(); n != "" {
+		t.Fatalf("after a full rerun: %q", n)
+	}
+}

@@ -244,14 +244,18 @@ func renderMarkdown(r *Results, svgPath string) string {
 		p("\n")
 	}
 
-	if len(r.Notes) > 0 {
+	notes := append([]string(nil), r.Notes...)
+	if n := r.originNote(); n != "" {
+		notes = append(notes, n)
+	}
+	if len(notes) > 0 {
 		p("## Notes\n\n")
-		for _, n := range r.Notes {
+		for _, n := range notes {
 			p("- %s\n", n)
 		}
 		p("\n")
 	}
-	p("Reproduce: `make bench` (about 25 minutes on 2 cores, most of it filling the 100,000-credential sessions);\n")
+	p("Reproduce: `make bench` (about an hour on 2 cores, most of it filling the 100,000-credential sessions and the 100,000 live sessions);\n")
 	p("a quick, smaller run: `BENCH_ARGS=\"-max-creds 10000 -duration 5s\" bash scripts/bench.sh`; only one scenario, e.g. kill → refusal:\n")
 	p("`BENCH_ARGS=\"-scenarios propagation -out-md /tmp/p.md -out-svg /tmp/p.svg\" bash scripts/bench.sh`. With `BENCH_KEEP=<dir>`\n")
 	p("the run also keeps its raw results (`results.json`, which `go run ./bench/loadgen -render-only` draws again),\n")

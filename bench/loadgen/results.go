@@ -29,6 +29,10 @@ type Results struct {
 	// Identity is step credentials beside identity tokens (issue 21).
 	Identity *IdentityResult `json:"identity,omitempty"`
 	Notes    []string        `json:"notes,omitempty"`
+	// Origins names, for each scenario kept from an earlier run, the run
+	// it came from (its date and plugin); a scenario not listed is from
+	// the run of Env.
+	Origins map[string]string `json:"origins,omitempty"`
 	// WriteProbeMs is the median time of one idle storage write through
 	// Vault (a sys/raw PUT), for scale; 0 when not measured.
 	WriteProbeMs float64  `json:"write_probe_ms,omitempty"`
@@ -325,20 +329,69 @@ func (r *Results) mergedWith(later *Results) *Results {
 		out.Identity = later.Identity
 	}
 	out.Micro = mergeMicro(r.Micro, later.Micro)
-	out.Notes = append(append([]string(nil), r.Notes...), later.Notes...)
+	out.Notes = nil
+	for _, n := range append(append([]string(nil), r.Notes...), later.Notes...) {
+		if !strings.HasPrefix(n, originNotePrefix) { // said again, from Origins
+			out.Notes = append(out.Notes, n)
+		}
+	}
 	var kept []string
+	out.Origins = map[string]string{}
 	for _, s := range r.Scenarios {
 		if !ran[s] {
 			kept = append(kept, s)
+			out.Origins[s] = r.origin(s)
 		}
 	}
-	if len(kept) > 0 {
-		out.Notes = append(out.Notes, fmt.Sprintf("The scenarios %s are from an earlier run (%s, plugin %s); %s from this one.",
-			strings.Join(kept, ", "), r.Env.Date, r.Env.Source, strings.Join(later.Scenarios, ", ")))
+	if len(out.Origins) == 0 {
+		out.Origins = nil
 	}
 	out.Env = later.Env
 	out.Scenarios = append(kept, later.Scenarios...)
 	return &out
+}
+
+// originNotePrefix begins the note that says which run each scenario
+// came from.
+const originNotePrefix = "Scenarios from earlier runs: "
+
+// origin is the run scenario s of r came from.
+func (r *Results) origin(s string) string {
+	if o, ok := r.Origins[s]; ok {
+		return o
+	}
+	return fmt.Sprintf("%s, plugin %s", r.Env.Date, r.Env.Source)
+}
+
+// originNote says which scenarios came from earlier runs, and from which,
+// or "" when every scenario is from the run of Env.
+func (r *Results) originNote() string {
+	if len(r.Origins) == 0 {
+		return ""
+	}
+	byRun := map[string][]string{}
+	var runs []string
+	for _, s := range r.Scenarios {
+		o, ok := r.Origins[s]
+		if !ok {
+			continue
+		}
+		if _, seen := byRun[o]; !seen {
+			runs = append(runs, o)
+		}
+		byRun[o] = append(byRun[o], s)
+	}
+	var parts []string
+	for _, o := range runs {
+		parts = append(parts, fmt.Sprintf("%s (%s)", strings.Join(byRun[o], ", "), o))
+	}
+	var fresh []string
+	for _, s := range r.Scenarios {
+		if _, ok := r.Origins[s]; !ok {
+			fresh = append(fresh, s)
+		}
+	}
+	return originNotePrefix + strings.Join(parts, "; ") + "; " + strings.Join(fresh, ", ") + " from this one."
 }
 
 // mergeMicro returns the micro-benchmarks of earlier, each replaced by
