@@ -47,14 +47,17 @@ func pathCreds(b *backend) *framework.Path {
 				Type: framework.TypeCommaStringSlice,
 				Description: "Required. The scopes this step needs, each inside the session's intent " +
 					"(and inside the parent's scope when parent_token is given).",
+				Query: true, // also a read's query parameter
 			},
 			"audience": {
 				Type:        framework.TypeString,
 				Description: "Required. The resource server the credential is for: one of the session's audiences.",
+				Query:       true, // also a read's query parameter
 			},
 			"ttl": {
 				Type:        framework.TypeDurationSecond,
 				Description: "Lifetime of the credential; clamped (with a warning) to step_max_ttl and the session's remaining life. Defaults to the role's step_ttl.",
+				Query:       true, // also a read's query parameter
 			},
 			"parent_token": {
 				Type:        framework.TypeString,
@@ -63,16 +66,19 @@ func pathCreds(b *backend) *framework.Path {
 			"description": {
 				Type:        framework.TypeString,
 				Description: "What this step is for (at most 256 bytes); recorded in the timeline and put in the token (rctx.description).",
+				Query:       true, // also a read's query parameter
 			},
 			"actor": {
 				Type:        framework.TypeString,
 				Description: "The sub-agent acting under the parent; appended to the token's act chain.",
+				Query:       true, // also a read's query parameter
 			},
 			"cnf_jkt": {
 				Type: framework.TypeString,
 				Description: "An RFC 7638 JWK SHA-256 thumbprint (base64url) the credential is bound to (proof of possession). " +
 					"A DPoP header (RFC 9449) binds it to the proof's key instead, once the mount passes the header " +
 					"(passthrough_request_headers=DPoP) and config's issuer is this mount's URL.",
+				Query: true, // also a read's query parameter
 			},
 			"format": {
 				Type: framework.TypeString,
@@ -81,6 +87,7 @@ func pathCreds(b *backend) *framework.Path {
 					`servers such as MCP servers). Same claims and rules otherwise.`,
 				Default:       string(token.FormatTxnToken),
 				AllowedValues: []interface{}{string(token.FormatTxnToken), string(token.FormatAccessToken)},
+				Query:         true, // also a read's query parameter
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -127,6 +134,15 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		// A read's fields are its URL's query, which proxies, browsers'
 		// histories and access logs keep: a credential never goes there.
 		return nil, badField("parent_token", "is a credential: send it in the body of a write (PUT or POST), never in a URL's query")
+	}
+	if req.Operation == logical.ReadOperation {
+		if _, isString := req.Data["scopes"].(string); !isString && req.Data["scopes"] != nil {
+			// A repeated query parameter reaches Vault's policy checks as
+			// a list they do not read (denied_parameters would not
+			// match): one value, comma-separated, is checked piece by
+			// piece.
+			return nil, badField("scopes", "in a read, give the scopes as one comma-separated value, not a repeated query parameter")
+		}
 	}
 	if len(parentRaw) > token.MaxTokenSize {
 		return nil, badField("parent_token", "must be at most %d bytes", token.MaxTokenSize)
@@ -371,8 +387,9 @@ such as MCP servers, whose audience is their canonical URI:
 
 Both formats carry the same claims and follow the same rules; a parent_token
 may be of either format. A read is the cheaper request (Vault asks the
-plugin whether the path exists before every write); a parent_token is a
-credential and is refused in a read's query: derive with a write.
+plugin whether the path exists before every write); in a read, give several
+scopes as one comma-separated value. A parent_token is a credential and is
+refused in a read's query: derive with a write.
 
   vault write agent/creds/<session_id> scopes="read:secrets/web/tls" \
       audience=secrets-api parent_token=<token> actor=sub-agent

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -293,4 +295,48 @@ func TestParentTokenNeverInAQuery(t *testing.T) {
 	child, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, derive)
 	require.NoError(t, err)
 	assert.Equal(t, parent.Data["credential_id"], child.Data["parent_id"])
+}
+
+// TestReadScopesAreOneValue: in a read, several scopes come as one
+// comma-separated value, which Vault's policy parameter checks read
+// piece by piece; a repeated query parameter (a list) is refused.
+func TestReadScopesAreOneValue(t *testing.T) {
+	b, s := testBackend(t)
+	writeRole(t, b, s, "web", nil)
+	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
+	_, err := do(t, b, s, agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
+		"scopes": []string{"read:secrets/web/a", "list:secrets/web/b"}, "audience": "secrets-api",
+	})
+	require.Error(t, err)
+	assert.Equal(t, http.StatusBadRequest, err.(logical.HTTPCodedError).Code())
+	assert.Contains(t, err.Error(), "scopes")
+
+	resp, err := do(t, b, s, agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
+		"scopes": "read,list:secrets/web/a,list:secrets/web/b", "audience": "secrets-api",
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"list,read:secrets/web/a", "list:secrets/web/b"}, resp.Data["scopes"])
+
+	// A write takes a list as ever.
+	_, err = do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
+		"scopes": []string{"read:secrets/web/a", "list:secrets/web/b"}, "audience": "secrets-api",
+	})
+	require.NoError(t, err)
+
+	// The read's OpenAPI operation lists its query parameters, never
+	// parent_token.
+	help, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.HelpOperation, Path: "creds/" + id, Storage: s})
+	require.NoError(t, err)
+	doc := help.Data["openapi"].(*framework.OASDocument)
+	var params []string
+	for _, item := range doc.Paths {
+		if item.Get != nil {
+			for _, p := range item.Get.Parameters {
+				if p.In == "query" {
+					params = append(params, p.Name)
+				}
+			}
+		}
+	}
+	assert.ElementsMatch(t, []string{"scopes", "audience", "ttl", "description", "actor", "cnf_jkt", "format"}, params)
 }

@@ -33,6 +33,10 @@ type cachedSystemView struct {
 	// Vault again while the others keep using the copy.
 	copy    atomic.Pointer[replicationCopy]
 	refresh sync.Mutex
+	// local: Vault said the mount is local. That never changes while
+	// the mount is set up, and "not local" is also what the gRPC system
+	// view answers on an error, so only a true answer is kept for good.
+	local atomic.Bool
 }
 
 type replicationCopy struct {
@@ -52,6 +56,9 @@ func (s *cachedSystemView) ReplicationState() consts.ReplicationState {
 
 // LocalMount is Vault's answer, at most systemViewTTL old.
 func (s *cachedSystemView) LocalMount() bool {
+	if s.local.Load() {
+		return true
+	}
 	return s.current().local
 }
 
@@ -73,8 +80,11 @@ func (s *cachedSystemView) current() *replicationCopy {
 	defer s.refresh.Unlock()
 	fresh := &replicationCopy{
 		state: s.SystemView.ReplicationState(),
-		local: s.SystemView.LocalMount(),
+		local: s.local.Load() || s.SystemView.LocalMount(),
 		at:    s.now(),
+	}
+	if fresh.local {
+		s.local.Store(true)
 	}
 	if fresh.state == consts.ReplicationUnknown {
 		// Vault could not be asked: the gRPC system view answers

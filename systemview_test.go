@@ -44,6 +44,10 @@ func TestIssuanceDoesNotAskVaultForTheReplicationStateEachTime(t *testing.T) {
 	sys := newAskedSystemView(vaultWithoutReplication)
 	s := &logical.InmemStorage{}
 	b := newTestBackendOn(t, s, func(c *logical.BackendConfig) { c.System = sys })
+	cached, ok := b.System().(*cachedSystemView)
+	require.True(t, ok, "system view %T", b.System())
+	now := time.Now()
+	cached.now = func() time.Time { return now } // the copy never ages here
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	before := sys.replication.Load() + sys.local.Load()
@@ -52,8 +56,10 @@ func TestIssuanceDoesNotAskVaultForTheReplicationStateEachTime(t *testing.T) {
 		require.NoError(t, err)
 	}
 	// The framework asks both before each of the 50 requests; Vault is
-	// asked at most once more for each (the copy may have aged).
+	// asked at most once for each (before the first, if no earlier
+	// request had asked).
 	assert.LessOrEqual(t, sys.replication.Load()+sys.local.Load()-before, int64(2))
+	assert.Positive(t, sys.replication.Load(), "the framework did ask")
 }
 
 func TestCachedSystemViewAgesOut(t *testing.T) {
@@ -125,4 +131,20 @@ func TestPerformanceStandbyStillForwardsWritesFromTheCopy(t *testing.T) {
 		require.ErrorIs(t, err, logical.ErrReadOnly, "Vault forwards the request to the active node")
 	}
 	assert.Equal(t, int64(1), sys.replication.Load())
+}
+
+func TestCachedSystemViewKeepsALocalMountForGood(t *testing.T) {
+	sys := newAskedSystemView(consts.ReplicationPerformanceSecondary)
+	sys.LocalMountVal = true
+	c := newCachedSystemView(sys)
+	now := time.Unix(1_800_000_000, 0)
+	c.now = func() time.Time { return now }
+	assert.True(t, c.LocalMount())
+	// The gRPC system view answers false when the call fails: a mount
+	// seen local stays local.
+	sys.LocalMountVal = false
+	now = now.Add(time.Hour)
+	assert.True(t, c.LocalMount())
+	assert.Equal(t, consts.ReplicationPerformanceSecondary, c.ReplicationState())
+	assert.True(t, c.LocalMount())
 }

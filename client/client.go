@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,8 +212,8 @@ func (s *Session) Step(ctx context.Context, req StepRequest) (*Credential, error
 // Derive takes a credential derived from parent, for a sub-agent: its
 // scopes must lie inside the parent's, and its depth is the parent's + 1.
 func (s *Session) Derive(ctx context.Context, parent *Credential, req StepRequest) (*Credential, error) {
-	if parent == nil {
-		return nil, errors.New("client: Derive needs a parent credential")
+	if parent == nil || parent.Token == "" {
+		return nil, errors.New("client: Derive needs a parent credential with its token")
 	}
 	return s.issue(ctx, parent.Token, req)
 }
@@ -370,36 +371,67 @@ func (c *Client) write(ctx context.Context, path string, data map[string]interfa
 	return parse(c.vault.Logical().WriteRawWithContext(ctx, path, body))
 }
 
+// maxStepQuery bounds the query of a step taken by read: proxies and load
+// balancers commonly refuse request lines over 8 KB, and a step may carry
+// 64 scopes of 256 bytes. A longer step is a write.
+const maxStepQuery = 2048
+
 // issue asks for a step credential at path. A step without a parent is
 // taken by GET, its fields as query parameters, as Vault's own signed JWTs
 // (identity/oidc/token) are: for a write to a plugin Vault first asks the
-// plugin whether the path exists, a second round trip to the plugin
-// process, which a read skips. A parent_token is a credential and never
-// goes into a URL: a derived step is a PUT. So is every step of a token
-// whose policy grants update but not read on the path; the first refusal
-// by Vault's policy (a 403 that is not the engine's) switches this Client
-// to PUT for good.
+// plugin whether the path exists, a round trip to the plugin process that
+// a read does not make. A parent_token is a credential and never goes
+// into a URL: a derived step is a PUT, and so is a step whose query would
+// be long. Several scopes travel as one comma-separated value, which
+// Vault's policy checks (denied_parameters, allowed_parameters) read
+// piece by piece; a repeated query parameter would escape them.
+//
+// A token whose policy grants update but not read on the path gets
+// Vault's "permission denied" to the read: the step is asked again by
+// PUT, and once a PUT is not refused by the policy too, every later step
+// of this Client is a PUT.
 func (c *Client) issue(ctx context.Context, path string, data map[string]interface{}) (*api.Secret, error) {
 	if _, derived := data["parent_token"]; derived || c.stepsByWrite.Load() {
 		return c.write(ctx, path, data)
 	}
-	query := make(map[string][]string, len(data))
+	query := make(url.Values, len(data))
 	for k, v := range data {
 		switch v := v.(type) {
 		case []string:
-			query[k] = v
+			query.Set(k, strings.Join(v, ","))
 		default:
-			query[k] = []string{fmt.Sprint(v)}
+			query.Set(k, fmt.Sprint(v))
 		}
 	}
-	secret, err := parse(c.vault.Logical().ReadRawWithDataWithContext(ctx, path, query))
-	var refusal *Error
-	if errors.As(err, &refusal) && refusal.Reason == "" &&
-		(refusal.StatusCode == http.StatusForbidden || refusal.StatusCode == http.StatusMethodNotAllowed) {
-		c.stepsByWrite.Store(true)
+	if len(query.Encode()) > maxStepQuery {
 		return c.write(ctx, path, data)
 	}
+	secret, err := parse(c.vault.Logical().ReadRawWithDataWithContext(ctx, path, query))
+	if !deniedByPolicy(err) {
+		return secret, err
+	}
+	secret, err = c.write(ctx, path, data)
+	if !deniedByPolicy(err) {
+		c.stepsByWrite.Store(true)
+	}
 	return secret, err
+}
+
+// deniedByPolicy reports whether err is Vault's own refusal of a request
+// its policy does not allow (or an operation the path does not have),
+// never one of the engine's, which always say why.
+func deniedByPolicy(err error) bool {
+	var refusal *Error
+	if !errors.As(err, &refusal) || refusal.Reason != "" {
+		return false
+	}
+	switch refusal.StatusCode {
+	case http.StatusForbidden:
+		return strings.Contains(refusal.Message, "permission denied")
+	case http.StatusMethodNotAllowed:
+		return true
+	}
+	return false
 }
 
 // read reads path; a refusal comes back as an *Error.

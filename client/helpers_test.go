@@ -24,6 +24,7 @@ type request struct {
 	Path   string
 	Token  string
 	Body   map[string]interface{}
+	Query  url.Values
 }
 
 // reply is a canned answer: a status and a JSON body (nil for none).
@@ -53,7 +54,7 @@ func newFakeVault(t testing.TB) *fakeVault {
 }
 
 func (f *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
-	req := request{Method: r.Method, Path: r.URL.Path, Token: r.Header.Get("X-Vault-Token")}
+	req := request{Method: r.Method, Path: r.URL.Path, Token: r.Header.Get("X-Vault-Token"), Query: r.URL.Query()}
 	if r.Body != nil {
 		dec := json.NewDecoder(r.Body)
 		dec.UseNumber()

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
+	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -46,7 +47,12 @@ func newMCPFixture(t *testing.T) *mcpFixture {
 			body = queryData(r.URL.Query())
 		}
 		if s, ok := body["scopes"].(string); ok {
-			body["scopes"] = []interface{}{s} // as the engine reads one scope
+			// As the engine reads a comma-separated value.
+			var l []interface{}
+			for _, sc := range scope.Rejoin(strings.Split(s, ",")) {
+				l = append(l, sc)
+			}
+			body["scopes"] = l
 		}
 		f.mu.Lock()
 		f.creds = append(f.creds, body)
