@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -562,6 +563,28 @@ func tokenVectors() (any, error) {
 		}
 		raw, _ := jws.CompactSerialize()
 		add("a duplicate claim", raw, "docs-api", txn, CodeMalformed)
+
+		// Integer claims written as other numbers with the same value:
+		// JSON has one integer spelling, and a claim is an integer only
+		// in it.
+		m := claimsMap(nil)
+		exp := regexp.MustCompile(`"exp":([0-9]+)`).FindStringSubmatch(string(mustJSON(m)))[1]
+		for _, c := range []struct{ name, from, to string }{
+			{"exp written as a decimal", `"exp":` + exp, `"exp":` + exp + `.0`},
+			{"exp written with an exponent", `"exp":` + exp, `"exp":` + exp[:1] + "." + exp[1:] + "e" + fmt.Sprint(len(exp)-1)},
+			{"dep written as a decimal", `"dep":1`, `"dep":1.0`},
+		} {
+			p := strings.Replace(string(mustJSON(m)), c.from, c.to, 1)
+			if p == string(mustJSON(m)) {
+				return nil, fmt.Errorf("%s: %s not in the claims", c.name, c.from)
+			}
+			jws, err := signer.Sign([]byte(p))
+			if err != nil {
+				return nil, err
+			}
+			raw, _ := jws.CompactSerialize()
+			add(c.name, raw, "docs-api", txn, CodeMalformed)
+		}
 	}
 
 	// Every case, checked against the Go reference.

@@ -6,7 +6,7 @@
 
 import * as jose from 'jose';
 import { createHash } from 'node:crypto';
-import { strictObject, b64decode, VerifierError } from './token.js';
+import { strictObject, b64decode, VerifierError, numberLiterals } from './token.js';
 
 export const MAX_PROOF_SIZE = 4 << 10;
 export const DEFAULT_WINDOW = 60;
@@ -74,7 +74,8 @@ export async function verifyProof(proof, o) {
   } catch {
     fail('the DPoP proof signature does not verify');
   }
-  const c = strictObject(Buffer.from(payload).toString('utf8'), ['jti', 'htm', 'htu', 'iat', 'ath', 'nonce']);
+  const text = Buffer.from(payload).toString('utf8');
+  const c = strictObject(text, ['jti', 'htm', 'htu', 'iat', 'ath', 'nonce']);
   if (!c) fail('the DPoP proof claims are not a JSON object read by the strict rules');
   const now = Math.floor(o.now ?? Date.now() / 1000);
   const window = o.window ?? DEFAULT_WINDOW;
@@ -94,6 +95,9 @@ export async function verifyProof(proof, o) {
     fail("the request's URL is not one a proof can name");
   }
   if (htu !== want) fail("the DPoP proof htu is not the request's URL");
+  // iat is an integer only as JSON spells one (not 1.0, not 1e9), as Go reads it.
+  const iatLiteral = numberLiterals(text).get('iat');
+  if (iatLiteral !== undefined && !/^-?(0|[1-9][0-9]*)$/.test(iatLiteral)) fail('the DPoP proof iat is not written as an integer');
   if (!Number.isSafeInteger(c.iat) || c.iat <= 0 || Math.abs(now - c.iat) > window) fail(`the DPoP proof iat is not within ${window}s of now`);
   if (c.nonce !== undefined) fail('nonces are not used here');
   if (o.accessToken ? c.ath !== accessTokenHash(o.accessToken) : c.ath !== undefined) fail('the DPoP proof ath is not the hash of the credential');

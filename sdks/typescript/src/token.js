@@ -97,6 +97,41 @@ function uniqueMembers(text) {
   return true;
 }
 
+// numberLiterals scans valid JSON text of one object and returns, for each
+// top-level member whose value is a number, the number as written.
+export function numberLiterals(text) {
+  const out = new Map();
+  let depth = 0;
+  let key = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    else if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1) {
+        // A member name is followed by ':'; a string value is not.
+        let k = j + 1;
+        while (' \t\r\n'.includes(text[k])) k++;
+        key = text[k] === ':' ? JSON.parse(text.slice(i, j + 1)) : null;
+      }
+      i = j;
+    } else if (depth === 1 && key !== null && (c === '-' || (c >= '0' && c <= '9'))) {
+      let j = i;
+      while (j < text.length && !',}] \t\r\n'.includes(text[j])) j++;
+      out.set(key, text.slice(i, j));
+      key = null;
+      i = j - 1;
+    }
+  }
+  return out;
+}
+
+// JSON's one spelling of an integer: Go reads only this into an integer
+// claim (not 1.0, not 1e3).
+const INTEGER_LITERAL = /^-?(0|[1-9][0-9]*)$/;
+
 // ---- credentials ----
 
 const CLAIMS = ['iss', 'sub', 'aud', 'client_id', 'iat', 'nbf', 'exp', 'jti', 'txn', 'scope', 'tctx', 'rctx', 'par', 'dep', 'act', 'cnf'];
@@ -159,8 +194,13 @@ export async function verifyToken(raw, opts) {
     fail('signature', 'invalid signature');
   }
   // Only now, with the signature checked, is the payload looked at.
-  const c = strictObject(Buffer.from(payload).toString('utf8'), CLAIMS);
+  const payloadText = Buffer.from(payload).toString('utf8');
+  const c = strictObject(payloadText, CLAIMS);
   if (!c) fail('malformed', 'payload is not a claims object read by the strict rules');
+  const literals = numberLiterals(payloadText);
+  for (const k of INT_CLAIMS) {
+    if (literals.has(k) && !INTEGER_LITERAL.test(literals.get(k))) fail('malformed', `${k} is not written as an integer`);
+  }
   for (const k of STRING_CLAIMS) {
     if (c[k] === null) delete c[k];
     else if (c[k] !== undefined && typeof c[k] !== 'string') fail('malformed', `${k} is not a string`);

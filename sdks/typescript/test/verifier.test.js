@@ -235,3 +235,27 @@ test('a proof is remembered through its last instant', async () => {
   assert.throws(() => c.check('k', 100, 100), { code: 'proof_required' });
   c.check('k', 200, 101);
 });
+
+test('integers are read only as JSON spells them, as Go reads them', async () => {
+  const { numberLiterals } = await import('../src/token.js');
+  const lit = numberLiterals('{"a":{"iat":1.5},"iat" : 1.8e9,"s":"iat","dep":-0,"x":[1,2]}');
+  assert.equal(lit.get('iat'), '1.8e9');
+  assert.equal(lit.get('dep'), '-0');
+  assert.equal(lit.has('s'), false);
+  assert.equal(lit.has('x'), false);
+
+  // A DPoP proof whose iat is 1.8e9 rather than 1800000000.
+  const { verifyProof } = await import('../src/dpop.js');
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES256');
+  const jwk = await jose.exportJWK(publicKey);
+  const now = 1800000000;
+  const sign = async (iat) => {
+    const payload = `{"jti":"p-${iat}","htm":"GET","htu":"https://rs.example/x","iat":${iat}}`;
+    return new jose.CompactSign(new TextEncoder().encode(payload))
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk }).sign(privateKey);
+  };
+  const o = { method: 'GET', url: 'https://rs.example/x', now };
+  await verifyProof(await sign('1800000000'), o);
+  await assert.rejects(verifyProof(await sign('1.8e9'), o), /not written as an integer/);
+  await assert.rejects(verifyProof(await sign('1800000000.0'), o), /not written as an integer/);
+});
