@@ -53,6 +53,19 @@ func TestVectorsAreUpToDate(t *testing.T) {
 	}
 }
 
+// The verifiers' case-folding tables are what the generator writes.
+func TestCaseFoldTablesAreUpToDate(t *testing.T) {
+	for path, want := range CaseFoldSources() {
+		got, err := os.ReadFile(filepath.Join("../..", path))
+		if err != nil {
+			t.Fatalf("%s: %v (run go run ./internal/conformance/cmd)", path, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from what the generator writes: run go run ./internal/conformance/cmd", path)
+		}
+	}
+}
+
 // withoutRandomSignatures blanks the signatures of randomized (ES256)
 // cases, which differ at every generation.
 func withoutRandomSignatures(t *testing.T, b []byte) []byte {

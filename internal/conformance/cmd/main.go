@@ -1,5 +1,7 @@
 // Command cmd writes the conformance vectors to testdata/conformance/ (or
-// the directory given as its argument): `go run ./internal/conformance/cmd`.
+// the directory given as its argument), and the TypeScript and Python
+// verifiers' case-folding tables: `go run ./internal/conformance/cmd`, from
+// the repository's root.
 package main
 
 import (
@@ -30,5 +32,13 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("wrote %s (%d bytes)\n", filepath.Join(dir, name), len(b))
+	}
+	// The verifiers' case-folding tables, from the repository's root.
+	for path, b := range conformance.CaseFoldSources() {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "conformance:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("wrote %s (%d bytes)\n", path, len(b))
 	}
 }

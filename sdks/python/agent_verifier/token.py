@@ -17,6 +17,8 @@ from typing import Any, Iterable, Mapping
 import jwt
 from jwt.exceptions import InvalidSignatureError, PyJWTError
 
+from .casefold import FOLD
+
 MAX_TOKEN_SIZE = 16 << 10
 DEFAULT_LEEWAY = 30
 TYPES = {"txn_token": "txntoken+jwt", "access_token": "at+jwt"}
@@ -57,7 +59,10 @@ def b64decode(seg: str) -> bytes | None:
 
 
 def _fold(k: str) -> str:
-    return k.upper().lower()
+    """A key two member names share exactly when Go's strings.EqualFold says
+    they are equal (Unicode simple case folding, rune by rune): the engine's
+    strict JSON reading compares names so."""
+    return "".join(chr(FOLD.get(ord(c), ord(c))) for c in k)
 
 
 class _Duplicate(ValueError):

@@ -6,6 +6,7 @@
 // is refused before jose sees it.
 
 import * as jose from 'jose';
+import { FOLD } from './casefold.js';
 
 export const MAX_TOKEN_SIZE = 16 << 10;
 export const DEFAULT_LEEWAY = 30;
@@ -44,7 +45,17 @@ export function b64decode(seg) {
 
 // ---- strict JSON ----
 
-const fold = (k) => k.toUpperCase().toLowerCase();
+// fold maps a member name to a key two names share exactly when Go's
+// strings.EqualFold says they are equal (Unicode simple case folding, rune
+// by rune): the engine's strict JSON reading compares names so.
+export const fold = (k) => {
+  let out = '';
+  for (const ch of k) {
+    const f = FOLD.get(ch.codePointAt(0));
+    out += f === undefined ? ch : String.fromCodePoint(f);
+  }
+  return out;
+};
 
 /**
  * Parses text as one JSON object by the engine's strict rules: no
@@ -236,9 +247,9 @@ const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 // right types and exact names (a case variant is refused, as in Go).
 function shape(name, v, members) {
   if (!isObject(v)) fail('malformed', `${name} is not an object`);
-  const folds = new Map(Object.keys(members).map((k) => [k.toUpperCase().toLowerCase(), k]));
+  const folds = new Map(Object.keys(members).map((k) => [fold(k), k]));
   for (const [k, val] of Object.entries(v)) {
-    const want = folds.get(k.toUpperCase().toLowerCase());
+    const want = folds.get(fold(k));
     if (want !== undefined && want !== k) fail('malformed', `${name} has a member differing only in case from ${want}`);
     if (want !== undefined && val !== null && !members[want](val)) fail('malformed', `${name}.${k} has the wrong type`);
   }
