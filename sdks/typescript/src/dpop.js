@@ -19,15 +19,26 @@ export function accessTokenHash(token) {
   return createHash('sha256').update(token, 'ascii').digest('base64url');
 }
 
-/** An htu, as compared: no query or fragment, lower-case scheme and host, no default port. */
+/**
+ * An htu, as compared (RFC 9449 section 4.3; as Go and Python compare it):
+ * no query or fragment, lower-case scheme and host, no default port, an
+ * empty path as "/", and the path otherwise as written. (WHATWG's URL
+ * would also resolve dot segments, re-encode the path and rewrite hosts,
+ * which Go does not.)
+ */
 export function normalizeURL(u) {
-  const p = new URL(u);
-  if (p.protocol !== 'https:' && p.protocol !== 'http:') throw new Error('not an http(s) URL');
-  p.search = '';
-  p.hash = '';
-  p.username = '';
-  p.password = '';
-  return p.toString(); // URL lower-cases scheme and host and drops default ports
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)/.exec(String(u));
+  if (!m) throw new Error('not an absolute http(s) URL');
+  const scheme = m[1].toLowerCase();
+  if (scheme !== 'https' && scheme !== 'http') throw new Error('not an http(s) URL');
+  const authority = m[2].slice(m[2].lastIndexOf('@') + 1); // no user information
+  const hp = /^(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+)(?::([0-9]*))?$/.exec(authority);
+  if (!hp) throw new Error('not an absolute http(s) URL');
+  const host = hp[1].toLowerCase();
+  let port = hp[2] ?? '';
+  if ((scheme === 'https' && port === '443') || (scheme === 'http' && port === '80')) port = '';
+  if (!/^[\x21-\x7e]*$/.test(host + m[3])) throw new Error('not an absolute http(s) URL');
+  return `${scheme}://${host}${port ? ':' + port : ''}${m[3] || '/'}`;
 }
 
 /** Remembers the proofs seen until their window ends; refuses when full. */

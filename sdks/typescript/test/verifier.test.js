@@ -259,3 +259,13 @@ test('integers are read only as JSON spells them, as Go reads them', async () =>
   await assert.rejects(verifyProof(await sign('1.8e9'), o), /not written as an integer/);
   await assert.rejects(verifyProof(await sign('1800000000.0'), o), /not written as an integer/);
 });
+
+test('htu is compared as Go compares it: the path as written', async () => {
+  const { normalizeURL } = await import('../src/dpop.js');
+  assert.equal(normalizeURL('HTTPS://Example.COM:443/a/../b?x#y'), 'https://example.com/a/../b');
+  assert.notEqual(normalizeURL('https://rs.example/a/../x'), normalizeURL('https://rs.example/x'));
+  assert.equal(normalizeURL('http://u:p@h:80'), 'http://h/');
+  assert.equal(normalizeURL('http://[::1]:8080/x'), 'http://[::1]:8080/x');
+  assert.equal(normalizeURL('https://h:8443/%7Ex'), 'https://h:8443/%7Ex');
+  for (const bad of ['ftp://h/x', 'https:///x', 'not a url']) assert.throws(() => normalizeURL(bad));
+});
