@@ -45,6 +45,12 @@ var errStrictJSON = errors.New("not a JSON object read by the strict rules")
 // interface{} (numbers as jjson.Number). b must be exactly one JSON object
 // (null, arrays and scalars are refused), with only whitespace around it.
 func strictDecode(b []byte, v any) (map[string]any, error) {
+	// UTF-8 only: encoding/json would replace each invalid byte with
+	// U+FFFD, which decoders in other languages do not copy exactly (one
+	// U+FFFD per broken sequence), and the engine never writes such bytes.
+	if !utf8.Valid(b) {
+		return nil, errStrictJSON
+	}
 	// The typed reading: the whole input must be one valid JSON value, and
 	// every member that v has is read by its exact name.
 	if err := jjson.Unmarshal(b, v); err != nil {

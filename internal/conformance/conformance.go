@@ -29,6 +29,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/continuoustrust/vault-plugin-secrets-agent/dpop"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/scope"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/token"
 	"github.com/continuoustrust/vault-plugin-secrets-agent/verifier"
@@ -91,6 +92,7 @@ func Generate() (map[string][]byte, error) {
 		"scope.json":       scopeVectors,
 		"tokens.json":      tokenVectors,
 		"revocations.json": revocationVectors,
+		"htu.json":         htuVectors,
 	} {
 		v, err := gen()
 		if err != nil {
@@ -103,6 +105,56 @@ func Generate() (map[string][]byte, error) {
 		out[name] = append(b, '\n')
 	}
 	return out, nil
+}
+
+// ---- DPoP htu ----
+
+// HTUFile is htu.json: URLs as a DPoP proof's "htu" (or a request's URL)
+// may spell them, and what Go's dpop.NormalizeURL makes of each. A port
+// compares URLs only through its normalisation, so it must never give
+// another value than Go's: it gives Go's, or refuses (a port may refuse
+// more than Go, never less), and it must take the plain ones.
+type HTUFile struct {
+	Description string    `json:"description"`
+	Cases       []HTUCase `json:"cases"`
+}
+
+// HTUCase is one URL: Normalized is Go's result, empty when Go refuses
+// it; Plain says a port must take it.
+type HTUCase struct {
+	URL        string `json:"url"`
+	Normalized string `json:"normalized"`
+	Plain      bool   `json:"plain,omitempty"`
+}
+
+func htuVectors() (any, error) {
+	f := HTUFile{Description: "A port's normalisation of each url either equals normalized (Go's dpop.NormalizeURL) or refuses it; " +
+		"it refuses every url whose normalized is empty, and takes every plain one."}
+	for _, c := range []struct {
+		url   string
+		plain bool
+	}{
+		{"https://rs.example/x", true}, {"HTTPS://RS.Example:443/x?q=1#f", true}, {"http://rs.example:80", true},
+		{"https://rs.example:8443/a/b/", true}, {"https://rs.example/a/../b", true}, {"https://rs.example/./a", true},
+		{"https://rs.example/%7Ex", true}, {"https://rs.example/%7ex", true}, {"http://[::1]:8080/x", true},
+		{"https://rs.example:/x", true}, {"https://rs.example:0443/x", true}, {"https://RS.example/A", true},
+		{"http://u:p@rs.example/x", false}, {"https://evil.example\\@rs.example/x", false}, {"https://a<b@rs.example/", false},
+		{"https://rs.example/a b", false}, {"https://rs.example/a\tb", false}, {"https://rs.example/a|b", false},
+		{"https://rs.example/%zz", false}, {"https://rs.example/x#%zz", false}, {"https://[fe80::1%25eth0]/x", false},
+		{"https://[1.2.3.4]/x", false}, {"https://café.example/x", false}, {"https://rs.example/é", false},
+		{"ftp://rs.example/x", false}, {"https:///x", false}, {"//rs.example/x", false}, {"https://rs.example\\x", false},
+		{"https://rs.example/\u0000", false}, {"", false},
+	} {
+		n, err := dpop.NormalizeURL(c.url)
+		if err != nil {
+			n = ""
+		}
+		if c.plain && n == "" {
+			return nil, fmt.Errorf("htu %q: Go refuses a plain URL", c.url)
+		}
+		f.Cases = append(f.Cases, HTUCase{URL: c.url, Normalized: n, Plain: c.plain})
+	}
+	return f, nil
 }
 
 // ---- case folding ----
@@ -582,7 +634,7 @@ func tokenVectors() (any, error) {
 		{"members that only look alike (ss, ß)", std, claimsMap(func(m map[string]any) { m["x"] = map[string]any{"ss": 1, "ß": 2} }), ""},
 		{"members that only look alike (i, dotless ı)", std, claimsMap(func(m map[string]any) { m["x"] = map[string]any{"i": 1, "ı": 2} }), ""},
 		{"a claim spelled with the long s (ſcope)", std, claimsMap(func(m map[string]any) { m["ſcope"] = "*:*" }), CodeMalformed},
-		{"a claim spelled with the Kelvin sign (Kid)", map[string]any{"kid": ed.ID, "typ": token.Type}, claimsMap(func(m map[string]any) { m["x"] = map[string]any{"kid": 1, "Kid": 2} }), CodeMalformed},
+		{"members equal under case folding (kid, and Kid with the Kelvin sign)", std, claimsMap(func(m map[string]any) { m["x"] = map[string]any{"kid": 1, "Kid": 2} }), CodeMalformed},
 	} {
 		var payload any = s.claims
 		if s.claims == nil {
@@ -618,6 +670,21 @@ func tokenVectors() (any, error) {
 		raw, _ := jws.CompactSerialize()
 		add("a duplicate claim", raw, "docs-api", txn, CodeMalformed)
 
+		// Bytes that are not UTF-8, and escapes of lone surrogates (which
+		// Go reads as U+FFFD, so that these two names are one).
+		for _, c := range []struct{ name, from, to string }{
+			{"a claim with bytes that are not UTF-8", `"scope":"`, `"x":"a` + "\xe2\x82" + `","scope":"`},
+			{"members equal once lone surrogates are read (\\ud800, \\udfff)", `"scope":"`, `"x":{"\ud800":1,"\udfff":2},"scope":"`},
+		} {
+			p := strings.Replace(string(mustJSON(claimsMap(nil))), c.from, c.to, 1)
+			jws, err := signer.Sign([]byte(p))
+			if err != nil {
+				return nil, err
+			}
+			raw, _ := jws.CompactSerialize()
+			add(c.name, raw, "docs-api", txn, CodeMalformed)
+		}
+
 		// Integer claims written as other numbers with the same value:
 		// JSON has one integer spelling, and a claim is an integer only
 		// in it.
@@ -626,7 +693,7 @@ func tokenVectors() (any, error) {
 		for _, c := range []struct{ name, from, to string }{
 			{"exp written as a decimal", `"exp":` + exp, `"exp":` + exp + `.0`},
 			{"exp written with an exponent", `"exp":` + exp, `"exp":` + exp[:1] + "." + exp[1:] + "e" + fmt.Sprint(len(exp)-1)},
-			{"dep written as a decimal", `"dep":1`, `"dep":1.0`},
+			{"dep written as a decimal", `"dep":1,`, `"dep":1.0,`},
 		} {
 			p := strings.Replace(string(mustJSON(m)), c.from, c.to, 1)
 			if p == string(mustJSON(m)) {

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
-from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 from jwt.exceptions import PyJWTError
@@ -31,20 +32,43 @@ def access_token_hash(token: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(token.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
+_URL_SHAPE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)([^?#]*)(?:\?[^#]*)?(?:#.*)?$", re.DOTALL)
+# A host (no user information) and an optional port.
+_AUTHORITY = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=]+)(?::([0-9]*))?$")
+# Unreserved and sub-delimiter characters, ':', '@', '/' and escapes.
+_PATH = re.compile(r"^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$")
+_PRINTABLE = re.compile(r"^[\x21-\x7e]*$")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 def normalize_url(u: str) -> str:
-    """An htu as compared: no query or fragment, lower-case scheme and host,
-    no default port, an empty path as "/"."""
-    p = urlsplit(u)
-    scheme = p.scheme.lower()
-    if scheme not in ("http", "https") or not p.hostname:
+    """An htu as compared (RFC 9449 section 4.3; as Go compares it): no query
+    or fragment, lower-case scheme and host, no default port, an empty path
+    as "/", and the path otherwise as written. Only URLs whose every reading
+    agrees are taken: printable ASCII, no backslash, no user information, a
+    host of RFC 3986 name characters or a bracketed IPv6 address, and a path
+    of characters Go keeps as written."""
+    m = _URL_SHAPE.match(u) if isinstance(u, str) else None
+    if not m or not _PRINTABLE.match(u) or "\\" in u or _BAD_ESCAPE.search(u):
         raise ValueError("not an absolute http(s) URL")
-    host = p.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = p.port
-    if port is not None and not ((scheme == "https" and port == 443) or (scheme == "http" and port == 80)):
-        host = f"{host}:{port}"
-    return urlunsplit((scheme, host, p.path or "/", "", ""))
+    scheme = m.group(1).lower()
+    if scheme not in ("http", "https"):
+        raise ValueError("not an http(s) URL")
+    hp = _AUTHORITY.match(m.group(2))
+    if not hp:
+        raise ValueError("not an absolute http(s) URL with a plain host")
+    host = hp.group(1).lower()
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError("not an absolute http(s) URL with a plain host") from None
+    if not _PATH.match(m.group(3)):
+        raise ValueError("the URL path has characters that are read differently")
+    port = hp.group(2) or ""
+    if (scheme == "https" and port == "443") or (scheme == "http" and port == "80"):
+        port = ""
+    return f"{scheme}://{host}{':' + port if port else ''}{m.group(3) or '/'}"
 
 
 def thumbprint(jwk: dict) -> str:

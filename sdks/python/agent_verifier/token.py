@@ -61,8 +61,9 @@ def b64decode(seg: str) -> bytes | None:
 def _fold(k: str) -> str:
     """A key two member names share exactly when Go's strings.EqualFold says
     they are equal (Unicode simple case folding, rune by rune): the engine's
-    strict JSON reading compares names so."""
-    return "".join(chr(FOLD.get(ord(c), ord(c))) for c in k)
+    strict JSON reading compares names so. A lone surrogate (from a \\ud800
+    escape) is U+FFFD, as Go reads it."""
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else chr(FOLD.get(ord(c), ord(c))) for c in k)
 
 
 class _Duplicate(ValueError):
@@ -87,7 +88,13 @@ def strict_object(text: str | bytes, known: Iterable[str] = ()) -> dict | None:
         # UTF-8 only, as Go reads it: no BOM, no UTF-16 or UTF-32 guess.
         if text.startswith(b"\xef\xbb\xbf"):
             return None
-        text = bytes(text).decode("utf-8", errors="replace")
+        try:
+            # Valid UTF-8 only: Go replaces each bad byte with U+FFFD,
+            # which Python's replacement does not copy exactly, and the
+            # engine never signs such bytes.
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     try:
         value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_refuse)
     except (ValueError, _Duplicate, RecursionError):

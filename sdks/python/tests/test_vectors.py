@@ -5,6 +5,7 @@ import json
 import pathlib
 import unittest
 
+from agent_verifier.dpop import normalize_url
 from agent_verifier.revocations import RevocationList
 from agent_verifier.scope import ScopeError, contains, parse, parse_space_separated
 from agent_verifier.token import VerifierError, import_jwks, verify_token
@@ -93,6 +94,23 @@ class RevocationVectors(unittest.TestCase):
                     self.assertEqual(changed, st["changed"])
                     self.assertEqual(lst.version, st["version"])
                     self.assertEqual(sorted(lst.sessions()), st["closed"])
+
+
+class HTUVectors(unittest.TestCase):
+    def test_cases(self):
+        f = load("htu.json")
+        for c in f["cases"]:
+            with self.subTest(c["url"]):
+                try:
+                    got = normalize_url(c["url"])
+                except ValueError:
+                    got = ""
+                if c.get("plain"):
+                    self.assertEqual(got, c["normalized"])
+                elif not c["normalized"]:
+                    self.assertEqual(got, "", "Go refuses it")
+                else:
+                    self.assertIn(got, ("", c["normalized"]), "Go's value or a refusal")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 
 import * as jose from 'jose';
 import { createHash } from 'node:crypto';
-import { strictObject, b64decode, VerifierError, numberLiterals } from './token.js';
+import { isIPv6 } from 'node:net';
+import { strictObject, b64decode, VerifierError, numberLiterals, utf8 } from './token.js';
 
 export const MAX_PROOF_SIZE = 4 << 10;
 export const DEFAULT_WINDOW = 60;
@@ -22,24 +23,32 @@ export function accessTokenHash(token) {
 /**
  * An htu, as compared (RFC 9449 section 4.3; as Go and Python compare it):
  * no query or fragment, lower-case scheme and host, no default port, an
- * empty path as "/", and the path otherwise as written. (WHATWG's URL
- * would also resolve dot segments, re-encode the path and rewrite hosts,
- * which Go does not.)
+ * empty path as "/", and the path otherwise as written (WHATWG's URL would
+ * resolve dot segments and re-encode it, which Go does not). Only URLs
+ * whose every reading agrees are taken: printable ASCII, no backslash, no
+ * user information, a host of RFC 3986 name characters or a bracketed IPv6
+ * address, and a path of characters Go keeps as written.
  */
 export function normalizeURL(u) {
-  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)/.exec(String(u));
-  if (!m) throw new Error('not an absolute http(s) URL');
+  const s = String(u);
+  const m = URL_SHAPE.exec(s);
+  if (!m || !/^[\x21-\x7e]*$/.test(s) || s.includes('\\') || /%(?![0-9A-Fa-f]{2})/.test(s)) throw new Error('not an absolute http(s) URL');
   const scheme = m[1].toLowerCase();
   if (scheme !== 'https' && scheme !== 'http') throw new Error('not an http(s) URL');
-  const authority = m[2].slice(m[2].lastIndexOf('@') + 1); // no user information
-  const hp = /^(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+)(?::([0-9]*))?$/.exec(authority);
-  if (!hp) throw new Error('not an absolute http(s) URL');
+  const hp = AUTHORITY.exec(m[2]);
+  if (!hp || (hp[1].startsWith('[') && !isIPv6(hp[1].slice(1, -1)))) throw new Error('not an absolute http(s) URL with a plain host');
+  if (!PATH.test(m[3])) throw new Error('the URL path has characters that are read differently');
   const host = hp[1].toLowerCase();
   let port = hp[2] ?? '';
   if ((scheme === 'https' && port === '443') || (scheme === 'http' && port === '80')) port = '';
-  if (!/^[\x21-\x7e]*$/.test(host + m[3])) throw new Error('not an absolute http(s) URL');
   return `${scheme}://${host}${port ? ':' + port : ''}${m[3] || '/'}`;
 }
+
+const URL_SHAPE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(?:\?[^#]*)?(?:#.*)?$/;
+// A host (no user information) and an optional port.
+const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=]+)(?::([0-9]*))?$/;
+// Unreserved and sub-delimiter characters, ':', '@', '/' and escapes.
+const PATH = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$/;
 
 /** Remembers the proofs seen until their window ends; refuses when full. */
 export class ReplayCache {
@@ -74,7 +83,7 @@ export async function verifyProof(proof, o) {
   if (proof.length > MAX_PROOF_SIZE || proof.split('.').length !== 3) fail('the DPoP proof is not a compact JWS');
   const hb = b64decode(proof.split('.')[0]);
   if (!hb) fail('the DPoP proof header is not canonical base64url');
-  const h = strictObject(hb.toString('utf8'), ['typ', 'alg', 'jwk']);
+  const h = strictObject(utf8(hb), ['typ', 'alg', 'jwk']);
   if (!h || Object.keys(h).some((k) => !['typ', 'alg', 'jwk'].includes(k))) fail('the DPoP proof header holds only typ, alg and jwk');
   if (h.typ !== 'dpop+jwt') fail('the DPoP proof typ must be dpop+jwt');
   if (h.alg !== 'EdDSA' && h.alg !== 'ES256') fail('the DPoP proof alg must be EdDSA or ES256');
@@ -85,7 +94,7 @@ export async function verifyProof(proof, o) {
   } catch {
     fail('the DPoP proof signature does not verify');
   }
-  const text = Buffer.from(payload).toString('utf8');
+  const text = utf8(payload);
   const c = strictObject(text, ['jti', 'htm', 'htu', 'iat', 'ath', 'nonce']);
   if (!c) fail('the DPoP proof claims are not a JSON object read by the strict rules');
   const now = Math.floor(o.now ?? Date.now() / 1000);

@@ -45,13 +45,34 @@ export function b64decode(seg) {
 
 // ---- strict JSON ----
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Decodes bytes as UTF-8, or returns '' (which no JSON reading accepts)
+ * when they are not valid UTF-8: Go replaces each bad byte with U+FFFD,
+ * which other decoders do not copy exactly, and the engine never signs
+ * such bytes. A byte-order mark stays, and is refused as Go refuses it.
+ */
+export function utf8(bytes) {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return '';
+  }
+}
+
 // fold maps a member name to a key two names share exactly when Go's
 // strings.EqualFold says they are equal (Unicode simple case folding, rune
 // by rune): the engine's strict JSON reading compares names so.
 export const fold = (k) => {
   let out = '';
   for (const ch of k) {
-    const f = FOLD.get(ch.codePointAt(0));
+    const cp = ch.codePointAt(0);
+    if (cp >= 0xd800 && cp <= 0xdfff) {
+      out += '\ufffd'; // a lone surrogate: Go reads it as U+FFFD
+      continue;
+    }
+    const f = FOLD.get(cp);
     out += f === undefined ? ch : String.fromCodePoint(f);
   }
   return out;
@@ -179,7 +200,7 @@ export async function verifyToken(raw, opts) {
   if (!b64decode(parts[1])) fail('malformed', 'payload is not canonical base64url');
   const sig = b64decode(parts[2]);
   if (!sig) fail('malformed', 'signature is not canonical base64url');
-  const header = strictObject(hb.toString('utf8'), HEADER);
+  const header = strictObject(utf8(hb), HEADER);
   if (!header) fail('malformed', 'header is not a valid JWS header');
   for (const k of HEADER) {
     if (header[k] !== undefined && header[k] !== null && typeof header[k] !== 'string') fail('malformed', `header ${k} is not a string`);
@@ -205,7 +226,7 @@ export async function verifyToken(raw, opts) {
     fail('signature', 'invalid signature');
   }
   // Only now, with the signature checked, is the payload looked at.
-  const payloadText = Buffer.from(payload).toString('utf8');
+  const payloadText = utf8(payload);
   const c = strictObject(payloadText, CLAIMS);
   if (!c) fail('malformed', 'payload is not a claims object read by the strict rules');
   const literals = numberLiterals(payloadText);

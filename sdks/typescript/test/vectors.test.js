@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { verifyToken, importJWKS, VerifierError } from '../src/token.js';
 import { RevocationList } from '../src/revocations.js';
+import { normalizeURL } from '../src/dpop.js';
 
 const load = (name) => JSON.parse(readFileSync(new URL(`../../../testdata/conformance/${name}`, import.meta.url)));
 
@@ -51,5 +52,19 @@ test('revocation vectors', () => {
       assert.equal(l.version, st.version, where);
       assert.deepEqual(l.sessions().sort(), st.closed, where);
     });
+  }
+});
+
+test("htu vectors: Go's value or a refusal, never another", () => {
+  for (const c of load('htu.json').cases) {
+    let got = '';
+    try {
+      got = normalizeURL(c.url);
+    } catch {
+      got = '';
+    }
+    if (c.plain) assert.equal(got, c.normalized, c.url);
+    else if (!c.normalized) assert.equal(got, '', `${c.url}: Go refuses it`);
+    else assert.ok(got === '' || got === c.normalized, `${c.url}: ${got}`);
   }
 });
