@@ -142,6 +142,32 @@ func TestApprovalDenialExpiryAndLimit(t *testing.T) {
 	assert.Equal(t, 1, expired)
 }
 
+// TestTidyRecordsExpiredApprovals: an approval that expires while its
+// session is idle is recorded by the tidy, once.
+func TestTidyRecordsExpiredApprovals(t *testing.T) {
+	b, s, id := approvalSetup(t, nil)
+	_, d := askOutside(t, b, s, id, "read:secrets/db/a", "secrets-api")
+	expiredEvents := func() (n int) {
+		for _, e := range timelineEvents(t, b, s, id) {
+			if e["kind"] == "approval_expired" && e["approval"] == d["approval_id"] {
+				n++
+			}
+		}
+		return n
+	}
+	require.NoError(t, b.periodic(context.Background(), &logical.Request{Storage: s}))
+	assert.Zero(t, expiredEvents(), "not expired yet")
+
+	later := time.Now().Add(11 * time.Minute)
+	b.now = func() time.Time { return later }
+	require.NoError(t, b.periodic(context.Background(), &logical.Request{Storage: s}))
+	assert.Equal(t, 1, expiredEvents())
+	require.NoError(t, b.periodic(context.Background(), &logical.Request{Storage: s}))
+	assert.Equal(t, 1, expiredEvents(), "recorded once")
+	st := mustDo(t, b, s, agentA, logical.ReadOperation, "session/"+id, nil)
+	assert.Equal(t, "active", st.Data["state"])
+}
+
 func TestApprovalsDieWithTheirSession(t *testing.T) {
 	b, s, id := approvalSetup(t, nil)
 	_, d := askOutside(t, b, s, id, "read:secrets/db/a", "secrets-api")

@@ -297,6 +297,15 @@ func (b *backend) tidySessionLocked(ctx context.Context, s logical.Storage, id s
 		sess.Expire(now)
 		return "expired", trimTo, b.closeSession(ctx, s, cfg, sess, now)
 	}
+	if sess.State == trust.StateActive {
+		// An approval past its expiry is recorded by the tidy, not only
+		// when the session is next touched.
+		if expired := expireApprovals(sess, now); len(expired) > 0 {
+			if err := b.save(ctx, s, cfg, sess, expired, true); err != nil {
+				return "", 0, err
+			}
+		}
+	}
 	if sess.State == trust.StateEnded || sess.State == trust.StateRevoked {
 		// A close interrupted before its WAL entry was stored: its
 		// credentials must still be listed (a no-op when they are).
