@@ -234,14 +234,21 @@ func TestListPageReadsOneIndexPage(t *testing.T) {
 		id, _ := startSession(t, b, cs, agentA, map[string]interface{}{"role": "web"})
 		ids = append(ids, id)
 	}
-	b.forget(ids[indexPageSize+5])
+	// A page lists its sessions in ID order and goes on into the next
+	// page when its own run out: the after session is the least ID well
+	// inside the second page, so that ten follow it there.
+	after := ids[indexPageSize+2]
+	for _, id := range ids[indexPageSize+2 : 2*indexPageSize-2] {
+		after = min(after, id)
+	}
+	b.forget(after)
 	counts := func() (int, int) {
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
 		return cs.gets, cs.lists
 	}
 	gets, lists := counts()
-	resp := mustDo(t, b, cs, caller{}, logical.ListOperation, "sessions/", map[string]interface{}{"limit": 10, "after": ids[indexPageSize+5]})
+	resp := mustDo(t, b, cs, caller{}, logical.ListOperation, "sessions/", map[string]interface{}{"limit": 10, "after": after})
 	assert.Len(t, resp.Data["keys"], 10)
 	gets2, lists2 := counts()
 	assert.Equal(t, 1, lists2-lists, "one index page")
