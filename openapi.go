@@ -175,9 +175,7 @@ func sessionGraphResponses() map[int][]framework.Response {
 	})
 }
 
-// credsResponses are the answers of creds; derived says whether the
-// operation takes a parent_token (a write does, a read does not).
-func credsResponses(derived bool) map[int][]framework.Response {
+func credsResponses() map[int][]framework.Response {
 	fields := map[string]*framework.FieldSchema{
 		"token":         required(framework.TypeString, `The step credential: a JWS compact JWT of type "txntoken+jwt" (format txn_token) or "at+jwt" (format access_token).`),
 		"credential_id": required(framework.TypeString, `The credential's ID (its "jti" claim).`),
@@ -189,9 +187,7 @@ func credsResponses(derived bool) map[int][]framework.Response {
 		"depth":         required(framework.TypeInt, "The credential's derivation depth: 1 when taken straight from the session."),
 		"steps_used":    required(framework.TypeInt, "Step credentials the session has obtained, this one included."),
 		"steps_left":    required(framework.TypeInt, "Step credentials the session may still obtain."),
-	}
-	if derived {
-		fields["parent_id"] = optional(framework.TypeString, "The parent credential's ID, for a credential derived from parent_token.")
+		"parent_id":     optional(framework.TypeString, "The parent credential's ID, for a credential derived from parent_token."),
 	}
 	r := okResponses(fields)
 	r[http.StatusAccepted] = []framework.Response{{

@@ -96,11 +96,12 @@ func TestResponsesMatchTheirDeclarations(t *testing.T) {
 	parent := call(agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "description": "fetch cert",
 	})
-	// Reading and writing creds are two operations; only a write derives.
-	call(agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
-		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "actor": "sub-agent-1",
-		"cnf_jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+	// Reading and writing creds are two operations: derive with both.
+	read := call(agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
+		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": parent.Data["token"],
+		"actor": "sub-agent-1", "cnf_jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
 	})
+	require.NotEmpty(t, read.Data["parent_id"])
 	child := call(agentA, logical.UpdateOperation, "creds/"+id, map[string]interface{}{
 		"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": parent.Data["token"],
 		"actor": "sub-agent-1", "cnf_jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",

@@ -20,14 +20,14 @@ import (
 func pathCreds(b *backend) *framework.Path {
 	// Issuing spends the session's budget and rate, and writes replicated
 	// storage: a standby forwards before anything is spent.
-	op := func(summary string, derived bool) *framework.PathOperation {
+	op := func(summary string, read bool) *framework.PathOperation {
 		o := &framework.PathOperation{
 			Callback: b.pathCredsIssue, Summary: summary,
 			ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
-			Responses: credsResponses(derived),
+			Responses: credsResponses(),
 		}
-		if !derived {
-			// Two operations, two OpenAPI operation IDs (and answers).
+		if read {
+			// Two operations, two OpenAPI operation IDs.
 			o.DisplayAttrs = &framework.DisplayAttributes{OperationSuffix: "step-credential-from-query"}
 		}
 		return o
@@ -61,7 +61,8 @@ func pathCreds(b *backend) *framework.Path {
 			},
 			"parent_token": {
 				Type:        framework.TypeString,
-				Description: "A live credential of the same session to derive from; the new one's depth is the parent's + 1. Only in a write: a read's fields are its URL's query, where a credential never goes.",
+				Description: "A live credential of the same session to derive from; the new one's depth is the parent's + 1. Prefer a write: a read carries it in the URL's query (and is answered with a warning).",
+				Query:       true, // also a read's query parameter
 			},
 			"description": {
 				Type:        framework.TypeString,
@@ -91,8 +92,8 @@ func pathCreds(b *backend) *framework.Path {
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation:   op("Issue a step credential (fields as query parameters, parent_token excepted).", false),
-			logical.UpdateOperation: op("Issue a step credential.", true),
+			logical.ReadOperation:   op("Issue a step credential (fields as query parameters).", true),
+			logical.UpdateOperation: op("Issue a step credential.", false),
 		},
 		HelpSynopsis:    pathCredsHelpSyn,
 		HelpDescription: pathCredsHelpDesc,
@@ -130,11 +131,6 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, badField("cnf_jkt", "must be an RFC 7638 SHA-256 thumbprint: 43 base64url characters")
 	}
 	parentRaw := strings.TrimSpace(d.Get("parent_token").(string))
-	if parentRaw != "" && req.Operation == logical.ReadOperation {
-		// A read's fields are its URL's query, which proxies, browsers'
-		// histories and access logs keep: a credential never goes there.
-		return nil, badField("parent_token", "is a credential: send it in the body of a write (PUT or POST), never in a URL's query")
-	}
 	if req.Operation == logical.ReadOperation {
 		if _, isString := req.Data["scopes"].(string); !isString && req.Data["scopes"] != nil {
 			// A repeated query parameter reaches Vault's policy checks as
@@ -239,6 +235,11 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 	for _, w := range grant.Warnings {
 		resp.AddWarning(w)
+	}
+	if parentRaw != "" && req.Operation == logical.ReadOperation {
+		// A read's fields are its URL's query, which proxies and access
+		// logs may keep.
+		resp.AddWarning("parent_token is a credential and came in a URL's query, which proxies and access logs may keep: derive with a write (vault write, PUT), which carries it in the body")
 	}
 	return resp, nil
 }
@@ -388,8 +389,9 @@ such as MCP servers, whose audience is their canonical URI:
 Both formats carry the same claims and follow the same rules; a parent_token
 may be of either format. A read is the cheaper request (Vault asks the
 plugin whether the path exists before every write); in a read, give several
-scopes as one comma-separated value. A parent_token is a credential and is
-refused in a read's query: derive with a write.
+scopes as one comma-separated value. A parent_token is a credential: derive
+with a write, which carries it in the body rather than in the URL (a read
+that carries one is answered with a warning).
 
   vault write agent/creds/<session_id> scopes="read:secrets/web/tls" \
       audience=secrets-api parent_token=<token> actor=sub-agent

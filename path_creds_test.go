@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -270,31 +271,40 @@ func TestEveryViolationKindInDenyMode(t *testing.T) {
 	assert.Len(t, kinds, 7, "every violation kind was recorded: %v", kinds)
 }
 
-// TestParentTokenNeverInAQuery: a read's fields are its URL's query; a
-// parent_token there is refused as a bad request, before anything is
-// spent or recorded, and the same derivation as a write is granted.
-func TestParentTokenNeverInAQuery(t *testing.T) {
+// TestParentTokenInAQueryIsWarnedAbout: a read derives, as the spec's
+// `vault read agent/creds/... parent_token=` does, and its answer warns that
+// the credential travelled in a URL's query, without repeating it; a write
+// derives without the warning.
+func TestParentTokenInAQueryIsWarnedAbout(t *testing.T) {
 	b, s := testBackend(t)
 	writeRole(t, b, s, "web", nil)
 	id, _ := startSession(t, b, s, agentA, map[string]interface{}{"role": "web"})
 	parent, err := do(t, b, s, agentA, logical.ReadOperation, "creds/"+id, map[string]interface{}{
 		"scopes": "read,list:secrets/web/*", "audience": "secrets-api",
 	})
-	require.NoError(t, err, "a step without a parent is a read")
-	derive := map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": parent.Data["token"]}
+	require.NoError(t, err)
+	assert.Empty(t, parent.Warnings, "no parent, no warning")
+	token := parent.Data["token"].(string)
+	derive := map[string]interface{}{"scopes": "read:secrets/web/tls", "audience": "secrets-api", "parent_token": token}
 
-	_, err = do(t, b, s, agentA, logical.ReadOperation, "creds/"+id, derive)
-	require.Error(t, err)
-	assert.Equal(t, http.StatusBadRequest, err.(logical.HTTPCodedError).Code())
-	assert.Contains(t, err.Error(), "parent_token")
-	assert.NotContains(t, err.Error(), parent.Data["token"].(string), "the refusal does not repeat the credential")
-	sess := mustDo(t, b, s, operator, logical.ReadOperation, "sessions/"+id, nil)
-	assert.EqualValues(t, 1, sess.Data["steps_used"])
-	assert.EqualValues(t, 0, sess.Data["violation_count"])
-
-	child, err := do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, derive)
+	child, err := do(t, b, s, agentA, logical.ReadOperation, "creds/"+id, derive)
 	require.NoError(t, err)
 	assert.Equal(t, parent.Data["credential_id"], child.Data["parent_id"])
+	queryWarnings := func(ws []string) (n int) {
+		for _, w := range ws {
+			assert.NotContains(t, w, token, "a warning does not repeat the credential")
+			if strings.Contains(w, "parent_token") && strings.Contains(w, "query") {
+				n++
+			}
+		}
+		return n
+	}
+	assert.Equal(t, 1, queryWarnings(child.Warnings))
+
+	child, err = do(t, b, s, agentA, logical.UpdateOperation, "creds/"+id, derive)
+	require.NoError(t, err)
+	assert.Equal(t, parent.Data["credential_id"], child.Data["parent_id"])
+	assert.Zero(t, queryWarnings(child.Warnings))
 }
 
 // TestReadScopesAreOneValue: in a read, several scopes come as one
@@ -338,5 +348,5 @@ func TestReadScopesAreOneValue(t *testing.T) {
 			}
 		}
 	}
-	assert.ElementsMatch(t, []string{"scopes", "audience", "ttl", "description", "actor", "cnf_jkt", "format"}, params)
+	assert.ElementsMatch(t, []string{"scopes", "audience", "ttl", "description", "actor", "cnf_jkt", "format", "parent_token"}, params)
 }
