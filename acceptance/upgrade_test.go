@@ -98,19 +98,17 @@ func TestUpgradeWithLiveSessions(t *testing.T) {
 		assert.Zero(t, unaccounted)
 	}
 
-	// The upgrade: tune the mount to the new release, reload the plugin.
-	v.mustCLI("secrets", "tune", "-plugin-version=v0.2.0", "agent/")
-	v.mustCLI("plugin", "reload", "-plugin="+pluginName)
-	waitFor(t, "the mount to run v0.2.0", func() bool { return v.runningVersion("agent/") == "v0.2.0" })
-	check("v0.2.0", 3)
-	tokens = append(tokens, v.mustJSONAs(agent, "read", "agent/creds/"+live, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string))
-	check("v0.2.0", 4)
-
-	// The downgrade to a release of the same storage version works too.
-	v.mustCLI("secrets", "tune", "-plugin-version=v0.1.0", "agent/")
-	v.mustCLI("plugin", "reload", "-plugin="+pluginName)
-	waitFor(t, "the mount to run v0.1.0", func() bool { return v.runningVersion("agent/") == "v0.1.0" })
-	check("v0.1.0", 4)
-	tokens = append(tokens, v.mustJSONAs(agent, "read", "agent/creds/"+live, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string))
-	check("v0.1.0", 5)
+	// moveTo tunes the mount to version and reloads the plugin, as an
+	// administrator does, then checks the sessions before and after one
+	// more step.
+	moveTo := func(version string, steps int) {
+		v.mustCLI("secrets", "tune", "-plugin-version="+version, "agent/")
+		v.mustCLI("plugin", "reload", "-plugin="+pluginName)
+		waitFor(t, "the mount to run "+version, func() bool { return v.runningVersion("agent/") == version })
+		check(version, steps)
+		tokens = append(tokens, v.mustJSONAs(agent, "read", "agent/creds/"+live, "scopes=read:secrets/web/x", "audience=secrets-api").Data["token"].(string))
+		check(version, steps+1)
+	}
+	moveTo("v0.2.0", 3) // the upgrade
+	moveTo("v0.1.0", 4) // the downgrade to a release of the same storage version works too
 }

@@ -122,6 +122,20 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 			}, workers), nil
 		},
 	}
+	// startSession starts a session of the workers' token: one per worker.
+	startSession := func(ctx context.Context, role, purpose, audiences string) (string, error) {
+		sec, err := user.Logical().WriteWithContext(ctx, m+"/session", map[string]interface{}{
+			"role": role, "purpose": purpose, "scopes": "read:bench/*", "audiences": audiences,
+		})
+		if err != nil {
+			return "", err
+		}
+		sid, _ := sec.Data["session_id"].(string)
+		if sid == "" {
+			return "", errors.New("no session_id in the answer")
+		}
+		return sid, nil
+	}
 	creds := func(put bool) rateScenario {
 		sc := rateScenario{
 			label:   "step credential (same token, GET)",
@@ -134,13 +148,10 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 		sc.prepare = func(ctx context.Context, h *harness, workers int) ([]func(context.Context) error, error) {
 			ops := make([]func(context.Context) error, workers)
 			for w := range ops {
-				sec, err := user.Logical().WriteWithContext(ctx, m+"/session", map[string]interface{}{
-					"role": benchRole, "purpose": fmt.Sprintf("identity comparison, worker %d", w), "scopes": "read:bench/*", "audiences": benchAudience,
-				})
+				sid, err := startSession(ctx, benchRole, fmt.Sprintf("identity comparison, worker %d", w), benchAudience)
 				if err != nil {
 					return nil, err
 				}
-				sid, _ := sec.Data["session_id"].(string)
 				path := m + "/creds/" + sid
 				ops[w] = func(ctx context.Context) error {
 					var sec *api.Secret
@@ -178,14 +189,10 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 		prepare: func(ctx context.Context, h *harness, workers int) ([]func(context.Context) error, error) {
 			ops := make([]func(context.Context) error, workers)
 			for w := range ops {
-				sec, err := user.Logical().WriteWithContext(ctx, m+"/session", map[string]interface{}{
-					"role": delegateRole, "purpose": fmt.Sprintf("token exchange, worker %d", w),
-					"scopes": "read:bench/*", "audiences": []string{benchAudience, h.issuer},
-				})
+				sid, err := startSession(ctx, delegateRole, fmt.Sprintf("token exchange, worker %d", w), benchAudience+","+h.issuer)
 				if err != nil {
 					return nil, err
 				}
-				sid := fmt.Sprint(sec.Data["session_id"])
 				del, err := user.Logical().WriteWithContext(ctx, m+"/creds/"+sid, map[string]interface{}{
 					"scopes": "read:bench/*", "audience": h.issuer, "description": "delegation to the sub-agent",
 				})
@@ -229,13 +236,11 @@ path "identity/oidc/token/%[2]s"   { capabilities = ["read"] }
 		prepare: func(ctx context.Context, h *harness, workers int) ([]func(context.Context) error, error) {
 			ops := make([]func(context.Context) error, workers)
 			for w := range ops {
-				sec, err := user.Logical().WriteWithContext(ctx, m+"/session", map[string]interface{}{
-					"role": benchRole, "purpose": fmt.Sprintf("plugin floor, worker %d", w), "scopes": "read:bench/*", "audiences": benchAudience,
-				})
+				sid, err := startSession(ctx, benchRole, fmt.Sprintf("plugin floor, worker %d", w), benchAudience)
 				if err != nil {
 					return nil, err
 				}
-				path := m + "/session/" + fmt.Sprint(sec.Data["session_id"])
+				path := m + "/session/" + sid
 				ops[w] = func(ctx context.Context) error {
 					sec, err := user.Logical().ReadWithContext(ctx, path)
 					if err == nil && (sec == nil || sec.Data["state"] != "active") {

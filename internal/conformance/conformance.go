@@ -662,41 +662,27 @@ func tokenVectors() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := strings.Replace(string(mustJSON(claimsMap(nil))), `"scope":`, `"scope":"*:*","scope":`, 1)
-		jws, err := signer.Sign([]byte(p))
-		if err != nil {
-			return nil, err
-		}
-		raw, _ := jws.CompactSerialize()
-		add("a duplicate claim", raw, "docs-api", txn, CodeMalformed)
-
-		// Bytes that are not UTF-8, and escapes of lone surrogates (which
-		// Go reads as U+FFFD, so that these two names are one).
+		// Each payload is the standard claims with one edit, all refused
+		// as malformed:
+		//   - a duplicate claim;
+		//   - bytes that are not UTF-8;
+		//   - escapes of lone surrogates, which Go reads as U+FFFD, so
+		//     that the two names are one;
+		//   - integer claims written as other numbers of the same value:
+		//     JSON has one integer spelling, and a claim is an integer
+		//     only in it.
+		claims := string(mustJSON(claimsMap(nil)))
+		exp := regexp.MustCompile(`"exp":([0-9]+)`).FindStringSubmatch(claims)[1]
 		for _, c := range []struct{ name, from, to string }{
+			{"a duplicate claim", `"scope":`, `"scope":"*:*","scope":`},
 			{"a claim with bytes that are not UTF-8", `"scope":"`, `"x":"a` + "\xe2\x82" + `","scope":"`},
 			{"members equal once lone surrogates are read (\\ud800, \\udfff)", `"scope":"`, `"x":{"\ud800":1,"\udfff":2},"scope":"`},
-		} {
-			p := strings.Replace(string(mustJSON(claimsMap(nil))), c.from, c.to, 1)
-			jws, err := signer.Sign([]byte(p))
-			if err != nil {
-				return nil, err
-			}
-			raw, _ := jws.CompactSerialize()
-			add(c.name, raw, "docs-api", txn, CodeMalformed)
-		}
-
-		// Integer claims written as other numbers with the same value:
-		// JSON has one integer spelling, and a claim is an integer only
-		// in it.
-		m := claimsMap(nil)
-		exp := regexp.MustCompile(`"exp":([0-9]+)`).FindStringSubmatch(string(mustJSON(m)))[1]
-		for _, c := range []struct{ name, from, to string }{
 			{"exp written as a decimal", `"exp":` + exp, `"exp":` + exp + `.0`},
 			{"exp written with an exponent", `"exp":` + exp, `"exp":` + exp[:1] + "." + exp[1:] + "e" + fmt.Sprint(len(exp)-1)},
 			{"dep written as a decimal", `"dep":1,`, `"dep":1.0,`},
 		} {
-			p := strings.Replace(string(mustJSON(m)), c.from, c.to, 1)
-			if p == string(mustJSON(m)) {
+			p := strings.Replace(claims, c.from, c.to, 1)
+			if p == claims {
 				return nil, fmt.Errorf("%s: %s not in the claims", c.name, c.from)
 			}
 			jws, err := signer.Sign([]byte(p))
