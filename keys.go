@@ -36,7 +36,19 @@ type storedKey struct {
 type keyring struct {
 	current *token.Key
 	keys    []ringKey // current first
+	// verified remembers the credentials verify accepted (by a hash of the
+	// whole credential), so that one presented again, such as the
+	// delegation credential a sub-agent exchanges for each step, is not
+	// parsed and its signature not checked again; every other check runs
+	// on each use. A new keyring (a rotation, a change on another node)
+	// starts with an empty cache.
+	verified *token.VerifyCache
 }
+
+// verifyCacheSize is how many credentials a keyring's cache remembers:
+// enough for every delegation credential in use on a busy mount, a few MB
+// at most.
+const verifyCacheSize = 4096
 
 type ringKey struct {
 	key      *token.Key
@@ -56,13 +68,21 @@ func (r *keyring) publicKeys(now time.Time) []token.PublicKey {
 	return out
 }
 
-// lookup is a token.KeyLookup over the keys valid at now.
+// lookup is a token.KeyLookup over the keys valid at now (those
+// publicKeys returns), without building them all.
 func (r *keyring) lookup(now time.Time) token.KeyLookup {
-	return token.StaticKeys(r.publicKeys(now)...)
+	return func(kid string) (token.PublicKey, bool) {
+		for _, k := range r.keys {
+			if k.key.ID == kid && (k.notAfter.IsZero() || now.Before(k.notAfter)) {
+				return k.key.Public(), true
+			}
+		}
+		return token.PublicKey{}, false
+	}
 }
 
 func decodeKeyring(st *storedKeyring) (*keyring, error) {
-	r := &keyring{}
+	r := &keyring{verified: token.NewVerifyCache(verifyCacheSize)}
 	for _, sk := range st.Keys {
 		k, err := token.UnmarshalPrivate(sk.Private)
 		if err != nil {
@@ -164,7 +184,7 @@ func (b *backend) rotateLocked(ctx context.Context, s logical.Storage, old *keyr
 		return nil, err
 	}
 	now := b.now()
-	r := &keyring{current: k, keys: []ringKey{{key: k}}}
+	r := &keyring{current: k, keys: []ringKey{{key: k}}, verified: token.NewVerifyCache(verifyCacheSize)}
 	if old != nil {
 		for _, rk := range old.keys {
 			if rk.retired.IsZero() {
@@ -196,7 +216,7 @@ func (b *backend) rotateLocked(ctx context.Context, s logical.Storage, old *keyr
 // ring once every credential they signed has expired; such a credential
 // can no longer be attributed.)
 func (r *keyring) verify(raw, issuer string, now time.Time, anyTime bool) (*token.Claims, error) {
-	return token.Verify(raw, r.lookup(now), token.VerifyOptions{
+	return r.verified.Verify(raw, r.lookup(now), token.VerifyOptions{
 		Issuer:         issuer,
 		AnyAudience:    true, // the engine's own credentials, whatever they are for
 		Formats:        token.Formats,

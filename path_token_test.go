@@ -167,6 +167,51 @@ func TestTokenExchangeViolations(t *testing.T) {
 	})
 }
 
+// A sub-agent exchanges the same delegation credential for each step: its
+// signature is checked once and remembered, but everything else is checked
+// on every exchange (expiry, the key, the session), and a new keyring
+// starts with nothing remembered.
+func TestTokenExchangeRechecksARememberedSubject(t *testing.T) {
+	b, s, id, parent := exchangeSetup(t, nil)
+	remembered := func() int {
+		b.keyringLock.RLock()
+		defer b.keyringLock.RUnlock()
+		if b.keyring == nil {
+			return 0
+		}
+		return b.keyring.verified.Len()
+	}
+	for range 3 {
+		a := exchange(t, b, s, "", map[string]interface{}{"subject_token": parent, "scope": "read:secrets/web/tls"})
+		require.Equal(t, http.StatusOK, a.status, "%v", a.body)
+	}
+	assert.Equal(t, 1, remembered(), "the delegation credential is remembered once")
+
+	// Past its expiry the remembered credential is refused as any other.
+	pc, err := token.Verify(parent, token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "vault:agent"})
+	require.NoError(t, err)
+	b.now = func() time.Time { return time.Unix(pc.Expiry, 0) }
+	a := exchange(t, b, s, "", map[string]interface{}{"subject_token": parent})
+	assert.Equal(t, oauthInvalidGrant, a.body["error"])
+	assert.Contains(t, a.body["error_description"], "has expired")
+	b.now = time.Now
+
+	// A rotation is a new keyring: nothing remembered, and the credential,
+	// signed by the retired key still in jwks, verifies afresh.
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "keys/rotate", nil)
+	assert.Equal(t, 0, remembered())
+	a = exchange(t, b, s, "", map[string]interface{}{"subject_token": parent})
+	require.Equal(t, http.StatusOK, a.status, "%v", a.body)
+	assert.Equal(t, 1, remembered())
+
+	// The session ends: its remembered credential exchanges nothing more.
+	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
+	a = exchange(t, b, s, "", map[string]interface{}{"subject_token": parent})
+	assert.Equal(t, oauthInvalidGrant, a.body["error"])
+	st := mustDo(t, b, s, agentA, logical.ReadOperation, "session/"+id, nil)
+	assert.Equal(t, 5, st.Data["steps_used"], "the parent and four exchanges")
+}
+
 // Budgets hold exactly under concurrent exchanges.
 func TestTokenExchangeBudgetUnderConcurrency(t *testing.T) {
 	b, s, id, parent := exchangeSetup(t, map[string]interface{}{"max_steps": 10, "on_violation": "deny", "violation_limit": 1000, "max_rate": 1000})

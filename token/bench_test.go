@@ -49,6 +49,26 @@ func BenchmarkVerifyEdDSA(b *testing.B) { benchmarkVerify(b, AlgEdDSA) }
 
 func BenchmarkVerifyES256(b *testing.B) { benchmarkVerify(b, AlgES256) }
 
+// BenchmarkVerifyCacheHit: a credential verified before, presented again
+// (VerifyCache.Verify: the hash, the re-checks, the claims copy).
+func BenchmarkVerifyCacheHit(b *testing.B) {
+	k := fixedKey(b, AlgEdDSA)
+	tok := mustMint(b, k, sampleClaims())
+	lookup := StaticKeys(k.Public())
+	opts := testOpts()
+	vc := NewVerifyCache(0)
+	if _, err := vc.Verify(tok, lookup, opts); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(tok)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := vc.Verify(tok, lookup, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkRawEd25519Verify is the floor for BenchmarkVerifyEdDSA: one
 // ed25519.Verify over a message as long as the benchmark token's signing
 // input.

@@ -288,6 +288,20 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "payload not JSON", tok: signRaw(t, ed, hdr(AlgEdDSA, ed.ID, Type), "not json"), want: ErrMalformed},
 		{name: "payload JSON array", tok: signRaw(t, ed, hdr(AlgEdDSA, ed.ID, Type), "[]"), want: ErrMalformed},
 	}
+	// Each case is refused by Verify and by a VerifyCache that has
+	// already accepted the good tokens under the default options: a case
+	// that reuses a good token with other options or another lookup must
+	// be refused from the cache exactly as Verify refuses it.
+	warm := NewVerifyCache(0)
+	for _, tok := range []string{good, goodES} {
+		if _, err := warm.Verify(tok, lookup, testOpts()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verifiers := []struct {
+		name   string
+		verify func(string, KeyLookup, VerifyOptions) (*Claims, error)
+	}{{"Verify", Verify}, {"VerifyCache", warm.Verify}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := testOpts()
@@ -298,21 +312,28 @@ func TestVerifyRejects(t *testing.T) {
 			if tc.lookup != nil {
 				lk = tc.lookup
 			}
-			c, err := Verify(tc.tok, lk, opts)
-			if err == nil {
-				t.Fatalf("accepted: %+v", c)
+			for _, v := range verifiers {
+				c, err := v.verify(tc.tok, lk, opts)
+				if err == nil {
+					t.Fatalf("%s accepted: %+v", v.name, c)
+				}
+				if c != nil {
+					t.Errorf("%s: claims returned with error", v.name)
+				}
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("%s: err = %v, want %v", v.name, err, tc.want)
+				}
+				assertNoLeak(t, err, tc.tok)
 			}
-			if c != nil {
-				t.Errorf("claims returned with error")
-			}
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
-			}
-			assertNoLeak(t, err, tc.tok)
 		})
 	}
-	if _, err := Verify(good, nil, testOpts()); !errors.Is(err, ErrUnknownKey) {
-		t.Errorf("nil lookup: err = %v", err)
+	for _, v := range verifiers {
+		if _, err := v.verify(good, nil, testOpts()); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("%s: nil lookup: err = %v", v.name, err)
+		}
+	}
+	if warm.Len() != 2 {
+		t.Errorf("the cache holds %d credentials after the refusals, want the 2 good ones", warm.Len())
 	}
 }
 
