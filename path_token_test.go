@@ -186,6 +186,10 @@ func TestTokenExchangeRechecksARememberedSubject(t *testing.T) {
 		require.Equal(t, http.StatusOK, a.status, "%v", a.body)
 	}
 	assert.Equal(t, 1, remembered(), "the delegation credential is remembered once")
+	b.keyringLock.RLock()
+	hits, _ := b.keyring.verified.Stats()
+	b.keyringLock.RUnlock()
+	assert.Equal(t, uint64(2), hits, "the second and third exchanges found it remembered")
 
 	// Past its expiry the remembered credential is refused as any other.
 	pc, err := token.Verify(parent, token.StaticKeys(jwksKeys(t, b, s)...), token.VerifyOptions{Issuer: "vault:agent", Audience: "vault:agent"})
@@ -204,7 +208,8 @@ func TestTokenExchangeRechecksARememberedSubject(t *testing.T) {
 	require.Equal(t, http.StatusOK, a.status, "%v", a.body)
 	assert.Equal(t, 1, remembered())
 
-	// The session ends: its remembered credential exchanges nothing more.
+	// The session ends: its remembered credential exchanges nothing more
+	// (the session is checked on every exchange, remembered or not).
 	mustDo(t, b, s, agentA, logical.UpdateOperation, "sessions/"+id+"/end", nil)
 	a = exchange(t, b, s, "", map[string]interface{}{"subject_token": parent})
 	assert.Equal(t, oauthInvalidGrant, a.body["error"])

@@ -1,11 +1,15 @@
 package token
 
 import (
+	"bytes"
 	"container/list"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // DefaultVerifyCacheSize is the number of credentials a VerifyCache made
@@ -35,15 +39,20 @@ type VerifyCache struct {
 	size    int
 	entries map[[sha256.Size]byte]*list.Element
 	order   list.List // of *verified, most recently used first
+
+	hits, misses atomic.Uint64
 }
 
 // verified is what a VerifyCache remembers of one credential: the claims
-// as decoded (Format set from the verified "typ") and the key that checked
-// its signature.
+// as decoded (Format set from the verified "typ"), the "kid" header, and
+// the algorithm and encoding of the key that checked its signature (a copy:
+// a caller's later change to its key changes nothing here).
 type verified struct {
 	sum    [sha256.Size]byte
 	claims Claims
-	key    PublicKey
+	kid    string
+	alg    string
+	key    []byte
 }
 
 // NewVerifyCache returns a cache of at most size credentials
@@ -67,17 +76,28 @@ func (vc *VerifyCache) Verify(raw string, lookup KeyLookup, opts VerifyOptions) 
 	}
 	sum := sha256.Sum256([]byte(raw))
 	if v, ok := vc.get(sum); ok && v.stillSigned(lookup, &opts) {
+		vc.hits.Add(1)
 		if err := opts.validate(&v.claims); err != nil {
 			return nil, err
 		}
 		return v.claims.clone(), nil
 	}
-	c, pk, err := verify(raw, lookup, opts)
+	vc.misses.Add(1)
+	c, kid, pk, err := verify(raw, lookup, opts)
 	if err != nil {
 		return nil, err
 	}
-	vc.put(&verified{sum: sum, claims: *c.clone(), key: pk})
+	if enc, ok := keyEncoding(pk.Key); ok {
+		vc.put(&verified{sum: sum, claims: *c.clone(), kid: kid, alg: pk.Algorithm, key: enc})
+	}
 	return c, nil
+}
+
+// Stats returns how many calls of Verify found their credential
+// remembered (hits, the signature not checked again) and how many did not
+// (misses, a full verification, successful or not).
+func (vc *VerifyCache) Stats() (hits, misses uint64) {
+	return vc.hits.Load(), vc.misses.Load()
 }
 
 // Len returns the number of credentials remembered.
@@ -116,18 +136,34 @@ func (vc *VerifyCache) put(v *verified) {
 
 // stillSigned reports whether what verifyCompact established for v holds
 // under opts and lookup now: its "typ" is one opts accepts, its algorithm
-// is in the allow-list, and lookup still returns the very key that checked
-// its signature.
+// is in the allow-list, and lookup still returns, for its "kid", a key of
+// that algorithm with the very encoding that checked its signature.
 func (v *verified) stillSigned(lookup KeyLookup, opts *VerifyOptions) bool {
-	if !slices.Contains(opts.types(), v.claims.Format.Type()) || !algorithmAllowed(v.key.Algorithm, opts.Algorithms) || lookup == nil {
+	if !slices.Contains(opts.types(), v.claims.Format.Type()) || !algorithmAllowed(v.alg, opts.Algorithms) || lookup == nil {
 		return false
 	}
-	pk, ok := lookup(v.key.ID)
-	if !ok || pk.ID != v.key.ID || pk.Algorithm != v.key.Algorithm || !keyFitsAlgorithm(pk.Algorithm, pk.Key) {
+	pk, ok := lookup(v.kid)
+	if !ok || pk.Algorithm != v.alg || !keyFitsAlgorithm(pk.Algorithm, pk.Key) {
 		return false
 	}
-	eq, ok := pk.Key.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && eq.Equal(v.key.Key)
+	enc, ok := keyEncoding(pk.Key)
+	return ok && bytes.Equal(enc, v.key)
+}
+
+// keyEncoding returns a fresh encoding of a public key Verify accepts: the
+// 32 bytes of an Ed25519 key, the uncompressed point of a P-256 key.
+func keyEncoding(pub crypto.PublicKey) ([]byte, bool) {
+	switch p := pub.(type) {
+	case ed25519.PublicKey:
+		return bytes.Clone(p), true
+	case *ecdsa.PublicKey:
+		if p == nil {
+			return nil, false
+		}
+		b, err := p.Bytes()
+		return b, err == nil
+	}
+	return nil, false
 }
 
 // clone returns a copy of c that shares nothing with it.

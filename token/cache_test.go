@@ -1,6 +1,8 @@
 package token
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -32,6 +34,9 @@ func TestVerifyCacheReturnsWhatVerifyReturns(t *testing.T) {
 			}
 			if vc.Len() != 1 {
 				t.Fatalf("Len = %d, want 1", vc.Len())
+			}
+			if hits, misses := vc.Stats(); hits != 2 || misses != 1 {
+				t.Fatalf("Stats = %d hits, %d misses, want 2 and 1", hits, misses)
 			}
 		})
 	}
@@ -175,6 +180,71 @@ func TestVerifyCacheFollowsTheKeys(t *testing.T) {
 	// The key back: the credential verifies again.
 	if _, err := vc.Verify(tok, StaticKeys(k.Public()), testOpts()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The key is asked for again by the token's "kid", whatever ID the lookup
+// gave it, and compared by value: a lookup that answered under an alias, or
+// a key changed in place, is followed as Verify follows it.
+func TestVerifyCacheAsksForTheTokensKeyID(t *testing.T) {
+	k := fixedKey(t, AlgEdDSA)
+	tok := mustMint(t, k, sampleClaims())
+	pub := k.Public()
+	pub.ID = "" // as a key read from a JWK Set without "kid"
+	withdrawn := false
+	lookup := func(kid string) (PublicKey, bool) {
+		if kid == k.ID && !withdrawn || kid == "" {
+			return pub, true
+		}
+		return PublicKey{}, false
+	}
+	vc := NewVerifyCache(0)
+	if _, err := vc.Verify(tok, lookup, testOpts()); err != nil {
+		t.Fatal(err)
+	}
+	withdrawn = true
+	_, want := Verify(tok, lookup, testOpts())
+	if _, err := vc.Verify(tok, lookup, testOpts()); !errors.Is(err, ErrUnknownKey) || !errors.Is(want, ErrUnknownKey) {
+		t.Fatalf("kid withdrawn: cache %v, Verify %v, want ErrUnknownKey", err, want)
+	}
+
+	// A key changed in place after the credential was remembered.
+	withdrawn = false
+	if _, err := vc.Verify(tok, lookup, testOpts()); err != nil {
+		t.Fatal(err)
+	}
+	changed := ed25519.PublicKey(bytes.Clone(pub.Key.(ed25519.PublicKey)))
+	pub.Key = changed
+	lookup2 := func(string) (PublicKey, bool) { return pub, true }
+	if _, err := vc.Verify(tok, lookup2, testOpts()); err != nil {
+		t.Fatal(err)
+	}
+	changed[0] ^= 1
+	if _, err := vc.Verify(tok, lookup2, testOpts()); !errors.Is(err, ErrSignature) {
+		t.Fatalf("key changed in place: err = %v, want ErrSignature", err)
+	}
+}
+
+// A credential remembered by a call that ignored its validity (a report
+// of an expired credential) is still refused by a call that does not.
+func TestVerifyCacheIgnoreValidityThenStrict(t *testing.T) {
+	k := fixedKey(t, AlgEdDSA)
+	lookup := StaticKeys(k.Public())
+	c := sampleClaims()
+	tok := mustMint(t, k, c)
+	late := testOpts()
+	late.Now = time.Unix(c.Expiry+3600, 0)
+	vc := NewVerifyCache(0)
+	lenient := late
+	lenient.IgnoreValidity = true
+	if _, err := vc.Verify(tok, lookup, lenient); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vc.Verify(tok, lookup, late); !errors.Is(err, ErrExpired) {
+		t.Fatalf("err = %v, want ErrExpired", err)
+	}
+	if hits, misses := vc.Stats(); hits != 1 || misses != 1 {
+		t.Fatalf("Stats = %d hits, %d misses, want 1 and 1", hits, misses)
 	}
 }
 

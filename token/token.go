@@ -536,30 +536,30 @@ func PeekKeyID(raw string) (string, error) {
 // nothing is cached ([VerifyCache] remembers verified signatures). Verify
 // is safe for concurrent use.
 func Verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, error) {
-	c, _, err := verify(raw, lookup, opts)
+	c, _, _, err := verify(raw, lookup, opts)
 	return c, err
 }
 
-// verify is Verify; it also returns the key that checked the signature
-// (set only when the claims are returned).
-func verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, PublicKey, error) {
+// verify is Verify; it also returns the "kid" header and the key lookup
+// gave for it, which checked the signature (set only with the claims).
+func verify(raw string, lookup KeyLookup, opts VerifyOptions) (*Claims, string, PublicKey, error) {
 	if err := opts.check(); err != nil {
-		return nil, PublicKey{}, err
+		return nil, "", PublicKey{}, err
 	}
-	payload, typ, pk, err := verifyCompact(raw, lookup, opts.types(), opts.Algorithms)
+	payload, h, pk, err := verifyCompact(raw, lookup, opts.types(), opts.Algorithms)
 	if err != nil {
-		return nil, PublicKey{}, err
+		return nil, "", PublicKey{}, err
 	}
 	// Only now, with the signature checked, is the payload looked at.
 	c, err := decodeClaims(payload)
 	if err != nil {
-		return nil, PublicKey{}, err
+		return nil, "", PublicKey{}, err
 	}
-	c.Format, _ = formatOfType(typ)
+	c.Format, _ = formatOfType(h.Typ)
 	if err := opts.validate(c); err != nil {
-		return nil, PublicKey{}, err
+		return nil, "", PublicKey{}, err
 	}
-	return c, pk, nil
+	return c, h.Kid, pk, nil
 }
 
 // VerifyJWS checks raw as Verify checks a step credential, up to and
@@ -595,52 +595,52 @@ func DecodeStrict(b []byte, v any) (map[string]any, error) {
 }
 
 // verifyCompact is VerifyJWS for a "typ" among types, without the check
-// of its arguments; it also returns the "typ" verified and the key that
+// of its arguments; it also returns the header verified and the key that
 // checked the signature.
-func verifyCompact(raw string, lookup KeyLookup, types []string, algorithms []string) ([]byte, string, PublicKey, error) {
+func verifyCompact(raw string, lookup KeyLookup, types []string, algorithms []string) ([]byte, *joseHeader, PublicKey, error) {
 	jws, err := parseCompact(raw)
 	if err != nil {
-		return nil, "", PublicKey{}, err
+		return nil, nil, PublicKey{}, err
 	}
 	h := &jws.header
 	if !algorithmAllowed(h.Alg, algorithms) {
-		return nil, "", PublicKey{}, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
+		return nil, nil, PublicKey{}, fmt.Errorf("%w: header alg not in allow-list", ErrAlgorithm)
 	}
 	// Only "alg", "kid" and "typ": RFC 7515 allows no critical extension
 	// here, "b64" (RFC 7797) would change what is signed, and the key
 	// never comes from the token.
 	if err := h.check(); err != nil {
-		return nil, "", PublicKey{}, err
+		return nil, nil, PublicKey{}, err
 	}
 	if !slices.Contains(types, h.Typ) {
-		return nil, "", PublicKey{}, fmt.Errorf("%w: typ must be %s", ErrType, quoteList(types))
+		return nil, nil, PublicKey{}, fmt.Errorf("%w: typ must be %s", ErrType, quoteList(types))
 	}
 	if h.Kid == "" {
-		return nil, "", PublicKey{}, fmt.Errorf("%w: missing kid", ErrMalformed)
+		return nil, nil, PublicKey{}, fmt.Errorf("%w: missing kid", ErrMalformed)
 	}
 	if lookup == nil {
-		return nil, "", PublicKey{}, fmt.Errorf("%w: no key lookup", ErrUnknownKey)
+		return nil, nil, PublicKey{}, fmt.Errorf("%w: no key lookup", ErrUnknownKey)
 	}
 	pk, ok := lookup(h.Kid)
 	if !ok {
-		return nil, "", PublicKey{}, ErrUnknownKey
+		return nil, nil, PublicKey{}, ErrUnknownKey
 	}
 	if pk.Algorithm != h.Alg {
-		return nil, "", PublicKey{}, fmt.Errorf("%w: header alg does not match key", ErrAlgorithm)
+		return nil, nil, PublicKey{}, fmt.Errorf("%w: header alg does not match key", ErrAlgorithm)
 	}
 	if !keyFitsAlgorithm(pk.Algorithm, pk.Key) {
-		return nil, "", PublicKey{}, fmt.Errorf("%w: key does not fit its algorithm", ErrAlgorithm)
+		return nil, nil, PublicKey{}, fmt.Errorf("%w: key does not fit its algorithm", ErrAlgorithm)
 	}
 	if pk.Algorithm == AlgES256 && !lowS(jws.signature) {
-		return nil, "", PublicKey{}, fmt.Errorf("%w: ES256 signature is not 64 bytes with a low S", ErrSignature)
+		return nil, nil, PublicKey{}, fmt.Errorf("%w: ES256 signature is not 64 bytes with a low S", ErrSignature)
 	}
 	// go-jose checks the signature, with the key's algorithm only (equal
 	// to the header's, checked above).
 	payload, err := verifySigned(raw, h, pk.Key)
 	if err != nil {
-		return nil, "", PublicKey{}, err
+		return nil, nil, PublicKey{}, err
 	}
-	return payload, h.Typ, pk, nil
+	return payload, h, pk, nil
 }
 
 // quoteList writes {"a"} as "a" and {"a","b"} as "a" or "b".

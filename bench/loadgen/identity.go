@@ -389,12 +389,15 @@ func renderIdentity(p func(string, ...interface{}), r *Results, svgPath string) 
 		p("Token exchange: a sub-agent, or any holder of a delegation credential (one issued for the engine\n")
 		p("itself), takes its step credentials at `agent/token` (RFC 8693) with no Vault token. The path is\n")
 		p("unauthenticated in Vault's sense: the subject credential is the authority, and the engine checks it\n")
-		p("(signature, session, narrowing, budget, rate), so Vault checks no token and no policy for it. It ran at\n")
+		p("(signature, session, narrowing, budget, rate), so Vault checks no token and no policy for it. The engine\n")
+		p("checks the signature of a delegation credential once and remembers it, by a hash of the whole credential\n")
+		p("(its expiry, key, session and everything else are checked on every exchange), and signs a new credential\n")
+		p("for each exchange. It ran at\n")
 		p("%.2f× the identity token's rate", x.Exchange.PerSec/x.Identity.PerSec)
 		if x.ExchangeAudit.PerSec > 0 && x.IdentityAudit.PerSec > 0 {
 			p(" (%.2f× audited)", x.ExchangeAudit.PerSec/x.IdentityAudit.PerSec)
 		}
-		p(", though the engine verifies a signature and signs another for each.\n\n")
+		p(".\n\n")
 	}
 }
 
