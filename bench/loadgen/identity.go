@@ -392,8 +392,7 @@ func renderIdentity(p func(string, ...interface{}), r *Results, svgPath string) 
 		p("(signature, session, narrowing, budget, rate), so Vault checks no token and no policy for it. The engine\n")
 		p("checks the signature of a delegation credential once and remembers it, by a hash of the whole credential\n")
 		p("(its expiry, key, session and everything else are checked on every exchange), and signs a new credential\n")
-		p("for each exchange. It ran at\n")
-		p("%.2f× the identity token's rate", x.Exchange.PerSec/x.Identity.PerSec)
+		p("for each exchange. It ran at %.2f× the identity token's rate", x.Exchange.PerSec/x.Identity.PerSec)
 		if x.ExchangeAudit.PerSec > 0 && x.IdentityAudit.PerSec > 0 {
 			p(" (%.2f× audited)", x.ExchangeAudit.PerSec/x.IdentityAudit.PerSec)
 		}
@@ -420,10 +419,13 @@ func (r *Results) identityVerdicts() []Verdict {
 	if x := r.Identity; x != nil && x.Exchange.PerSec > 0 && x.Identity.PerSec > 0 {
 		f := x.Exchange.PerSec / x.Identity.PerSec
 		c.Measured = fmt.Sprintf("%s/s vs %s/s = %.2f×", num(x.Exchange.PerSec), num(x.Identity.PerSec), f)
+		met := f >= 1
 		if x.ExchangeAudit.PerSec > 0 && x.IdentityAudit.PerSec > 0 {
-			c.Measured += fmt.Sprintf("; audited %.2f×", x.ExchangeAudit.PerSec/x.IdentityAudit.PerSec)
+			fa := x.ExchangeAudit.PerSec / x.IdentityAudit.PerSec
+			c.Measured += fmt.Sprintf("; audited %.2f×", fa)
+			met = met && fa >= 1 // the target holds with and without audit
 		}
-		c.Met = yesNo(f >= 1)
+		c.Met = yesNo(met)
 	}
 	return []Verdict{a, b, c}
 }

@@ -316,3 +316,27 @@ func TestMergeSaysWhereEachScenarioCameFrom(t *testing.T) {
 		t.Fatalf("after a full rerun: %q", n)
 	}
 }
+
+// 7c holds only when token exchange keeps up with identity tokens with and
+// without an audit device.
+func TestExchangeVerdictNeedsBothRows(t *testing.T) {
+	rate := func(v float64) RateResult { return RateResult{PerSec: v} }
+	for _, c := range []struct {
+		exchange, exchangeAudit float64
+		want                    string
+	}{
+		{110, 101, "yes"},
+		{110, 94, "no"},
+		{95, 120, "no"},
+		{110, 0, "yes"}, // an earlier run without the audited row
+	} {
+		r := &Results{Identity: &IdentityResult{
+			Identity: rate(100), IdentityAudit: rate(100),
+			Exchange: rate(c.exchange), ExchangeAudit: rate(c.exchangeAudit),
+		}}
+		v := r.identityVerdicts()[2]
+		if v.ID != "7c" || v.Met != c.want {
+			t.Errorf("exchange %v, audited %v: verdict %s %q, want %q (%s)", c.exchange, c.exchangeAudit, v.ID, v.Met, c.want, v.Measured)
+		}
+	}
+}
