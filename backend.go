@@ -99,7 +99,12 @@ type backend struct {
 	// batches holds the credential events waiting to be written (see
 	// events_batch.go); once stopped, none is kept.
 	batches map[string]*eventBatch
-	stopped bool
+	// batchEvents and batchDelay bound a batch: the constants of the same
+	// names (events_batch.go), which only benchmarks change
+	// (BenchmarkEventBatching).
+	batchEvents int
+	batchDelay  time.Duration
+	stopped     bool
 
 	// index hands out the sessions' places in the paged list of sessions
 	// (see session_index.go); active counts the active sessions of the
@@ -145,6 +150,8 @@ func newBackend() *backend {
 		now:          time.Now,
 		cache:        newSessionCache(),
 		batches:      map[string]*eventBatch{},
+		batchEvents:  batchEvents,
+		batchDelay:   batchDelay,
 		chunks:       map[string]*openChunk{},
 		tallies:      map[string]*refusalTally{},
 		proofs:       dpop.NewReplayCache(0),

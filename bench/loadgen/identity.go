@@ -344,7 +344,7 @@ func renderIdentity(p func(string, ...interface{}), r *Results, svgPath string) 
 	}
 	p("then both again with a file audit device enabled (every request and answer written, HMAC'd, to a file).\n")
 	p("The identity role has a one-claim template. An ordinary step credential writes nothing to storage on its\n")
-	p("request path: its `credential_issued` event waits for the session's batch (64 events or 250 ms). Step\n")
+	p("request path: its `credential_issued` event waits for the session's batch (64 events or 1 s). Step\n")
 	p("credentials are taken by GET, as the Go SDK takes them, and by PUT.\n\n")
 	p("| request | per second | p50 | p99 | CPU per request: Vault / plugin |\n|---|---:|---:|---:|---:|\n")
 	for _, rr := range []RateResult{x.Identity, x.Floor, x.Creds, x.CredsPut, x.Exchange, x.IdentityAudit, x.FloorAudit, x.CredsAudit, x.CredsPutAudit, x.ExchangeAudit} {
