@@ -146,8 +146,18 @@ func (v *verified) stillSigned(lookup KeyLookup, opts *VerifyOptions) bool {
 	if !ok || pk.Algorithm != v.alg || !keyFitsAlgorithm(pk.Algorithm, pk.Key) {
 		return false
 	}
-	enc, ok := keyEncoding(pk.Key)
-	return ok && bytes.Equal(enc, v.key)
+	return hasEncoding(pk.Key, v.key)
+}
+
+// hasEncoding reports whether pub, a key keyFitsAlgorithm accepted, is
+// encoded as enc (what keyEncoding returned), without copying an Ed25519
+// key.
+func hasEncoding(pub crypto.PublicKey, enc []byte) bool {
+	if p, ok := pub.(ed25519.PublicKey); ok {
+		return bytes.Equal(p, enc)
+	}
+	b, ok := keyEncoding(pub)
+	return ok && bytes.Equal(b, enc)
 }
 
 // keyEncoding returns a fresh encoding of a public key Verify accepts: the

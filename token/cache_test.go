@@ -49,10 +49,7 @@ func TestVerifyCacheHitSkipsTheSignature(t *testing.T) {
 	k := fixedKey(t, AlgEdDSA)
 	lookup := StaticKeys(k.Public())
 	tok := mustMint(t, k, sampleClaims())
-	vc := NewVerifyCache(0)
-	if _, err := vc.Verify(tok, lookup, testOpts()); err != nil {
-		t.Fatal(err)
-	}
+	vc := warmCache(t, tok, lookup)
 	full := testing.AllocsPerRun(20, func() {
 		if _, err := Verify(tok, lookup, testOpts()); err != nil {
 			t.Fatal(err)
@@ -112,10 +109,7 @@ func TestVerifyCacheChecksEachCall(t *testing.T) {
 	lookup := StaticKeys(k.Public())
 	c := sampleClaims()
 	tok := mustMint(t, k, c)
-	vc := NewVerifyCache(0)
-	if _, err := vc.Verify(tok, lookup, testOpts()); err != nil {
-		t.Fatal(err)
-	}
+	vc := warmCache(t, tok, lookup)
 	at := func(unix int64) func(*VerifyOptions) {
 		return func(o *VerifyOptions) { o.Now, o.Leeway = time.Unix(unix, 0), -1 }
 	}
@@ -158,10 +152,7 @@ func TestVerifyCacheChecksEachCall(t *testing.T) {
 func TestVerifyCacheFollowsTheKeys(t *testing.T) {
 	k := fixedKey(t, AlgEdDSA)
 	tok := mustMint(t, k, sampleClaims())
-	vc := NewVerifyCache(0)
-	if _, err := vc.Verify(tok, StaticKeys(k.Public()), testOpts()); err != nil {
-		t.Fatal(err)
-	}
+	vc := warmCache(t, tok, StaticKeys(k.Public()))
 	if _, err := vc.Verify(tok, StaticKeys(), testOpts()); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("key gone: err = %v, want ErrUnknownKey", err)
 	}
@@ -198,10 +189,7 @@ func TestVerifyCacheAsksForTheTokensKeyID(t *testing.T) {
 		}
 		return PublicKey{}, false
 	}
-	vc := NewVerifyCache(0)
-	if _, err := vc.Verify(tok, lookup, testOpts()); err != nil {
-		t.Fatal(err)
-	}
+	vc := warmCache(t, tok, lookup)
 	withdrawn = true
 	_, want := Verify(tok, lookup, testOpts())
 	if _, err := vc.Verify(tok, lookup, testOpts()); !errors.Is(err, ErrUnknownKey) || !errors.Is(want, ErrUnknownKey) {
@@ -273,12 +261,7 @@ func TestVerifyCacheRemembersOnlySuccesses(t *testing.T) {
 func TestVerifyCacheForgetsTheLeastRecentlyUsed(t *testing.T) {
 	k := fixedKey(t, AlgEdDSA)
 	lookup := StaticKeys(k.Public())
-	toks := make([]string, 4)
-	for i := range toks {
-		c := sampleClaims()
-		c.ID = fmt.Sprintf("cred-%d", i)
-		toks[i] = mustMint(t, k, c)
-	}
+	toks := numberedTokens(t, k, 4)
 	vc := NewVerifyCache(3)
 	for _, i := range []int{0, 1, 2, 0, 3} { // 1 is the least recently used when 3 comes
 		if _, err := vc.Verify(toks[i], lookup, testOpts()); err != nil {
@@ -301,12 +284,7 @@ func TestVerifyCacheForgetsTheLeastRecentlyUsed(t *testing.T) {
 func TestVerifyCacheConcurrent(t *testing.T) {
 	k := fixedKey(t, AlgEdDSA)
 	lookup := StaticKeys(k.Public())
-	toks := make([]string, 8)
-	for i := range toks {
-		c := sampleClaims()
-		c.ID = fmt.Sprintf("cred-%d", i)
-		toks[i] = mustMint(t, k, c)
-	}
+	toks := numberedTokens(t, k, 8)
 	vc := NewVerifyCache(4)
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -333,3 +311,25 @@ func TestVerifyCacheConcurrent(t *testing.T) {
 }
 
 func sumOf(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
+
+// warmCache returns a cache that has verified tok under testOpts.
+func warmCache(tb testing.TB, tok string, lookup KeyLookup) *VerifyCache {
+	tb.Helper()
+	vc := NewVerifyCache(0)
+	if _, err := vc.Verify(tok, lookup, testOpts()); err != nil {
+		tb.Fatal(err)
+	}
+	return vc
+}
+
+// numberedTokens mints n credentials by k, with IDs cred-0 to cred-<n-1>.
+func numberedTokens(tb testing.TB, k *Key, n int) []string {
+	tb.Helper()
+	toks := make([]string, n)
+	for i := range toks {
+		c := sampleClaims()
+		c.ID = fmt.Sprintf("cred-%d", i)
+		toks[i] = mustMint(tb, k, c)
+	}
+	return toks
+}
